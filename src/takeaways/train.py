@@ -1,0 +1,490 @@
+"""One plain training loop, ``fit()``, that every recipe and user shares.
+
+What it does, in the order it happens each step: pick this rank's batch of
+dataset indices, forward (optionally under bf16 autocast), loss, backward,
+clip, optimizer and schedule step, then hand the logits, targets and dataset
+indices to the hooks (AUM margins and CRUST gradient proxies need exactly
+those). Evaluation, atomic checkpoints with resume, a progress bar and
+``torchrun`` data parallelism are built in; nothing else is hidden.
+
+Example:
+    >>> from takeaways import data, nn, train
+    >>> digits = data.load("digits")
+    >>> model = nn.SmallCNN(image_size=8)
+    >>> out = train.fit(model, digits.train, epochs=5, eval_data=digits.test)
+    >>> out.history[-1]["eval_accuracy"]  # doctest: +SKIP
+    0.97
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from takeaways import distributed as dist
+
+__all__ = ["fit", "evaluate", "BatchInfo", "FitResult", "seed_everything", "as_tensors"]
+
+IGNORE_INDEX = -100
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def as_tensors(data: Any) -> tuple[Tensor | dict[str, Tensor], Tensor]:
+    """Turn a Split, an (x, y) pair or a map-style Dataset into (inputs, targets) tensors.
+
+    ``inputs`` is a tensor (N, ...) or a dict of tensors sharing dim 0 (a
+    tokenizer's ``input_ids`` / ``attention_mask``); ``targets`` is (N, ...) long.
+    Float numpy images become float32; integer labels become int64.
+    """
+    if hasattr(data, "x") and hasattr(data, "y"):
+        x, y = data.x, data.y
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+    elif isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__len__"):
+        items = [data[i] for i in range(len(data))]
+        xs, ys = zip(*items)
+        x = torch.stack([torch.as_tensor(v) for v in xs])
+        y = torch.as_tensor(np.asarray([int(v) for v in ys]))
+    else:
+        raise TypeError(
+            f"fit() takes a Split, an (x, y) pair or a map-style Dataset, not {type(data).__name__}"
+        )
+    if y is None:
+        raise ValueError("the data have no labels (y is None); pass labelled data or (inputs, targets)")
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        raise TypeError(
+            "x holds text; tokenize it first, e.g. fit(model, (tokenizer.encode(list(split.x)), split.y))"
+        )
+    if isinstance(x, dict):
+        inputs: Tensor | dict[str, Tensor] = {k: torch.as_tensor(v) for k, v in x.items()}
+        n = len(next(iter(inputs.values())))
+        if any(len(v) != n for v in inputs.values()):
+            raise ValueError("every tensor in the input dict must have the same first dimension")
+    else:
+        inputs = torch.as_tensor(x)
+        if inputs.is_floating_point() and inputs.dtype == torch.float64:
+            inputs = inputs.float()
+        n = len(inputs)
+    targets = torch.as_tensor(y)
+    if not targets.is_floating_point():
+        targets = targets.long()
+    if len(targets) != n:
+        raise ValueError(f"inputs have {n} rows but targets have {len(targets)}; they must match")
+    if n == 0:
+        raise ValueError("the data are empty; pass at least one sample")
+    return inputs, targets
+
+
+def _take(inputs: Tensor | dict[str, Tensor], idx: Tensor, device: torch.device):
+    if isinstance(inputs, dict):
+        return {k: v[idx].to(device, non_blocking=True) for k, v in inputs.items()}
+    return inputs[idx].to(device, non_blocking=True)
+
+
+def _call(model: nn.Module, x: Tensor | dict[str, Tensor]) -> Tensor:
+    out = model(**x) if isinstance(x, dict) else model(x)
+    if isinstance(out, Tensor):
+        return out
+    if hasattr(out, "logits"):
+        return out.logits
+    if isinstance(out, (tuple, list)):
+        return out[0]
+    raise TypeError(f"the model returned {type(out).__name__}; return logits as a tensor")
+
+
+def _per_sample_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy per sample; token-level targets (B, N) average over non-ignored tokens."""
+    logits = logits.float()
+    if targets.dim() == 1:
+        return F.cross_entropy(logits, targets, reduction="none")
+    tok = F.cross_entropy(
+        logits.flatten(0, -2), targets.flatten(), reduction="none", ignore_index=IGNORE_INDEX
+    ).view(targets.shape)
+    keep = (targets != IGNORE_INDEX).float()
+    return (tok * keep).sum(-1) / keep.sum(-1).clamp(min=1)
+
+
+# ----------------------------------------------------------------------------- hooks
+
+
+@dataclass
+class BatchInfo:
+    """What a hook sees after every optimizer step (all detached)."""
+
+    logits: Tensor  # (b, C) or (b, N, V), this rank's batch
+    targets: Tensor  # (b,) or (b, N)
+    indices: Tensor  # (b,) dataset indices of the batch's samples
+    loss: float  # the batch's mean loss
+    epoch: int
+    step: int  # global optimizer step, counted from 1
+
+
+def _batch_hooks(hooks: Sequence[Any]) -> list[Callable[[BatchInfo], None]]:
+    out = []
+    for h in hooks:
+        if hasattr(h, "on_batch"):
+            out.append(h.on_batch)
+        elif callable(h):
+            out.append(h)
+        else:
+            raise TypeError(f"hook {h!r} is neither callable nor has on_batch(info)")
+    return out
+
+
+def _epoch_hooks(hooks: Sequence[Any]) -> list[Callable[[int, nn.Module], None]]:
+    return [h.on_epoch_end for h in hooks if hasattr(h, "on_epoch_end")]
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+def _lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
+    if kind not in {"cosine", "linear", "constant"}:
+        raise ValueError(f"schedule must be one of cosine, linear, constant; got {kind!r}")
+
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if kind == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return f
+
+
+def _make_optimizer(
+    name: str | Callable[..., torch.optim.Optimizer], params, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    if callable(name):
+        return name(params)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
+    raise ValueError(f"optimizer must be 'adamw', 'sgd' or a callable(params); got {name!r}")
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class FitResult:
+    """What ``fit()`` returns: per-epoch history and totals."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    wall_s: float = 0.0
+    resumed_from_epoch: int | None = None
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _autocast(device: torch.device, bf16: bool):
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: Any,
+    *,
+    batch_size: int = 256,
+    bf16: bool = False,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on ``data`` (sharded over ranks, then summed).
+
+    Token-level targets (B, N) count only positions that are not -100.
+
+    Returns:
+        {"loss": ..., "accuracy": ..., "count": ...}
+    """
+    inputs, targets = as_tensors(data)
+    dev = torch.device(device) if device is not None else _model_device(model)
+    was_training = model.training
+    model.eval()
+    n = len(targets)
+    mine = torch.arange(dist.rank(), n, dist.world_size())  # no padding: exact totals
+    sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
+    for start in range(0, len(mine), batch_size):
+        idx = mine[start : start + batch_size]
+        y = targets[idx].to(dev)
+        with _autocast(dev, bf16):
+            logits = _call(model, _take(inputs, idx, dev))
+        logits = logits.float()
+        if y.dim() == 1:
+            sums[0] += F.cross_entropy(logits, y, reduction="sum").item()
+            sums[1] += (logits.argmax(-1) == y).sum().item()
+            sums[2] += len(y)
+        else:
+            keep = y != IGNORE_INDEX
+            sums[0] += F.cross_entropy(logits[keep], y[keep], reduction="sum").item()
+            sums[1] += (logits[keep].argmax(-1) == y[keep]).sum().item()
+            sums[2] += keep.sum().item()
+    if dist.is_distributed():
+        sums = _all_reduce_cpu(sums)
+    model.train(was_training)
+    count = max(sums[2].item(), 1.0)
+    return {"loss": sums[0].item() / count, "accuracy": sums[1].item() / count, "count": sums[2].item()}
+
+
+def _all_reduce_cpu(t: Tensor) -> Tensor:
+    if torch.distributed.get_backend() == "nccl":
+        return dist.all_reduce_sum(t.cuda()).cpu()
+    return dist.all_reduce_sum(t)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- checkpoint
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(s: dict[str, Any]) -> None:
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    torch.set_rng_state(s["torch"])
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def fit(
+    model: nn.Module,
+    train: Any,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    optimizer: Literal["adamw", "sgd"] | Callable[..., torch.optim.Optimizer] = "adamw",
+    weight_decay: float = 0.01,
+    schedule: Literal["cosine", "linear", "constant"] = "cosine",
+    warmup: float = 0.0,
+    clip: float | None = 1.0,
+    bf16: bool = False,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    sample_weights: Tensor | np.ndarray | None = None,
+    eval_data: Any = None,
+    eval_every: int = 1,
+    hooks: Iterable[Any] = (),
+    checkpoint: str | Path | None = None,
+    resume: bool = True,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    desc: str = "train",
+    max_steps: int | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train`` with one plain loop; runs unchanged under ``torchrun``.
+
+    Args:
+        model: any module whose forward takes the inputs (a tensor, or keyword
+            tensors for a dict input) and returns logits (B, C) or (B, N, V).
+        train: a Split (``.x``, ``.y``), an (inputs, targets) pair of tensors /
+            arrays (inputs may be a dict such as a tokenizer's output), or a
+            map-style Dataset of (input, target). Token targets use -100 for
+            positions without a label.
+        epochs: passes over the data.
+        batch_size: global batch; under ``torchrun`` each rank takes batch_size / world.
+        lr, optimizer, weight_decay: AdamW (default) or SGD with Nesterov momentum,
+            or a callable ``params -> Optimizer``.
+        schedule, warmup: warm-up (a fraction of all steps if < 1, else steps)
+            then cosine, linear or constant learning rate.
+        clip: max gradient norm (None or 0 disables).
+        bf16: autocast matmuls to bfloat16 (CPU and GPU); the loss stays fp32.
+        loss_fn: ``(logits, targets) -> per-sample loss (b,)``; default cross-entropy.
+        sample_weights: (N,) weights per dataset index; the batch loss is the
+            mean of weight * per-sample loss.
+        eval_data: evaluated every ``eval_every`` epochs and at the end.
+        hooks: callables ``f(BatchInfo)`` or objects with ``on_batch(info)`` and
+            optionally ``on_epoch_end(epoch, model)``.
+        checkpoint: file written atomically after every epoch; with ``resume``
+            a run restarted with the same arguments continues after the last
+            finished epoch and ends bit-identical to an uninterrupted run.
+        seed: seeds the data order (shared by ranks) and torch's RNG (dropout).
+        device: where to train; default the model's device.
+        progress: show a tqdm bar (rank 0 only) with loss and samples/s.
+        max_steps: stop after this many optimizer steps (for smoke runs).
+
+    Returns:
+        FitResult with one history row per epoch: epoch, loss, lr, seconds,
+        samples_per_s and eval_loss / eval_accuracy when evaluated.
+
+    Raises:
+        ValueError / TypeError: bad data, epochs < 1, batch not divisible by ranks.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    dist.init_distributed()
+    world = dist.world_size()
+    if batch_size % world:
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by the {world} ranks; use a multiple of {world}"
+        )
+    inputs, targets = as_tensors(train)
+    n = len(targets)
+    weights = None
+    if sample_weights is not None:
+        weights = torch.as_tensor(sample_weights, dtype=torch.float32)
+        if weights.shape != (n,):
+            raise ValueError(f"sample_weights must have shape ({n},), got {tuple(weights.shape)}")
+    dev = torch.device(device) if device is not None else _model_device(model)
+    model.to(dev)
+    per_rank = batch_size // world
+    steps_per_epoch = math.ceil(math.ceil(n / world) / per_rank)
+    total_steps = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+    warmup_steps = int(warmup * total_steps) if warmup < 1 else int(warmup)
+
+    seed_everything(seed)
+    net: nn.Module = model
+    if dist.is_distributed():
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = _make_optimizer(optimizer, params, lr, weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(schedule, warmup_steps, total_steps))
+    batch_hooks, epoch_hooks = _batch_hooks(list(hooks)), _epoch_hooks(list(hooks))
+    loss_of = loss_fn or _per_sample_loss
+
+    out = FitResult()
+    start_epoch, step = 0, 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and resume and ckpt.exists():
+        state = torch.load(ckpt, map_location=dev, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start_epoch, step = state["epoch"] + 1, state["step"]
+        out.history = state["history"]
+        out.resumed_from_epoch = state["epoch"]
+
+    t_start = time.perf_counter()
+    net.train()
+    for epoch in range(start_epoch, epochs):
+        if max_steps is not None and step >= max_steps:
+            break
+        order = dist.shard_indices(n, epoch=epoch, seed=seed)
+        batches = [order[i : i + per_rank] for i in range(0, len(order), per_rank)]
+        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+        bar = tqdm(
+            batches,
+            desc=f"{desc} {epoch + 1}/{epochs}",
+            disable=not progress or not dist.is_main() or os.environ.get("TAKEAWAYS_PROGRESS") == "0",
+            leave=False,
+            mininterval=0.5,
+            unit="batch",
+        )
+        for idx in bar:
+            x, y = _take(inputs, idx, dev), targets[idx].to(dev)
+            with _autocast(dev, bf16):
+                logits = _call(net, x)
+            per_sample = loss_of(logits, y)
+            if weights is not None:
+                per_sample = per_sample * weights[idx].to(dev)
+            loss = per_sample.mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; lower lr or enable clip"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+            sched.step()
+            step += 1
+            seen += len(idx) * world
+            loss_sum += loss.item()
+            if batch_hooks:
+                info = BatchInfo(logits.detach(), y.detach(), idx, loss.item(), epoch, step)
+                for h in batch_hooks:
+                    h(info)
+            bar.set_postfix(loss=f"{loss.item():.4f}", sps=f"{seen / (time.perf_counter() - t0):.0f}")
+            if max_steps is not None and step >= max_steps:
+                break
+        bar.close()
+        seconds = time.perf_counter() - t0
+        row = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / max(1, bar.n),
+            "lr": sched.get_last_lr()[0],
+            "seconds": seconds,
+            "samples_per_s": seen / seconds if seconds > 0 else float("nan"),
+            "step": step,
+        }
+        last = epoch == epochs - 1 or (max_steps is not None and step >= max_steps)
+        if eval_data is not None and ((epoch + 1) % eval_every == 0 or last):
+            ev = evaluate(model, eval_data, batch_size=max(per_rank, 256), bf16=bf16, device=dev)
+            row["eval_loss"], row["eval_accuracy"] = ev["loss"], ev["accuracy"]
+            net.train()
+        out.history.append(row)
+        for h in epoch_hooks:
+            h(epoch, model)
+        if ckpt is not None:
+            if dist.is_main():
+                _save_checkpoint(
+                    ckpt,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "rng": _rng_state(),
+                        "epoch": epoch,
+                        "step": step,
+                        "history": out.history,
+                    },
+                )
+            dist.barrier()
+    model.eval()
+    out.steps = step
+    out.wall_s = time.perf_counter() - t_start
+    return out

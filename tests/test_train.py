@@ -1,0 +1,194 @@
+"""fit(): learns, resumes bit-identically, feeds hooks the right indices, schedules, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from takeaways import data
+from takeaways import nn as tnn
+from takeaways.train import BatchInfo, _lr_lambda, evaluate, fit, seed_everything
+
+
+def blobs(n: int = 256, classes: int = 3, dim: int = 8, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, dim, generator=g) * 3
+    y = torch.randint(0, classes, (n,), generator=g)
+    x = centers[y] + torch.randn(n, dim, generator=g)
+    return x, y
+
+
+def mlp(dim: int = 8, classes: int = 3, dropout: float = 0.0, seed: int = 0) -> nn.Module:
+    seed_everything(seed)
+    return tnn.MLP(dim, classes, hidden=(32,), dropout=dropout)
+
+
+def test_fit_learns_digits_with_cnn():
+    digits = data.load("digits")
+    seed_everything(0)
+    model = tnn.SmallCNN(in_channels=1, num_classes=10, width=16, image_size=8)
+    out = fit(model, digits.train, epochs=10, lr=1e-2, warmup=0.1, eval_data=digits.test, progress=False)
+    assert out.final["eval_accuracy"] >= 0.95
+    assert out.history[-1]["loss"] < out.history[0]["loss"] / 5
+    assert len(out.history) == 10 and out.steps == 10 * math.ceil(len(digits.train) / 64)
+
+
+def test_same_seed_same_weights_and_different_seed_differs():
+    x, y = blobs()
+    a, b, c = mlp(dropout=0.2), mlp(dropout=0.2), mlp(dropout=0.2)
+    fit(a, (x, y), epochs=2, seed=1, progress=False)
+    fit(b, (x, y), epochs=2, seed=1, progress=False)
+    fit(c, (x, y), epochs=2, seed=2, progress=False)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb)
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+class StopAt:
+    """A hook that interrupts training at a given epoch, as a crash or Ctrl-C would."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_batch(self, info: BatchInfo) -> None:
+        if info.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_interruption_is_bit_identical(tmp_path):
+    x, y = blobs()
+    kw = dict(epochs=4, batch_size=32, lr=5e-3, seed=3, progress=False, eval_data=(x, y))
+    ref = mlp(dropout=0.3)
+    ref_out = fit(ref, (x, y), **kw)
+
+    ckpt = tmp_path / "run.pt"
+    first = mlp(dropout=0.3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(first, (x, y), checkpoint=ckpt, hooks=[StopAt(2)], **kw)
+    assert ckpt.exists()
+    assert not list(tmp_path.glob("*.tmp*"))  # nothing half-written left behind
+
+    resumed = mlp(dropout=0.3)
+    out = fit(resumed, (x, y), checkpoint=ckpt, **kw)
+    assert out.resumed_from_epoch == 1  # epochs 0 and 1 were done
+    for p, q in zip(ref.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+    assert [r["loss"] for r in out.history] == [r["loss"] for r in ref_out.history]
+
+
+def test_hooks_see_every_index_once_per_epoch_with_matching_targets():
+    x, y = blobs(n=100)
+    seen: list[torch.Tensor] = []
+    ends: list[int] = []
+
+    class Recorder:
+        def on_batch(self, info: BatchInfo) -> None:
+            assert info.logits.shape == (len(info.indices), 3)
+            assert torch.equal(info.targets, y[info.indices])
+            assert not info.logits.requires_grad
+            if info.epoch == 1:
+                seen.append(info.indices)
+
+        def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+            ends.append(epoch)
+
+    fit(mlp(), (x, y), epochs=2, batch_size=16, hooks=[Recorder()], progress=False)
+    assert torch.equal(torch.cat(seen).sort().values, torch.arange(100))
+    assert ends == [0, 1]
+
+
+def test_plain_callable_hook_and_max_steps():
+    x, y = blobs()
+    steps = []
+    out = fit(mlp(), (x, y), epochs=5, batch_size=32, max_steps=5, hooks=[lambda i: steps.append(i.step)],
+              progress=False)
+    assert steps == [1, 2, 3, 4, 5] and out.steps == 5
+
+
+def test_schedules():
+    cos = _lr_lambda("cosine", 10, 110)
+    assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
+    assert cos(10) == pytest.approx(1.0) and cos(60) == pytest.approx(0.5) and cos(110) == pytest.approx(0.0)
+    lin = _lr_lambda("linear", 0, 100)
+    assert lin(50) == pytest.approx(0.5) and lin(100) == pytest.approx(0.0)
+    assert _lr_lambda("constant", 0, 10)(7) == 1.0
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        _lr_lambda("step", 0, 10)
+
+
+def test_zero_sample_weights_leave_model_unchanged():
+    x, y = blobs()
+    model = mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    fit(model, (x, y), epochs=1, weight_decay=0.0, sample_weights=np.zeros(len(y)), progress=False)
+    for p, q in zip(before, model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_bf16_autocast_trains():
+    x, y = blobs()
+    out = fit(mlp(), (x, y), epochs=4, lr=1e-2, bf16=True, eval_data=(x, y), progress=False)
+    assert out.final["eval_accuracy"] > 0.9
+
+
+class TinyTokenModel(nn.Module):
+    """Predicts a token id per position from dict inputs, like an MLM head."""
+
+    def __init__(self, vocab: int = 11):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 16)
+        self.out = nn.Linear(16, vocab)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.out(self.emb(input_ids))  # (B, N, V)
+
+
+def test_dict_inputs_and_token_targets_ignore_minus_100():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 11, (64, 9), generator=g)
+    targets = ids.clone()
+    targets[:, ::2] = -100  # only odd positions carry a label
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    seed_everything(0)
+    model = TinyTokenModel()
+    out = fit(model, (inputs, targets), epochs=30, lr=3e-2, batch_size=16, progress=False)
+    ev = evaluate(model, (inputs, targets))
+    assert ev["count"] == (targets != -100).sum().item()
+    assert ev["accuracy"] > 0.95 and out.final["loss"] < out.history[0]["loss"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"epochs": 1, "batch_size": 0}, "batch_size must be >= 1"),
+        ({"epochs": 1, "sample_weights": np.ones(3)}, "sample_weights must have shape"),
+        ({"epochs": 1, "optimizer": "lbfgs"}, "optimizer must be"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    x, y = blobs()
+    with pytest.raises(ValueError, match=match):
+        fit(mlp(), (x, y), progress=False, **kwargs)
+
+
+def test_bad_data():
+    with pytest.raises(TypeError, match="tokenize it first"):
+        fit(mlp(), (np.array(["a b", "c"], dtype=object), np.array([0, 1])), epochs=1)
+    with pytest.raises(ValueError, match="must match"):
+        fit(mlp(), (torch.zeros(4, 8), torch.zeros(3, dtype=torch.long)), epochs=1)
+    with pytest.raises(ValueError, match="no labels"):
+        fit(mlp(), (torch.zeros(4, 8), None), epochs=1)
+    with pytest.raises(TypeError, match="fit\\(\\) takes"):
+        fit(mlp(), 42, epochs=1)
+
+
+def test_non_finite_loss_is_reported():
+    x, y = blobs()
+    x[0] = float("nan")
+    with pytest.raises(FloatingPointError, match="loss became nan"):
+        fit(mlp(), (x, y), epochs=1, batch_size=256, progress=False)
