@@ -28,12 +28,29 @@ def main(out: str) -> None:
             losses.append(F.cross_entropy(info.logits, info.targets, reduction="none"))
             indices.append(info.indices)
 
-    result = train.fit(model, sub, epochs=2, batch_size=64, lr=3e-3, hooks=[record], eval_data=digits.test,
-                       seed=5, progress=False)
+    result = train.fit(
+        model,
+        sub,
+        epochs=2,
+        batch_size=64,
+        lr=3e-3,
+        hooks=[record],
+        eval_data=digits.test,
+        seed=5,
+        progress=False,
+    )
     sums, counts = distributed.reduce_per_sample(torch.cat(losses), torch.cat(indices), n)
     if distributed.is_main():
-        torch.save({"state": model.state_dict(), "history": result.history, "loss_sums": sums,
-                    "counts": counts, "world": distributed.world_size()}, out)
+        torch.save(
+            {
+                "state": model.state_dict(),
+                "history": result.history,
+                "loss_sums": sums,
+                "counts": counts,
+                "world": distributed.world_size(),
+            },
+            out,
+        )
 
 
 if __name__ == "__main__":

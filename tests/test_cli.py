@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TAKEAWAYS_PROGRESS="0")
-    return subprocess.run([sys.executable, "-m", "takeaways", *args], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "takeaways", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 def test_list_shows_recipes_and_unimplemented_takeaways(capsys):
@@ -49,7 +55,10 @@ def test_bad_input_exits_2_with_one_line(args, needle, capsys):
 def test_subprocess_error_has_no_traceback():
     r = run_cli("run", "nope")
     assert r.returncode == 2
-    assert r.stderr.strip().startswith("takeaways: error: unknown recipe") and "Traceback" not in r.stderr
+    assert (
+        r.stderr.strip().startswith("takeaways: error: unknown recipe")
+        and "Traceback" not in r.stderr
+    )
 
 
 def test_argparse_errors_exit_2():

@@ -25,7 +25,14 @@ def _env() -> dict[str, str]:
 
 
 def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        *args,
+    ]
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
@@ -74,7 +81,9 @@ def test_two_process_fit_matches_single_process(tmp_path):
     assert a["world"] == 1 and b["world"] == 2
     for k in a["state"]:
         torch.testing.assert_close(a["state"][k], b["state"][k], atol=1e-5, rtol=1e-4)
-    assert a["history"][-1]["eval_accuracy"] == pytest.approx(b["history"][-1]["eval_accuracy"], abs=1e-3)
+    assert a["history"][-1]["eval_accuracy"] == pytest.approx(
+        b["history"][-1]["eval_accuracy"], abs=1e-3
+    )
     # per-sample state gathered across ranks covers every sample exactly once per epoch
     assert b["counts"].tolist() == [1] * 1280
     torch.testing.assert_close(a["loss_sums"], b["loss_sums"], atol=1e-4, rtol=1e-4)
@@ -82,15 +91,41 @@ def test_two_process_fit_matches_single_process(tmp_path):
 
 @pytest.mark.slow
 def test_recipe_under_torchrun_matches_single_process(tmp_path):
-    r = _torchrun(2, "-m", "takeaways", "run", "baseline-digits", "--preset", "smoke",
-                  "--results", str(tmp_path / "ddp"))
+    r = _torchrun(
+        2,
+        "-m",
+        "takeaways",
+        "run",
+        "baseline-digits",
+        "--preset",
+        "smoke",
+        "--results",
+        str(tmp_path / "ddp"),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     ddp = json.loads((tmp_path / "ddp" / "smoke" / "baseline-digits.json").read_text())
     single = subprocess.run(
-        [sys.executable, "-m", "takeaways", "run", "baseline-digits", "--preset", "smoke",
-         "--results", str(tmp_path / "one")], env=_env(), capture_output=True, text=True, cwd=ROOT, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "takeaways",
+            "run",
+            "baseline-digits",
+            "--preset",
+            "smoke",
+            "--results",
+            str(tmp_path / "one"),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
     one = json.loads((tmp_path / "one" / "smoke" / "baseline-digits.json").read_text())
     assert ddp["machine"]["world_size"] == 2 and one["machine"]["world_size"] == 1
     # the 1,437 training images do not split evenly, so one padded sample per epoch differs
-    assert ddp["metrics"]["cnn_test_accuracy"] == pytest.approx(one["metrics"]["cnn_test_accuracy"], abs=0.02)
+    assert ddp["metrics"]["cnn_test_accuracy"] == pytest.approx(
+        one["metrics"]["cnn_test_accuracy"], abs=0.02
+    )

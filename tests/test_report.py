@@ -12,12 +12,25 @@ def make_result(name: str = "long-range", measured: float = 12.5, met_goal: floa
     return Result(
         recipe=name,
         preset="full",
-        claim=Claim("sparse attention handles 8x longer sequences", 8.0, "Zaheer et al., arXiv 2007.14062"),
+        claim=Claim(
+            "sparse attention handles 8x longer sequences", 8.0, "Zaheer et al., arXiv 2007.14062"
+        ),
         metrics={"speedup": measured},
         targets=[Target.check("forward speed-up at N=16384", measured, ">=", met_goal)],
-        plots=[{"title": "t", "kind": "line", "x_label": "N", "y_label": "ms",
-                "series": [{"name": "dense", "x": [1, 2], "y": [3, 4]}]},
-               {"title": "b", "kind": "bar", "series": [{"name": "a", "y": [1.0]}, {"name": "b", "y": [2.0]}]}],
+        plots=[
+            {
+                "title": "t",
+                "kind": "line",
+                "x_label": "N",
+                "y_label": "ms",
+                "series": [{"name": "dense", "x": [1, 2], "y": [3, 4]}],
+            },
+            {
+                "title": "b",
+                "kind": "bar",
+                "series": [{"name": "a", "y": [1.0]}, {"name": "b", "y": [2.0]}],
+            },
+        ],
         wall_s=3.0,
         takeaway=7,
     )

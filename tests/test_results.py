@@ -39,8 +39,18 @@ def test_write_read_roundtrip_and_nan_becomes_null(tmp_path):
     assert path == tmp_path / "smoke" / "x.json"
     raw = json.loads(path.read_text())
     assert raw["metrics"]["bad"] is None and raw["verdict"] == "all 1 targets met"
-    assert set(raw) >= {"recipe", "preset", "claim", "metrics", "targets", "verdict", "config", "machine",
-                        "wall_s", "created"}
+    assert set(raw) >= {
+        "recipe",
+        "preset",
+        "claim",
+        "metrics",
+        "targets",
+        "verdict",
+        "config",
+        "machine",
+        "wall_s",
+        "created",
+    }
     back = read_result(path)
     assert back.targets[0].met and back.claim.source == "paper"
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]  # no temp files left

@@ -31,7 +31,9 @@ def test_fit_learns_digits_with_cnn():
     digits = data.load("digits")
     seed_everything(0)
     model = tnn.SmallCNN(in_channels=1, num_classes=10, width=16, image_size=8)
-    out = fit(model, digits.train, epochs=10, lr=1e-2, warmup=0.1, eval_data=digits.test, progress=False)
+    out = fit(
+        model, digits.train, epochs=10, lr=1e-2, warmup=0.1, eval_data=digits.test, progress=False
+    )
     assert out.final["eval_accuracy"] >= 0.95
     assert out.history[-1]["loss"] < out.history[0]["loss"] / 5
     assert len(out.history) == 10 and out.steps == 10 * math.ceil(len(digits.train) / 64)
@@ -43,7 +45,7 @@ def test_same_seed_same_weights_and_different_seed_differs():
     fit(a, (x, y), epochs=2, seed=1, progress=False)
     fit(b, (x, y), epochs=2, seed=1, progress=False)
     fit(c, (x, y), epochs=2, seed=2, progress=False)
-    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
     assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
 
@@ -104,15 +106,26 @@ def test_hooks_see_every_index_once_per_epoch_with_matching_targets():
 def test_plain_callable_hook_and_max_steps():
     x, y = blobs()
     steps = []
-    out = fit(mlp(), (x, y), epochs=5, batch_size=32, max_steps=5, hooks=[lambda i: steps.append(i.step)],
-              progress=False)
+    out = fit(
+        mlp(),
+        (x, y),
+        epochs=5,
+        batch_size=32,
+        max_steps=5,
+        hooks=[lambda i: steps.append(i.step)],
+        progress=False,
+    )
     assert steps == [1, 2, 3, 4, 5] and out.steps == 5
 
 
 def test_schedules():
     cos = _lr_lambda("cosine", 10, 110)
     assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
-    assert cos(10) == pytest.approx(1.0) and cos(60) == pytest.approx(0.5) and cos(110) == pytest.approx(0.0)
+    assert (
+        cos(10) == pytest.approx(1.0)
+        and cos(60) == pytest.approx(0.5)
+        and cos(110) == pytest.approx(0.0)
+    )
     lin = _lr_lambda("linear", 0, 100)
     assert lin(50) == pytest.approx(0.5) and lin(100) == pytest.approx(0.0)
     assert _lr_lambda("constant", 0, 10)(7) == 1.0
@@ -143,7 +156,9 @@ class TinyTokenModel(nn.Module):
         self.emb = nn.Embedding(vocab, 16)
         self.out = nn.Linear(16, vocab)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.out(self.emb(input_ids))  # (B, N, V)
 
 

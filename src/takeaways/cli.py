@@ -57,7 +57,9 @@ def _print_result(result, path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from takeaways.recipes import run_recipe
 
-    result, path = run_recipe(args.name, preset=args.preset, overrides=args.set, out_dir=args.results)
+    result, path = run_recipe(
+        args.name, preset=args.preset, overrides=args.set, out_dir=args.results
+    )
     _print_result(result, path)
     return 0
 
@@ -140,38 +142,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"takeaways {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    s = sub.add_parser("list", help="list recipes and the ten takeaways", description="List recipes and takeaways.")
+    s = sub.add_parser(
+        "list", help="list recipes and the ten takeaways", description="List recipes and takeaways."
+    )
     s.set_defaults(fn=cmd_list)
 
-    s = sub.add_parser("run", help="run one recipe", description="Run one recipe and write its result JSON.")
+    s = sub.add_parser(
+        "run", help="run one recipe", description="Run one recipe and write its result JSON."
+    )
     s.add_argument("name", help="recipe name (see `takeaways list`)")
-    s.add_argument("--preset", default="demo", choices=["smoke", "demo", "full"], help="scale (default demo)")
     s.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field; repeatable"
+        "--preset", default="demo", choices=["smoke", "demo", "full"], help="scale (default demo)"
+    )
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field; repeatable",
     )
     s.add_argument("--results", default="results", help="results root (default results/)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser(
-        "report", help="run every recipe and write report/index.html",
+        "report",
+        help="run every recipe and write report/index.html",
         description="Run every registered recipe at a preset (skipping up-to-date results) and write the HTML report.",
     )
-    s.add_argument("--preset", default="demo", choices=["smoke", "demo", "full"], help="scale (default demo)")
-    s.add_argument("--force", action="store_true", help="rerun recipes whose results are up to date")
+    s.add_argument(
+        "--preset", default="demo", choices=["smoke", "demo", "full"], help="scale (default demo)"
+    )
+    s.add_argument(
+        "--force", action="store_true", help="rerun recipes whose results are up to date"
+    )
     s.add_argument("--only", nargs="+", metavar="NAME", help="only these recipes")
     s.add_argument("--results", default="results", help="results root (default results/)")
-    s.add_argument("--out", default="report/index.html", help="report file (default report/index.html)")
+    s.add_argument(
+        "--out", default="report/index.html", help="report file (default report/index.html)"
+    )
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser(
-        "readme", help="regenerate the README results table",
+        "readme",
+        help="regenerate the README results table",
         description="Regenerate the results table in the README from results/full/*.json.",
     )
-    s.add_argument("--results", default="results/full", help="results folder (default results/full)")
+    s.add_argument(
+        "--results", default="results/full", help="results folder (default results/full)"
+    )
     s.add_argument("--readme", default="README.md", help="README to update (default README.md)")
     s.set_defaults(fn=cmd_readme)
 
-    s = sub.add_parser("data", help="list or show the embedded datasets", description="Embedded datasets.")
+    s = sub.add_parser(
+        "data", help="list or show the embedded datasets", description="Embedded datasets."
+    )
     s.add_argument("action", choices=["list", "show"], help="list all, or show one")
     s.add_argument("name", nargs="?", help="dataset name for show")
     s.set_defaults(fn=cmd_data)

@@ -72,7 +72,9 @@ def _plot_png(plot: dict[str, Any]) -> str:
         ax.tick_params(axis="x", rotation=20)
     else:
         for s in series:
-            ax.plot(s["x"], s["y"], marker="o" if len(s["x"]) <= 30 else None, ms=3, label=s["name"])
+            ax.plot(
+                s["x"], s["y"], marker="o" if len(s["x"]) <= 30 else None, ms=3, label=s["name"]
+            )
         if plot.get("log_x"):
             ax.set_xscale("log")
         if plot.get("log_y"):
@@ -118,7 +120,9 @@ def _summary_rows(results: dict[str, Result]) -> list[str]:
             )
         for r in done:
             shown.add(r.recipe)
-            rows.append(_summary_row(str(tk.number), f"{tk.title}<br><small>arXiv {tk.arxiv}</small>", r))
+            rows.append(
+                _summary_row(str(tk.number), f"{tk.title}<br><small>arXiv {tk.arxiv}</small>", r)
+            )
     for name, r in sorted(results.items()):
         if name not in shown:
             rows.insert(0, _summary_row("-", "foundation", r))
@@ -157,7 +161,9 @@ def _recipe_section(r: Result) -> str:
         parts.append(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>")
     parts.append("</table>")
     for plot in r.plots:
-        parts.append(f"<img alt='{html.escape(plot.get('title', ''))}' src='data:image/png;base64,{_plot_png(plot)}'>")
+        parts.append(
+            f"<img alt='{html.escape(plot.get('title', ''))}' src='data:image/png;base64,{_plot_png(plot)}'>"
+        )
     cfg = ", ".join(f"{k}={v}" for k, v in r.config.items())
     m = r.machine
     parts.append(
@@ -169,7 +175,9 @@ def _recipe_section(r: Result) -> str:
     return "\n".join(parts)
 
 
-def render_html(results: dict[str, Result], *, preset: str, timings: dict[str, float] | None = None) -> str:
+def render_html(
+    results: dict[str, Result], *, preset: str, timings: dict[str, float] | None = None
+) -> str:
     """The whole report as one HTML string (CSS and plots inline)."""
     head = (
         "<tr><th>#</th><th>takeaway</th><th>recipe</th><th>paper's claim</th>"
@@ -191,14 +199,20 @@ def render_html(results: dict[str, Result], *, preset: str, timings: dict[str, f
         )
     if timings:
         rows = "".join(f"<tr><td>{_esc(k)}</td><td>{v:.1f} s</td></tr>" for k, v in timings.items())
-        body.append(f"<h3>Timings of this report run</h3><table><tr><th>recipe</th><th>seconds</th></tr>{rows}</table>")
+        body.append(
+            f"<h3>Timings of this report run</h3><table><tr><th>recipe</th><th>seconds</th></tr>{rows}</table>"
+        )
     body += [_recipe_section(r) for _, r in sorted(results.items())]
     body.append("</body></html>")
     return "\n".join(body)
 
 
 def write_report(
-    results_dir: str | Path, out: str | Path, *, preset: str, timings: dict[str, float] | None = None
+    results_dir: str | Path,
+    out: str | Path,
+    *,
+    preset: str,
+    timings: dict[str, float] | None = None,
 ) -> Path:
     """Render ``results_dir`` into ``out`` atomically and return the path."""
     out = Path(out)
@@ -225,7 +239,9 @@ def results_table(results: dict[str, Result]) -> str:
     by_recipe = {n: tk.number for tk in TAKEAWAYS for n in tk.recipes}
     for name, r in sorted(results.items(), key=lambda kv: (by_recipe.get(kv[0], 0), kv[0])):
         claim = f"{r.claim.text} ({r.claim.source})".replace("|", "/")
-        measured = "; ".join(f"{t.name} {_fmt(t.measured)} ({t.op} {_fmt(t.goal)})" for t in r.targets)
+        measured = "; ".join(
+            f"{t.name} {_fmt(t.measured)} ({t.op} {_fmt(t.goal)})" for t in r.targets
+        )
         lines.append(
             f"| {by_recipe.get(name, '-')} | `{name}` | {claim} | {measured or 'n/a'} | {r.verdict} | {r.wall_s:.0f} s |"
         )
@@ -237,10 +253,15 @@ def update_readme(readme: str | Path, results_dir: str | Path) -> bool:
     p = Path(readme)
     text = p.read_text()
     if START not in text or END not in text:
-        raise ValueError(f"{p} has no {START} ... {END} block; add the two markers where the table goes")
+        raise ValueError(
+            f"{p} has no {START} ... {END} block; add the two markers where the table goes"
+        )
     table = results_table(load_results(results_dir))
     new = re.sub(
-        re.escape(START) + r".*?" + re.escape(END), lambda _: f"{START}\n{table}\n{END}", text, flags=re.S
+        re.escape(START) + r".*?" + re.escape(END),
+        lambda _: f"{START}\n{table}\n{END}",
+        text,
+        flags=re.S,
     )
     if new != text:
         p.write_text(new)

@@ -152,7 +152,9 @@ def read_result(path: str | Path) -> Result:
     try:
         return Result.from_dict(json.loads(p.read_text()))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{p} is not a valid result file ({e}); rerun the recipe to rewrite it") from e
+        raise ValueError(
+            f"{p} is not a valid result file ({e}); rerun the recipe to rewrite it"
+        ) from e
 
 
 def _cpu_name() -> str:

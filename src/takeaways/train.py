@@ -65,7 +65,9 @@ def as_tensors(data: Any) -> tuple[Tensor | dict[str, Tensor], Tensor]:
             f"fit() takes a Split, an (x, y) pair or a map-style Dataset, not {type(data).__name__}"
         )
     if y is None:
-        raise ValueError("the data have no labels (y is None); pass labelled data or (inputs, targets)")
+        raise ValueError(
+            "the data have no labels (y is None); pass labelled data or (inputs, targets)"
+        )
     if isinstance(x, np.ndarray) and x.dtype == object:
         raise TypeError(
             "x holds text; tokenize it first, e.g. fit(model, (tokenizer.encode(list(split.x)), split.y))"
@@ -178,7 +180,9 @@ def _make_optimizer(
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True
+        )
     raise ValueError(f"optimizer must be 'adamw', 'sgd' or a callable(params); got {name!r}")
 
 
@@ -257,7 +261,11 @@ def evaluate(
         sums = _all_reduce_cpu(sums)
     model.train(was_training)
     count = max(sums[2].item(), 1.0)
-    return {"loss": sums[0].item() / count, "accuracy": sums[1].item() / count, "count": sums[2].item()}
+    return {
+        "loss": sums[0].item() / count,
+        "accuracy": sums[1].item() / count,
+        "count": sums[2].item(),
+    }
 
 
 def _all_reduce_cpu(t: Tensor) -> Tensor:
@@ -282,7 +290,11 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
 
 
 def _set_rng_state(s: dict[str, Any]) -> None:
@@ -379,7 +391,9 @@ def fit(
     model.to(dev)
     per_rank = batch_size // world
     steps_per_epoch = math.ceil(math.ceil(n / world) / per_rank)
-    total_steps = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+    total_steps = (
+        steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+    )
     warmup_steps = int(warmup * total_steps) if warmup < 1 else int(warmup)
 
     seed_everything(seed)
@@ -418,7 +432,9 @@ def fit(
         bar = tqdm(
             batches,
             desc=f"{desc} {epoch + 1}/{epochs}",
-            disable=not progress or not dist.is_main() or os.environ.get("TAKEAWAYS_PROGRESS") == "0",
+            disable=not progress
+            or not dist.is_main()
+            or os.environ.get("TAKEAWAYS_PROGRESS") == "0",
             leave=False,
             mininterval=0.5,
             unit="batch",
@@ -448,7 +464,9 @@ def fit(
                 info = BatchInfo(logits.detach(), y.detach(), idx, loss.item(), epoch, step)
                 for h in batch_hooks:
                     h(info)
-            bar.set_postfix(loss=f"{loss.item():.4f}", sps=f"{seen / (time.perf_counter() - t0):.0f}")
+            bar.set_postfix(
+                loss=f"{loss.item():.4f}", sps=f"{seen / (time.perf_counter() - t0):.0f}"
+            )
             if max_steps is not None and step >= max_steps:
                 break
         bar.close()

