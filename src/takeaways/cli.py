@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("takeaways: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, ImportError, FloatingPointError) as e:
+    except (ValueError, TypeError, OSError, ImportError, FloatingPointError) as e:
         if os.environ.get("TAKEAWAYS_DEBUG"):
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -1,0 +1,26 @@
+"""Data for takeaways: embedded offline datasets, user-data loaders, planted label
+noise and long tails, and WordPiece tokenizers."""
+
+from takeaways.data.embedded import Bundle, DatasetInfo, Split, cache_dir, list_datasets, load
+from takeaways.data.noise import ASYMMETRIC_MNIST, corrupt_labels, long_tail
+from takeaways.data.tokenize import Tokenizer, minilm_tokenizer, train_wordpiece
+from takeaways.data.user import load_csv, load_image_folder, load_npz, load_text
+
+__all__ = [
+    "Bundle",
+    "DatasetInfo",
+    "Split",
+    "cache_dir",
+    "list_datasets",
+    "load",
+    "load_csv",
+    "load_image_folder",
+    "load_npz",
+    "load_text",
+    "corrupt_labels",
+    "long_tail",
+    "ASYMMETRIC_MNIST",
+    "Tokenizer",
+    "train_wordpiece",
+    "minilm_tokenizer",
+]
