@@ -103,6 +103,21 @@ def test_hooks_see_every_index_once_per_epoch_with_matching_targets():
     assert ends == [0, 1]
 
 
+def test_history_loss_is_the_mean_of_batch_losses():
+    x, y = blobs(n=100)
+    losses: list[float] = []
+    out = fit(
+        mlp(),
+        (x, y),
+        epochs=1,
+        batch_size=16,
+        hooks=[lambda i: losses.append(i.loss)],
+        progress=False,
+    )
+    assert len(losses) == 7
+    assert out.final["loss"] == pytest.approx(sum(losses) / len(losses))
+
+
 def test_plain_callable_hook_and_max_steps():
     x, y = blobs()
     steps = []

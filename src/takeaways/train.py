@@ -22,6 +22,7 @@ import contextlib
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -428,7 +429,7 @@ def fit(
             break
         order = dist.shard_indices(n, epoch=epoch, seed=seed)
         batches = [order[i : i + per_rank] for i in range(0, len(order), per_rank)]
-        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+        t0, seen, loss_sum, done = time.perf_counter(), 0, 0.0, 0
         bar = tqdm(
             batches,
             desc=f"{desc} {epoch + 1}/{epochs}",
@@ -436,7 +437,7 @@ def fit(
             or not dist.is_main()
             or os.environ.get("TAKEAWAYS_PROGRESS") == "0",
             leave=False,
-            mininterval=0.5,
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,  # logs get a line now and then
             unit="batch",
         )
         for idx in bar:
@@ -460,6 +461,7 @@ def fit(
             step += 1
             seen += len(idx) * world
             loss_sum += loss.item()
+            done += 1
             if batch_hooks:
                 info = BatchInfo(logits.detach(), y.detach(), idx, loss.item(), epoch, step)
                 for h in batch_hooks:
@@ -473,7 +475,7 @@ def fit(
         seconds = time.perf_counter() - t0
         row = {
             "epoch": epoch + 1,
-            "loss": loss_sum / max(1, bar.n),
+            "loss": loss_sum / max(1, done),
             "lr": sched.get_last_lr()[0],
             "seconds": seconds,
             "samples_per_s": seen / seconds if seconds > 0 else float("nan"),
