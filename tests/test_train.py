@@ -11,7 +11,7 @@ from torch import nn
 
 from takeaways import data
 from takeaways import nn as tnn
-from takeaways.train import BatchInfo, _lr_lambda, evaluate, fit, seed_everything
+from takeaways.train import BatchInfo, evaluate, fit, lr_factor, seed_everything
 
 
 def blobs(n: int = 256, classes: int = 3, dim: int = 8, seed: int = 0):
@@ -134,18 +134,56 @@ def test_plain_callable_hook_and_max_steps():
 
 
 def test_schedules():
-    cos = _lr_lambda("cosine", 10, 110)
-    assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
-    assert (
-        cos(10) == pytest.approx(1.0)
-        and cos(60) == pytest.approx(0.5)
-        and cos(110) == pytest.approx(0.0)
-    )
-    lin = _lr_lambda("linear", 0, 100)
-    assert lin(50) == pytest.approx(0.5) and lin(100) == pytest.approx(0.0)
-    assert _lr_lambda("constant", 0, 10)(7) == 1.0
+    assert lr_factor("cosine", 0.0, 0.01, 0.1) == pytest.approx(0.1)  # first step already > 0
+    assert lr_factor("cosine", 0.09, 0.1, 0.1) == pytest.approx(1.0)
+    assert lr_factor("cosine", 0.1, 0.11, 0.1) == pytest.approx(1.0)
+    assert lr_factor("cosine", 0.55, 0.56, 0.1) == pytest.approx(0.5)
+    assert lr_factor("cosine", 1.0, 1.0, 0.1) == pytest.approx(0.0)
+    assert lr_factor("linear", 0.5, 0.6, 0.0) == pytest.approx(0.5)
+    assert lr_factor("constant", 0.7, 0.8, 0.0) == 1.0
+    x, y = blobs()
     with pytest.raises(ValueError, match="schedule must be one of"):
-        _lr_lambda("step", 0, 10)
+        fit(mlp(), (x, y), epochs=1, schedule="step", progress=False)
+
+
+class Coreset:
+    """Trains every epoch on the first 40 samples with weight 0 for the even ones."""
+
+    def __init__(self) -> None:
+        self.seen: list[torch.Tensor] = []
+
+    def on_epoch_start(self, epoch: int, model: nn.Module):
+        return np.arange(40), np.tile([0.0, 1.0], 20)
+
+    def on_batch(self, info: BatchInfo) -> None:
+        self.seen.append(info.indices)
+
+
+def test_on_epoch_start_trains_on_a_weighted_subset_and_the_schedule_still_ends():
+    x, y = blobs(n=200)
+    hook = Coreset()
+    out = fit(mlp(), (x, y), epochs=3, batch_size=16, hooks=[hook], progress=False)
+    seen = torch.cat(hook.seen)
+    assert len(seen) == 120 and set(seen.tolist()) == set(range(40))
+    assert out.steps == 3 * 3 and out.final["lr"] < 0.1 * 1e-3  # cosine reached ~0 on time
+    # even samples have weight 0: moving them anywhere changes nothing
+    x2 = x.clone()
+    x2[0:40:2] = 100.0
+    a, b = mlp(), mlp()
+    fit(a, (x, y), epochs=2, batch_size=16, hooks=[Coreset()], progress=False)
+    fit(b, (x2, y), epochs=2, batch_size=16, hooks=[Coreset()], progress=False)
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_on_epoch_start_bad_plan():
+    class Bad:
+        def on_epoch_start(self, epoch, model):
+            return np.arange(5), np.ones(4)
+
+    x, y = blobs()
+    with pytest.raises(ValueError, match="5 indices but 4 weights"):
+        fit(mlp(), (x, y), epochs=1, hooks=[Bad()], progress=False)
 
 
 def test_zero_sample_weights_leave_model_unchanged():

@@ -107,8 +107,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     from takeaways import data
 
     if args.action == "list":
-        for info in data.list_datasets():
-            print(f"  {info.name:<9} {info.size:<34} {info.description}")
+        infos = data.list_datasets()
+        width = max(len(i.size) for i in infos)
+        for info in infos:
+            print(f"  {info.name:<9} {info.size:<{width}}  {info.description}")
         return 0
     if not args.name:
         raise ValueError("data show needs a dataset name, e.g. takeaways data show digits")

