@@ -131,6 +131,187 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    # Before torch loads OpenMP (see benchmarks/attention.py): idle threads sleep, not spin.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from takeaways.attention.bench import main as bench_attention
+
+    argv = ["--runs", str(args.runs), "--out", args.out] + (["--quick"] if args.quick else [])
+    return bench_attention(argv)
+
+
+def _whole(name: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise ValueError(f"--{name} takes a whole number, got {text!r}") from None
+
+
+def cmd_depth(args: argparse.Namespace) -> int:
+    import textwrap
+
+    from takeaways.depth import save_regime_plot, suggest_architecture
+
+    s = suggest_architecture(
+        params=args.params,
+        width=_whole("width", args.width),
+        depth=_whole("depth", args.depth),
+        model=args.model,
+        vocab=_whole("vocab", args.vocab),
+        heads=_whole("heads", args.heads),
+        max_len=_whole("max-len", args.max_len),
+    )
+    print(f"{s.query}\n")
+    print(s.table())
+    print()
+    print(textwrap.fill(s.verdict, width=100))
+    print("\nsources:")
+    for note in s.notes:
+        print(textwrap.fill(note, width=100, initial_indent="  - ", subsequent_indent="    "))
+    if args.plot:
+        print(f"\nplot written to {save_regime_plot(s, args.plot)}")
+    return 0
+
+
+def _rows_in_file_order(path: Path, label: str | None):
+    """(x, y, classes, kind, row names) of a CSV / .npz / image folder, in the file's own order.
+
+    The loaders shuffle into train/test; with test_fraction=0 the shuffle is the one
+    permutation below, which is undone so every row keeps its line, file or index.
+    """
+    import csv
+    import re
+
+    import numpy as np
+
+    from takeaways import data
+    from takeaways.data.embedded import _split_indices
+
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist; pass a CSV, an .npz file or an image folder"
+        )
+    if path.is_dir():
+        bundle = data.load_image_folder(path, test_fraction=0.0)
+        names, y = [], []
+        for c, folder in enumerate(
+            sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+        ):
+            for f in sorted(
+                f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
+            ):
+                names.append(f"{folder.name}/{f.name}")
+                y.append(c)
+        y_file = np.asarray(y, dtype=np.int64)
+    elif path.suffix.lower() == ".npz":
+        bundle = data.load_npz(path, test_fraction=0.0)
+        with np.load(path, allow_pickle=False) as z:
+            y_file = z["y"].astype(np.int64)
+        names = [f"index {i}" for i in range(len(y_file))]
+    else:  # a table
+        if not label:
+            raise ValueError(f"{path} is a CSV; name its label column with --label COLUMN")
+        bundle = data.load_csv(path, label=label, test_fraction=0.0)
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            li = [h.strip() for h in next(reader)].index(label)
+            labels, names = [], []
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    labels.append(row[li].strip())
+                    names.append(f"line {reader.line_num}")
+        if all(re.fullmatch(r"[+-]?\d+", v) for v in labels):
+            y_file = np.asarray([int(v) for v in labels], dtype=np.int64)
+        else:
+            y_file = np.asarray([bundle.classes.index(v) for v in labels], dtype=np.int64)
+    order, _ = _split_indices(len(y_file), y_file, test_fraction=0.0, seed=0)
+    if not np.array_equal(bundle.train.y, y_file[order]):
+        raise ValueError(
+            f"{path}: could not match loaded rows to the file's rows; please report this"
+        )
+    x = np.empty_like(bundle.train.x)
+    x[order] = bundle.train.x
+    return x, y_file, bundle.classes, bundle.kind, names
+
+
+def cmd_find_mislabeled(args: argparse.Namespace) -> int:
+    import csv
+
+    import numpy as np
+
+    from takeaways import nn
+    from takeaways.aum import find_mislabeled
+
+    path = Path(args.data).expanduser()
+    x, y, classes, kind, names = _rows_in_file_order(path, args.label)
+    k = max(len(classes), int(y.max()) + 1)
+    if k < 2:
+        raise ValueError(f"{path} has a single class; AUM needs at least two")
+    model = args.model or ("cnn" if kind == "image" else "mlp")
+    if model == "cnn" and kind != "image":
+        raise ValueError(
+            "--model cnn needs images (an image folder or an .npz of (N, H, W)); use --model mlp"
+        )
+    if kind == "signal":  # standardize each feature so one MLP setting fits any table
+        x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+    if model == "cnn":
+        make = lambda n: nn.SmallCNN(x.shape[1], n, image_size=x.shape[2])  # noqa: E731
+    else:
+        d = int(np.prod(x.shape[1:]))
+        make = lambda n: nn.MLP(d, n, hidden=(256, 256))  # noqa: E731
+    opts = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    _print(
+        f"{path}: {len(y)} rows, {k} classes; training a {model} twice with threshold samples (AUM) ..."
+    )
+    found = find_mislabeled(make, x, y, num_classes=k, fit_kwargs={"progress": True}, **opts)
+    columns = ["rank", "row", "given_label", "preferred_label", "aum"]
+    issues = None
+    if args.compare == "cleanlab":
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_self_confidence_for_each_label
+
+        from takeaways.recipes.noisy_labels import cross_val_probs
+
+        _print("cleanlab: 5-fold cross-validated probabilities of the same model ...")
+        probs = cross_val_probs(make, x, y, folds=5, fit_kwargs={"progress": True}, **opts)
+        issues = find_label_issues(y, probs, n_jobs=1)
+        quality = get_self_confidence_for_each_label(y, probs)
+        columns += ["cleanlab_flagged", "cleanlab_label_quality"]
+    name = lambda c: classes[c] if c < len(classes) else str(c)  # noqa: E731
+    rows = []
+    for rank, i in enumerate(found.ranked, 1):
+        row = [
+            rank,
+            names[i],
+            name(int(y[i])),
+            name(int(found.preferred[i])),
+            f"{found.aum[i]:.4f}",
+        ]
+        if issues is not None:
+            row += [bool(issues[i]), f"{quality[i]:.4f}"]
+        rows.append(row)
+    _print(
+        f"AUM flags {len(rows)} of {len(y)} rows ({100 * len(rows) / len(y):.1f}%); "
+        f"thresholds {', '.join(f'{t:.3f}' for t in found.thresholds)}"
+    )
+    if issues is not None:
+        both = int((issues & found.mask).sum())
+        _print(f"cleanlab flags {int(issues.sum())}; both flag {both}")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(columns)
+            w.writerows(rows)
+        _print(f"ranked rows written to {out}")
+    for row in rows[: args.top]:
+        _print("  " + "  ".join(f"{c}={v}" for c, v in zip(columns, row)))
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -201,6 +382,68 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["list", "show"], help="list all, or show one")
     s.add_argument("name", nargs="?", help="dataset name for show")
     s.set_defaults(fn=cmd_data)
+
+    s = sub.add_parser(
+        "bench",
+        help="run a speed benchmark (attention) and write benchmarks/results/",
+        description="Speed benchmarks against the peers: takeaways bench attention [--quick].",
+    )
+    s.add_argument("topic", choices=["attention"], help="what to benchmark")
+    s.add_argument("--quick", action="store_true", help="a one-minute subset")
+    s.add_argument("--runs", type=int, default=5, help="timed rounds per setting (median)")
+    s.add_argument("--out", default="benchmarks/results", help="output folder")
+    s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser(
+        "depth",
+        help="size a transformer: depth/width regimes and the paper's fitted optimum",
+        description=(
+            "Depth vs width of self-attention (Levine et al., arXiv 2006.12467): options near a "
+            "budget, width or depth, the threshold log3(width) and the paper's fitted optimum. "
+            "E.g. takeaways depth --width 768 | --params 350M | --model gpt3-175b"
+        ),
+    )
+    s.add_argument("--params", metavar="N", help="parameter budget, e.g. 350M, 1.3B, 1T")
+    s.add_argument("--width", metavar="D", help="hidden size d_x")
+    s.add_argument("--depth", metavar="L", help="number of layers")
+    s.add_argument(
+        "--model", metavar="NAME", help="a known model, e.g. bert-base, gpt2, gpt3-175b, t5-base"
+    )
+    s.add_argument(
+        "--vocab", default="30522", help="embedding rows counted in budgets (default 30522)"
+    )
+    s.add_argument("--heads", help="attention heads (default: head size 64)")
+    s.add_argument(
+        "--max-len", default="512", help="learned positions counted in budgets (default 512)"
+    )
+    s.add_argument(
+        "--plot", metavar="PNG", help="also draw the regimes with the known models marked"
+    )
+    s.set_defaults(fn=cmd_depth)
+
+    s = sub.add_parser(
+        "find-mislabeled",
+        help="rank the rows of your data whose labels look wrong (AUM)",
+        description=(
+            "Train a model on your CSV, .npz or image folder with AUM threshold samples "
+            "(Pleiss et al., arXiv 2001.10528) and write the suspicious rows, lowest AUM first, "
+            "with the label the model prefers. --compare cleanlab adds cleanlab's verdicts from "
+            "5-fold cross-validated probabilities of the same model."
+        ),
+    )
+    s.add_argument(
+        "data", help="a CSV file, an .npz (x, y) file or a folder with one sub-folder per class"
+    )
+    s.add_argument("--label", help="the label column (CSV only)")
+    s.add_argument("--model", choices=["mlp", "cnn"], help="default: cnn for images, mlp otherwise")
+    s.add_argument("--out", help="write the ranked rows to this CSV")
+    s.add_argument("--compare", choices=["cleanlab"], help="also run cleanlab on the same model")
+    s.add_argument("--epochs", type=int, default=20, help="epochs per training run (default 20)")
+    s.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    s.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    s.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
+    s.set_defaults(fn=cmd_find_mislabeled)
     return p
 
 

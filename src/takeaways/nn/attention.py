@@ -171,6 +171,8 @@ def get_attention(name_or_fn: str | Callable[..., Tensor]) -> Callable[..., Tens
             f"attention must be a registered name or a callable, got {type(name_or_fn).__name__}"
         )
     if name_or_fn not in ATTENTION:
+        import takeaways.attention  # noqa: F401  registers bigbird, clustered, improved-clustered
+    if name_or_fn not in ATTENTION:
         known = ", ".join(sorted(ATTENTION))
         raise ValueError(f"unknown attention {name_or_fn!r}; known: {known}")
     return ATTENTION[name_or_fn]

@@ -1,0 +1,318 @@
+"""takeaways.depth (threshold, parameter count, advisor, CLI) and the depth recipe's pieces."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from takeaways import depth as D
+from takeaways import nn
+from takeaways.cli import main
+from takeaways.depth import depth_threshold, parameter_count, suggest_architecture
+from takeaways.recipes.depth import (
+    causal_attention,
+    causal_attention_reference,
+    gathered_logits,
+    gathered_logits_reference,
+    mask_tokens,
+    shape_for_budget,
+)
+
+# ----------------------------------------------------------------------------- threshold
+
+
+def test_threshold_is_log3_of_width():
+    assert depth_threshold(768) == pytest.approx(6.0474, abs=1e-4)
+    assert depth_threshold(12288) == pytest.approx(8.5711, abs=1e-4)
+    for k in range(1, 12):
+        assert depth_threshold(3**k) == pytest.approx(k, abs=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -3, float("nan"), float("inf")])
+def test_threshold_rejects_non_positive_width(bad):
+    with pytest.raises(ValueError, match="width must be positive"):
+        depth_threshold(bad)
+
+
+def test_threshold_rejects_non_numbers():
+    with pytest.raises(TypeError, match="width must be a number"):
+        depth_threshold("768")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        depth_threshold(True)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- counting
+
+
+@pytest.mark.parametrize(
+    ("vocab", "dim", "depth", "heads", "ffn", "max_len"),
+    [
+        (100, 32, 1, 2, 4, 16),
+        (257, 24, 3, 3, 4, 33),
+        (1000, 64, 6, 4, 2, 128),
+        (31, 8, 12, 1, 3, 7),
+    ],
+)
+def test_parameter_count_matches_our_encoder_exactly(vocab, dim, depth, heads, ffn, max_len):
+    cfg = nn.EncoderConfig(
+        vocab_size=vocab, dim=dim, depth=depth, heads=heads, ffn_ratio=ffn, max_len=max_len
+    )
+    enc = nn.TransformerEncoder(cfg)
+    mlm = nn.MaskedLM(nn.TransformerEncoder(cfg))  # tied decoder: counted once
+    kw = dict(vocab=vocab, ffn_ratio=ffn, max_len=max_len)
+    assert parameter_count(depth, dim, **kw) == sum(p.numel() for p in enc.parameters())
+    assert parameter_count(depth, dim, head="mlm", **kw) == sum(p.numel() for p in mlm.parameters())
+    # layers only (what the recipe holds fixed): blocks + final norm
+    layers = sum(p.numel() for p in enc.layers.parameters()) + sum(
+        p.numel() for p in enc.norm.parameters()
+    )
+    assert parameter_count(depth, dim, vocab=0, max_len=0, ffn_ratio=ffn) == layers
+
+
+# Counts of the released architectures: sum(p.numel()) of transformers' BertModel(BertConfig()),
+# GPT2LMHeadModel(GPT2Config()) and T5ForConditionalGeneration built on the meta device with the
+# checkpoints' configs (checked once by hand; importing transformers here costs ~20 s of CI).
+CHECKPOINTS = {
+    "bert-base": 109_482_240,
+    "bert-large": 335_141_888,
+    "gpt2": 124_439_808,
+    "gpt2-xl": 1_557_611_200,
+    "t5-base": 222_903_552,
+    "t5-large": 737_668_096,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINTS))
+def test_parameter_count_matches_released_checkpoints(name):
+    ours = D.KNOWN_MODELS[name].count()
+    # exact for BERT and GPT-2; T5 lacks only its relative-position tables (32 x heads x 2)
+    assert abs(ours - CHECKPOINTS[name]) <= 32 * 16 * 2
+    assert abs(ours / CHECKPOINTS[name] - 1) < 1e-5
+
+
+def test_known_models_are_within_documented_tolerance_of_their_headline():
+    for name, m in D.KNOWN_MODELS.items():
+        rel = abs(m.count() / m.published - 1)
+        # GPT-2's Table 2 counts sit 1-6% under its released checkpoints; T5-large's "770M" is 4%
+        # over the checkpoint; everything else (BERT, GPT-3, T5-small/base) is within 2%.
+        tol = 0.07 if name.startswith("gpt2") or name == "t5-large" else 0.02
+        assert rel < tol, (name, m.count(), m.published)
+
+
+def test_parameter_count_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="depth must be positive"):
+        parameter_count(0, 768, vocab=10)
+    with pytest.raises(ValueError, match="width must be a whole number"):
+        parameter_count(2, 7.5, vocab=10)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="vocab must be an int >= 0"):
+        parameter_count(2, 8, vocab=-1)
+    with pytest.raises(ValueError, match="unknown head 'cls'"):
+        parameter_count(2, 8, vocab=1, head="cls")  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- the fit
+
+
+def test_fit_reproduces_its_quoted_pairing_and_the_papers_headlines():
+    # BloombergGPT (arXiv 2303.17564, sec. 3.2) pairs L = 70 with D = 7510 from this fit.
+    assert D._fit_width(70) == pytest.approx(7510, abs=1)
+    # 1T parameters: "width of 30K" (2006.12467 v3 abstract), "depth 92" (authors' blog).
+    s = suggest_architecture(params="1T", vocab=50257, max_len=2048)
+    assert s.fitted is not None
+    assert s.fitted.width == pytest.approx(30_000, rel=0.03)
+    assert s.fitted.depth == pytest.approx(92, rel=0.05)
+    assert s.fitted.params == pytest.approx(1e12, rel=0.02)
+
+
+def test_gpt3_is_deeper_than_the_fit_for_its_size():
+    # "GPT3 (which we project to be too deep for its size)": 2006.12467 v3 abstract
+    s = suggest_architecture(model="gpt3-175b")
+    assert s.model is not None and s.model.depth == 96 and s.model.regime == "depth-inefficient"
+    assert s.fitted is not None and 70 <= s.fitted.depth < 96
+    assert "deeper than the paper's fitted optimum" in s.verdict
+
+
+def test_bert_base_is_past_its_threshold_and_shallower_than_the_fit():
+    s = suggest_architecture(model="bert-base")
+    assert s.model.threshold == pytest.approx(6.05, abs=0.01)
+    assert s.model.regime == "depth-inefficient"
+    assert "shallower than" in s.verdict
+    assert s.model.params == CHECKPOINTS["bert-base"]
+
+
+def test_budget_options_keep_the_budget_and_span_both_regimes():
+    s = suggest_architecture(params="350M")
+    assert len(s.options) >= 8
+    assert all(abs(o.params / 350e6 - 1) < 0.1 for o in s.options)
+    regimes = {o.regime for o in s.options}
+    assert regimes == {"depth-efficient", "depth-inefficient"}
+    for o in s.options:  # regime follows the threshold; heads split the width
+        assert (o.depth < o.threshold) == (o.regime == "depth-efficient")
+        assert o.width % o.heads == 0
+    # the threshold depth solves L = log3(width at that depth)
+    th = s.threshold_depth
+    conv = D._Conv(vocab=30522, max_len=512, ffn_ratio=4)
+    assert th == pytest.approx(depth_threshold(conv.width_for(th, 350e6)), abs=1e-6)
+    assert [o.depth for o in s.options] == sorted(o.depth for o in s.options)
+    assert "fitted optimum" in [o.label for o in s.options]
+
+
+def test_width_and_depth_queries():
+    s = suggest_architecture(width=768)
+    assert {o.width for o in s.options} == {768}
+    assert s.fitted is not None and s.fitted.depth == round((math.log(768) - 5.039) / 0.0555)
+    s = suggest_architecture(depth=12)
+    assert {o.depth for o in s.options} == {12}
+    assert s.fitted.width == pytest.approx(math.exp(5.039 + 0.0555 * 12), abs=64)
+    s = suggest_architecture(depth=12, width=768, vocab=30522)
+    assert s.model.params == parameter_count(12, 768, vocab=30522)
+    s = suggest_architecture(params="110M", depth=12)
+    assert abs(s.model.params / 110e6 - 1) < 0.05
+
+
+def test_small_budgets_say_the_fit_does_not_apply():
+    s = suggest_architecture(params=200_000, vocab=0, max_len=0)
+    assert s.fitted is None and "does not apply" in s.verdict
+    assert 3.5 < s.threshold_depth < 4.2
+
+
+def test_parse_count():
+    assert D.parse_count("350M") == 350e6
+    assert D.parse_count("1.3B") == 1.3e9
+    assert D.parse_count("1t") == 1e12
+    assert D.parse_count("110e6") == 110e6
+    assert D.parse_count("125_000_000") == 125e6
+    assert D.parse_count(42) == 42.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "needle"),
+    [
+        ({"params": "-5M"}, ValueError, "cannot read params"),
+        ({"params": 0}, ValueError, "params must be positive"),
+        ({"params": "lots"}, ValueError, "cannot read params"),
+        ({"width": 0}, ValueError, "width must be positive"),
+        ({"depth": -1}, ValueError, "depth must be positive"),
+        ({"params": "10K"}, ValueError, "too small for one layer"),
+        ({"model": "gpt5"}, ValueError, "unknown model 'gpt5'; known models: bert-base"),
+        ({"model": "gpt2", "width": 5}, ValueError, "give model alone"),
+        ({"params": "1B", "width": 64, "depth": 2}, ValueError, "at most two"),
+        ({}, ValueError, "say what to size"),
+        ({"width": 100, "heads": 3}, ValueError, "not divisible by heads"),
+        ({"width": "768"}, TypeError, "width must be a number"),
+    ],
+)
+def test_advisor_bad_input(kwargs, error, needle):
+    with pytest.raises(error, match=needle):
+        suggest_architecture(**kwargs)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_prints_a_table(capsys):
+    assert main(["depth", "--model", "gpt3-175b"]) == 0
+    out = capsys.readouterr().out
+    assert "gpt3-175b" in out and "fitted optimum" in out and "log3(w)" in out
+    assert main(["depth", "--params", "350M"]) == 0
+    assert "at threshold" in capsys.readouterr().out
+    assert main(["depth", "--width", "768"]) == 0
+    assert "6.05" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["depth", "--model", "nope"], "known models: bert-base"),
+        (["depth", "--width", "0"], "width must be positive"),
+        (["depth", "--width", "wide"], "--width takes a whole number"),
+        (["depth", "--params", "5K"], "too small for one layer"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(args, needle, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("takeaways: error: ") and needle in err and err.count("\n") == 1
+
+
+def test_cli_plot(tmp_path, capsys):
+    out = tmp_path / "regimes.png"
+    assert main(["depth", "--params", "1B", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------- recipe pieces
+
+
+def test_mask_tokens_plants_bert_masking():
+    g = torch.Generator().manual_seed(0)
+    R, N, V, MASK = 4000, 40, 50, 4
+    ids = torch.randint(5, V, (R, N), generator=g)
+    ids[:, 0] = 2  # a special token ([CLS]) in every row
+    inputs, pos, tgt = mask_tokens(
+        ids, vocab_size=V, mask_id=MASK, special_ids=(0, 1, 2, 3, 4), rate=0.15, generator=g
+    )
+    K = round(0.15 * N)
+    assert pos.shape == tgt.shape == (R, K)
+    assert (pos != 0).all()  # specials are never picked
+    assert (pos.diff(dim=1) > 0).all()  # distinct, ascending
+    assert torch.equal(tgt, ids.gather(1, pos))  # targets are the original tokens
+    changed = inputs != ids
+    picked = torch.zeros_like(changed).scatter_(1, pos, True)
+    assert not (changed & ~picked).any()  # nothing outside the picked positions moves
+    at = inputs.gather(1, pos)
+    masked = (at == MASK).float().mean().item()
+    kept = (at == tgt).float().mean().item()
+    assert masked == pytest.approx(0.8, abs=0.01)
+    # 10% kept + random draws that hit the same token (1/45 of 10%)
+    assert kept == pytest.approx(0.1 + 0.1 / 45, abs=0.01)
+    randoms = at[(at != MASK) & (at != tgt)]
+    assert randoms.min() >= 5  # random replacements are never special
+
+
+def test_mask_tokens_pads_short_rows_with_ignore():
+    ids = torch.tensor([[2, 7, 3, 0, 0, 0, 0, 0, 0, 0]])  # one real token among specials
+    inputs, pos, tgt = mask_tokens(
+        ids, vocab_size=20, mask_id=4, special_ids=(0, 1, 2, 3, 4), rate=0.3
+    )
+    assert pos.shape == (1, 3)
+    assert (tgt == 7).sum() == 1 and (tgt == -100).sum() == 2
+    assert torch.equal(inputs[ids != 7], ids[ids != 7])  # padding picks leave specials alone
+
+
+@pytest.mark.parametrize(("B", "N", "K"), [(2, 7, 3), (3, 16, 5), (1, 33, 1)])
+def test_gathered_logits_match_the_all_positions_reference(B, N, K):
+    torch.manual_seed(B * N)
+    mlm = nn.MaskedLM(
+        nn.TransformerEncoder(nn.EncoderConfig(vocab_size=41, dim=24, depth=2, heads=3))
+    )
+    mlm.eval()
+    ids = torch.randint(0, 41, (B, N))
+    pos = torch.stack([torch.randperm(N)[:K].sort().values for _ in range(B)])
+    fast = gathered_logits(mlm, ids, pos)
+    assert fast.shape == (B, K, 41)
+    torch.testing.assert_close(fast, gathered_logits_reference(mlm, ids, pos), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("B", "H", "N", "Dh"), [(2, 3, 7, 8), (1, 1, 1, 4), (3, 2, 33, 16)])
+def test_causal_attention_matches_reference_and_ignores_the_future(B, H, N, Dh):
+    torch.manual_seed(N)
+    q, k, v = (torch.randn(B, H, N, Dh) for _ in range(3))
+    out = causal_attention(q, k, v)
+    torch.testing.assert_close(out, causal_attention_reference(q, k, v), atol=1e-5, rtol=1e-5)
+    v2 = v.clone()
+    v2[:, :, -1] += 100.0  # changing the last token moves only the last output
+    torch.testing.assert_close(causal_attention(q, k, v2)[:, :, :-1], out[:, :, :-1])
+    with pytest.raises(ValueError, match="no key_padding_mask"):
+        causal_attention(q, k, v, key_padding_mask=torch.ones(B, N, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("budget", [20_000, 100_000, 400_000])
+def test_shape_for_budget_keeps_layer_params_near_the_budget(budget):
+    for depth in (1, 2, 3, 4, 6, 8, 12):
+        width, heads, layer = shape_for_budget(budget, depth)
+        assert width % heads == 0
+        assert layer == parameter_count(depth, width, vocab=0, max_len=0)
+        assert abs(layer / budget - 1) < 0.12, (depth, width, layer)

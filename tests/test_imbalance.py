@@ -1,0 +1,393 @@
+"""Self-training, pretexts, class-balanced rules and metrics for long-tailed data (arXiv 2006.07529)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from takeaways import train
+from takeaways.imbalance import (
+    FlipPretext,
+    RotationPretext,
+    _balanced_transforms,
+    _cap_per_class,
+    _cap_per_class_ref,
+    _flip_signals_ref,
+    _ldam_loss_ref,
+    _OneTransformPerSample,
+    _rotate_images_ref,
+    class_balanced,
+    class_weights,
+    flip_signals,
+    imbalance_metrics,
+    ldam_loss,
+    ldam_margins,
+    pseudo_label,
+    rotate_images,
+    self_supervised_pretrain,
+    self_train,
+)
+
+# ----------------------------------------------------------------------------- fast paths vs references
+
+
+@pytest.mark.parametrize(("b", "c", "h"), [(1, 1, 1), (5, 1, 3), (7, 3, 5), (9, 2, 8)])
+def test_rotate_images_matches_per_image_reference(b, c, h):
+    g = torch.Generator().manual_seed(b * 100 + h)
+    x = torch.randn(b, c, h, h, generator=g)
+    k = torch.randint(0, 4, (b,), generator=g)
+    assert torch.equal(rotate_images(x, k), _rotate_images_ref(x, k))
+
+
+def test_rotation_is_a_quarter_turn_and_four_turns_are_identity():
+    x = torch.arange(4.0).view(1, 1, 2, 2)  # [[0, 1], [2, 3]]
+    assert rotate_images(x, torch.tensor([1])).flatten().tolist() == [1.0, 3.0, 0.0, 2.0]
+    y = torch.randn(6, 1, 5, 5)
+    k = torch.tensor([0, 1, 2, 3, 1, 2])
+    out = y
+    for _ in range(4):
+        out = rotate_images(out, k)
+    assert torch.equal(out, y)
+    with pytest.raises(ValueError, match="square images"):
+        rotate_images(torch.zeros(2, 1, 4, 5), torch.zeros(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (6, 40), (4, 3, 11)])
+def test_flip_signals_matches_reference_and_is_an_involution(shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    x = torch.randn(*shape, generator=g)
+    k = torch.randint(0, 4, (shape[0],), generator=g)
+    out = flip_signals(x, k)
+    assert torch.equal(out, _flip_signals_ref(x, k))
+    assert torch.equal(flip_signals(out, k), x)  # each transform undoes itself
+    s = torch.tensor([[1.0, 2.0, 3.0]]).repeat(4, 1)
+    got = flip_signals(s, torch.arange(4)).tolist()
+    assert got == [[1, 2, 3], [3, 2, 1], [-1, -2, -3], [-3, -2, -1]]
+
+
+@pytest.mark.parametrize(("b", "c", "scale"), [(1, 2, 1.0), (7, 3, 1.0), (33, 10, 30.0)])
+def test_ldam_loss_matches_reference(b, c, scale):
+    g = torch.Generator().manual_seed(b + c)
+    logits = torch.randn(b, c, generator=g) * 3
+    targets = torch.randint(0, c, (b,), generator=g)
+    counts = np.arange(1, c + 1) ** 2 * 5
+    m = ldam_margins(counts, max_margin=0.5)
+    fast = ldam_loss(logits, targets, margins=m, scale=scale)
+    torch.testing.assert_close(fast, _ldam_loss_ref(logits, targets, margins=m, scale=scale))
+
+
+def test_ldam_margins_grow_towards_the_tail_as_n_to_the_minus_quarter():
+    m = ldam_margins(np.array([625, 81, 16, 1]), max_margin=0.5)
+    # n^(-1/4) = 1/5, 1/3, 1/2, 1 -> scaled so the rarest class gets 0.5
+    torch.testing.assert_close(m, torch.tensor([0.1, 0.5 / 3, 0.25, 0.5]))
+    zero = ldam_loss(torch.zeros(1, 4), torch.tensor([3]), margins=m)
+    plain = torch.nn.functional.cross_entropy(torch.zeros(1, 4), torch.tensor([3]))
+    assert zero.item() > plain.item()  # the margin makes the true class harder to satisfy
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("cap", [1, 3, 50])
+def test_per_class_cap_matches_reference_with_ties_and_dropped(seed, cap):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(-1, 5, size=101)  # -1: already dropped by a threshold
+    confidence = rng.integers(0, 6, size=101) / 5.0  # many ties
+    fast = _cap_per_class(labels, confidence, cap)
+    assert np.array_equal(fast, _cap_per_class_ref(labels, confidence, cap))
+    kept = np.bincount(fast[fast >= 0], minlength=5)
+    assert (kept == np.minimum(np.bincount(labels[labels >= 0], minlength=5), cap)).all()
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_plant_a_perfect_head_and_a_blind_tail():
+    train_counts = np.array([100, 50, 20, 10, 5])  # tail (ceil(0.3 * 5) = 2): classes 3, 4
+    y_true = np.repeat(np.arange(5), [40, 20, 20, 10, 10])  # an imbalanced test set
+    y_pred = y_true.copy()
+    y_pred[y_true >= 3] = 0  # never predicts the two rarest classes
+    y_pred[np.flatnonzero(y_true == 2)[:5]] = 1  # class 2: 15 of 20 right
+    r = imbalance_metrics(y_true, y_pred, train_counts=train_counts)
+    assert r["per_class"] == [1.0, 1.0, 0.75, 0.0, 0.0]
+    assert r["tail_classes"] == [3, 4]
+    assert r["accuracy"] == pytest.approx(75 / 100)
+    assert r["balanced_accuracy"] == pytest.approx(2.75 / 5)
+    assert r["tail_accuracy"] == 0.0 and r["head_accuracy"] == 1.0
+
+
+def test_metrics_reject_bad_input():
+    with pytest.raises(ValueError, match="y_true has 3 rows but y_pred has 2"):
+        imbalance_metrics([0, 1, 1], [0, 1], train_counts=[2, 2])
+    with pytest.raises(ValueError, match="outside 0..1"):
+        imbalance_metrics([0, 2], [0, 1], train_counts=[2, 2])
+    with pytest.raises(ValueError, match="tail_fraction"):
+        imbalance_metrics([0], [0], train_counts=[2], tail_fraction=0)
+
+
+# ----------------------------------------------------------------------------- class-balanced rules
+
+
+def test_class_weights_are_inverse_frequency_with_unit_mean_per_sample():
+    counts = np.array([400, 40, 4])
+    w = class_weights(counts)
+    assert (counts * w).sum() == pytest.approx(counts.sum())
+    assert w[2] / w[0] == pytest.approx(100, rel=0.03)  # beta=0.9999: inverse frequency within 3%
+    assert np.allclose(class_weights(counts, beta=0.0), 1.0)  # beta 0: no re-weighting
+
+
+def test_class_balanced_reweight_and_ldam_drw_plug_into_fit():
+    y = np.array([0] * 90 + [1] * 10)
+    assert class_balanced(y, kind="none") == {}
+    sw = class_balanced(y, kind="reweight")["sample_weights"]
+    assert sw.shape == (100,) and sw.mean().item() == pytest.approx(1.0)
+    assert sw[-1].item() / sw[0].item() == pytest.approx(9.0, rel=0.01)
+    out = class_balanced(y, kind="ldam-drw", epochs=10, defer=0.8)
+    (hook,) = out["hooks"]
+    assert hook.on_epoch_start(7, None) is None  # plain CE weights for 8 of 10 epochs
+    idx, w = hook.on_epoch_start(8, None)
+    assert np.array_equal(idx, np.arange(100)) and w[-1] / w[0] == pytest.approx(9.0, rel=0.01)
+    logits, t = torch.randn(4, 2), torch.tensor([0, 1, 1, 0])
+    assert out["loss_fn"](logits, t).shape == (4,)
+
+
+def test_class_balanced_resampling_draws_every_class_equally():
+    y = np.array([0] * 950 + [1] * 45 + [2] * 5)
+    (hook,) = class_balanced(y, kind="resample", seed=3)["hooks"]
+    idx, w = hook.on_epoch_start(0, None)
+    assert w is None and len(idx) == 1000
+    share = np.bincount(y[idx], minlength=3) / 1000
+    assert np.allclose(share, 1 / 3, atol=0.05)
+    again, _ = hook.on_epoch_start(0, None)
+    other, _ = hook.on_epoch_start(1, None)
+    assert np.array_equal(idx, again) and not np.array_equal(idx, other)
+
+
+def test_class_balanced_bad_input_is_one_line():
+    with pytest.raises(
+        ValueError, match="unknown class-balancing kind 'focal'; choose one of none"
+    ):
+        class_balanced([0, 1], kind="focal")
+    with pytest.raises(ValueError, match="class 1 has no samples"):
+        class_balanced([0, 0, 2], kind="reweight")
+    with pytest.raises(ValueError, match="needs epochs="):
+        class_balanced([0, 1], kind="ldam-drw")
+
+
+# ----------------------------------------------------------------------------- pseudo-labels and self-training
+
+
+def blobs(counts: list[int], seed: int, spread: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Well-separated 2-D Gaussian blobs, one per class, with the given sizes."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.tensor([[0.0, 3.0], [3.0, -2.0], [-3.0, -2.0]])
+    y = torch.cat([torch.full((n,), k) for k, n in enumerate(counts)])
+    return centers[y] + spread * torch.randn(len(y), 2, generator=g), y
+
+
+def test_pseudo_label_is_argmax_and_softmax_with_threshold_and_cap():
+    model = nn.Linear(2, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.0, 2.0], [2.0, -1.0], [-2.0, -1.0]]))
+        model.bias.zero_()
+    x, y = blobs([30, 30, 30], seed=0)
+    labels, conf = pseudo_label(model, x.numpy(), batch_size=7)
+    p = model(x).softmax(-1)
+    assert labels.dtype == np.int64 and conf.dtype == np.float32
+    assert np.array_equal(labels, p.argmax(-1).numpy())
+    np.testing.assert_allclose(conf, p.max(-1).values.detach().numpy(), rtol=1e-6)
+    assert (labels == y.numpy()).mean() > 0.95  # the planted blobs are found
+    thr, _ = pseudo_label(model, x, threshold=0.99)
+    assert np.array_equal(thr < 0, conf < 0.99) and (thr >= 0).sum() < 90
+    capped, _ = pseudo_label(model, x, balance=10)
+    assert np.bincount(capped[capped >= 0]).tolist() == [10, 10, 10]
+    for k in range(3):  # the kept ones are the most confident of their class
+        kept = conf[capped == k]
+        dropped = conf[(labels == k) & (capped < 0)]
+        assert kept.min() >= dropped.max()
+
+
+def test_pseudo_label_rejects_an_empty_pool_and_bad_options():
+    model = nn.Linear(2, 3)
+    with pytest.raises(ValueError, match="unlabeled pool is empty"):
+        pseudo_label(model, np.zeros((0, 2), np.float32))
+    with pytest.raises(ValueError, match="threshold is a softmax confidence"):
+        pseudo_label(model, torch.zeros(3, 2), threshold=1.5)
+    with pytest.raises(ValueError, match="balance caps"):
+        pseudo_label(model, torch.zeros(3, 2), balance=0)
+    with pytest.raises(TypeError, match="unlabeled must be a numeric tensor"):
+        pseudo_label(model, np.array(["a text"], dtype=object))
+
+
+def test_self_train_labels_the_pool_and_retrains_on_the_union():
+    x_l, y_l = blobs([60, 6, 2], seed=1)  # long-tailed labels
+    x_u, y_u = blobs([100, 100, 100], seed=2)  # a balanced pool
+    x_t, y_t = blobs([100, 100, 100], seed=3)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+    init = [p.detach().clone() for p in model.parameters()]
+    out = self_train(
+        model, (x_l, y_l), x_u, epochs=8, base_epochs=40, lr=3e-2, batch_size=16, progress=False
+    )
+    assert out.kept == 300 and out.pseudo_labels.shape == (300,)
+    assert len(out.base_history) == 40 and len(out.history) == 8
+    assert (out.pseudo_labels == y_u.numpy()).mean() > 0.9
+    # the base model started from the same weights as the retrained one
+    assert out.base_model is not model
+    assert all(not torch.equal(a, b) for a, b in zip(init, model.parameters()))
+    pred = model(x_t).argmax(-1)
+    r = imbalance_metrics(y_t, pred, train_counts=[60, 6, 2])
+    assert r["balanced_accuracy"] > 0.9 and r["tail_accuracy"] > 0.8
+
+
+def test_self_train_errors_name_the_problem():
+    model = nn.Linear(2, 3)
+    x, y = blobs([5, 5, 5], seed=0)
+    with pytest.raises(ValueError, match="unlabeled pool is empty"):
+        self_train(model, (x, y), x[:0], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="class 2 has no samples in the labeled set"):
+        self_train(model, (x[:10], y[:10]), x, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="unknown balancing"):
+        self_train(model, (x, y), x, epochs=1, balancing="smote", progress=False)
+    with pytest.raises(ValueError, match="shape"):
+        self_train(model, (x, y), torch.zeros(4, 3), epochs=1, progress=False)
+
+
+def test_self_train_with_balancing_and_a_given_base_model():
+    x_l, y_l = blobs([40, 8, 4], seed=4)
+    x_u, _ = blobs([20, 20, 20], seed=5)
+    base = nn.Linear(2, 3)
+    train.fit(base, (x_l, y_l), epochs=20, lr=5e-2, batch_size=16, progress=False)
+    model = nn.Linear(2, 3)
+    out = self_train(
+        model,
+        (x_l, y_l),
+        x_u,
+        epochs=2,
+        base_model=base,
+        threshold=0.5,
+        balancing="ldam-drw",
+        lr=1e-2,
+        progress=False,
+    )
+    assert out.base_model is base and out.base_history == []
+    assert out.kept == int((out.pseudo_labels >= 0).sum()) and out.kept <= 60
+
+
+# ----------------------------------------------------------------------------- pretexts
+
+
+def test_balanced_transforms_and_one_transform_per_sample_epoch_plan():
+    k = _balanced_transforms(10, torch.Generator().manual_seed(0))
+    assert sorted(np.bincount(k.numpy()).tolist()) == [2, 2, 3, 3]
+    idx, w = _OneTransformPerSample(n=12, seed=1).on_epoch_start(0, None)
+    assert w is None and (idx // 4 == np.arange(12)).all()
+    assert np.bincount(idx % 4).tolist() == [3, 3, 3, 3]
+
+
+def arrows(n: int, seed: int) -> torch.Tensor:
+    """Noisy 6x6 images with a bright bar on the top row: their rotation is visible."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.2 * torch.rand(n, 1, 6, 6, generator=g)
+    x[:, :, 0, 1:5] += 1.0
+    x[:, :, 1:4, 0] += 0.5  # and a shorter bar on the left, so 180 differs from 0
+    return x
+
+
+def test_rotation_pretext_returns_a_loss_that_trains_the_wrapped_encoder():
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.ReLU())
+    pretext = RotationPretext(encoder, feature_dim=8)
+    assert pretext.encoder is encoder  # wraps, does not copy
+    loss = pretext(arrows(8, seed=0))
+    assert loss.dim() == 0 and loss.item() > 0
+    loss.backward()
+    assert all(p.grad is not None for p in encoder.parameters())
+
+
+def test_ssp_learns_a_planted_rotation_and_updates_the_encoder_in_place():
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.ReLU())
+    before = encoder[1].weight.detach().clone()
+    module, out = self_supervised_pretrain(
+        encoder,
+        arrows(64, seed=1),
+        feature_dim=16,
+        epochs=15,
+        eval_x=arrows(32, seed=2),
+        lr=1e-2,
+        batch_size=16,
+        progress=False,
+    )
+    assert isinstance(module, RotationPretext) and module.encoder is encoder
+    assert not torch.equal(before, encoder[1].weight)
+    assert out.final["eval_accuracy"] > 0.95  # 4-way chance is 0.25
+    assert out.steps == 15 * 4  # one transform per sample per epoch: 64 rows, not 256
+
+
+def test_flip_pretext_learns_a_planted_asymmetric_signal():
+    g = torch.Generator().manual_seed(0)
+    t = torch.linspace(0, 1, 20)
+    x = torch.exp(-((t - 0.25) ** 2) / 0.005) + 0.1 * torch.randn(96, 20, generator=g)
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Linear(20, 16), nn.ReLU())
+    module, out = self_supervised_pretrain(
+        encoder,
+        x[:64],
+        feature_dim=16,
+        epochs=15,
+        pretext="flip",
+        all_transforms=True,
+        eval_x=x[64:],
+        lr=1e-2,
+        batch_size=32,
+        progress=False,
+    )
+    assert isinstance(module, FlipPretext)
+    assert out.steps == 15 * 8  # all four transforms: 256 rows per epoch
+    assert out.final["eval_accuracy"] > 0.95
+    assert FlipPretext(encoder, feature_dim=16)(x[:8]).dim() == 0
+
+
+def test_ssp_errors_name_the_problem():
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(36, 8))
+    with pytest.raises(ValueError, match=r"must return features \(B, 5\), got \(2, 8\)"):
+        self_supervised_pretrain(encoder, arrows(4, 0), feature_dim=5, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="unknown pretext 'jigsaw'; choose one of rotation, flip"):
+        self_supervised_pretrain(encoder, arrows(4, 0), feature_dim=8, epochs=1, pretext="jigsaw")
+    with pytest.raises(ValueError, match="x is empty"):
+        self_supervised_pretrain(encoder, arrows(0, 0), feature_dim=8, epochs=1)
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+def test_recipe_rejects_bad_config():
+    from takeaways.recipes import get_recipe, resolve_config
+
+    recipe = get_recipe("imbalance")
+    with pytest.raises(ValueError, match="every imbalance ratio must be >= 1"):
+        resolve_config(recipe, "smoke", ["ratios=0.5"])
+    with pytest.raises(ValueError, match="datasets must be among mnist, mnist1d"):
+        resolve_config(recipe, "smoke", ["datasets=digits"])
+    with pytest.raises(ValueError, match="balancing must be"):
+        resolve_config(recipe, "smoke", ["balancing=none"])
+
+
+def test_recipe_smoke_gains_are_paired_differences_and_threads_are_restored(tmp_path):
+    from takeaways.recipes import run_recipe
+
+    before = torch.get_num_threads()
+    result, _ = run_recipe(
+        "imbalance", preset="smoke", overrides=["datasets=mnist1d"], out_dir=tmp_path
+    )
+    assert torch.get_num_threads() == before
+    m = result.metrics
+    k = "mnist1d_r10"
+    assert m[f"{k}_ce_ssp_vs_ce_gain_points"] == pytest.approx(
+        100 * (m[f"{k}_ce_ssp_balanced_accuracy"] - m[f"{k}_ce_balanced_accuracy"])
+    )
+    assert m[f"{k}_labeled"] + m[f"{k}_unlabeled"] == 300
+    (t_st, t_ssp) = result.targets
+    assert t_st.measured == pytest.approx(m[f"{k}_ce_self_training_vs_ce_gain_points"])
+    assert t_ssp.goal == 1.0 and t_st.goal == 3.0
