@@ -166,7 +166,7 @@ def run(cfg: ClusteredConfig) -> Result:
     needle = None
     if cfg.needle_len:  # long sequences: a dense model trained on the needle task
         n = cfg.needle_len
-        xn, yn = needle_task(cfg.needle_train, n, seed=cfg.seed)
+        xn, yn = needle_task(cfg.needle_train, n, min_len=128, seed=cfg.seed)
         xt, yt = needle_task(512, n, seed=cfg.seed + 1)
         train.seed_everything(cfg.seed)
         nmodel = passkey_classifier(LongRangeConfig(seq_len=n), n, "dense")
@@ -180,7 +180,7 @@ def run(cfg: ClusteredConfig) -> Result:
             seed=cfg.seed,
             desc=f"dense on needle N={n}",
         )
-        needle = _sweep(nmodel, {"input_ids": xt}, yt, cfg)
+        needle = _sweep(nmodel, xt, yt, cfg)
 
     i25 = cfg.clusters.index(25) if 25 in cfg.clusters else len(cfg.clusters) // 2
     c25 = cfg.clusters[i25]

@@ -6,9 +6,10 @@ filler tokens with one needle somewhere in them, a marker followed by a value to
 by the classifier at ``[CLS]``, so the answer depends on two tokens up to ``seq_len`` apart.
 The needle is placed uniformly, so a model that sees only the first ``truncate`` tokens finds
 it with probability ``p ~ truncate / seq_len`` and must guess otherwise: its accuracy ceiling
-is ``p + (1 - p) / values``. (With varied filler, ``filler > 1``, a small model needs many
-more steps to start attending to the needle at these lengths; one filler symbol keeps the
-full preset within CPU minutes.)
+is ``p + (1 - p) / values``. Training sequences have real lengths
+from ``min_len`` to ``seq_len`` ([PAD] after them, as documents do): the short ones teach a
+small model to attend to the needle within a few hundred steps, which at N=2048 alone it
+does not (nor with varied filler, ``filler > 1``). Test sequences are all ``seq_len`` long.
 
 Three models with the same encoder and training budget: dense attention on the sequence cut
 to ``truncate`` tokens (BERT's situation), BigBird on the full length, dense (torch SDPA) on
@@ -52,6 +53,7 @@ class LongRangeConfig:
     depth: int = 2  # encoder blocks
     values: int = 8  # classes: possible needle values
     filler: int = 1  # distinct filler symbols (1: a uniform haystack, as in passkey tests)
+    min_len: int = 128  # training sequences have real lengths in [min_len, seq_len]
     block_size: int = 64  # BigBird block (the paper's ITC setting)
     random_blocks: int = 3  # BigBird random blocks per query block
     sweep: tuple[int, ...] = (256, 512, 1024, 2048)  # lengths for the step time/memory sweep
@@ -70,23 +72,35 @@ class LongRangeConfig:
 
 
 def needle_task(
-    n: int, seq_len: int, *, values: int = 8, filler: int = 1, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` passkey sequences: input ids ``(n, seq_len)`` and labels ``(n,)`` in ``[0, values)``.
+    n: int,
+    seq_len: int,
+    *,
+    values: int = 8,
+    filler: int = 1,
+    min_len: int | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """``n`` passkey sequences: ``{"input_ids", "attention_mask"}`` ``(n, seq_len)`` and labels.
 
-    Token ids: 0 [PAD] (unused), 1 [CLS] (position 0), 2 marker, ``3 .. 3+values-1`` values,
-    then ``filler`` filler symbols. The marker sits uniformly in ``[1, seq_len - 2]``, its
-    value right after it. Vocabulary size: ``3 + values + filler``.
+    Token ids: 0 [PAD], 1 [CLS] (position 0), 2 marker, ``3 .. 3+values-1`` values, then
+    ``filler`` filler symbols (vocabulary ``3 + values + filler``). Each sequence has a real
+    length drawn uniformly from ``[min_len, seq_len]`` (all ``seq_len`` when ``min_len`` is
+    None), [PAD] after it; the marker sits uniformly in ``[1, length - 2]``, its value right
+    after it. Labels ``(n,)`` are the values' classes in ``[0, values)``.
     """
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(3 + values, 3 + values + filler, (n, seq_len), generator=g)
     ids[:, 0] = CLS
-    pos = torch.randint(1, seq_len - 1, (n,), generator=g)
+    low = seq_len if min_len is None else max(3, min(min_len, seq_len))
+    length = torch.randint(low, seq_len + 1, (n,), generator=g)  # (n,)
+    mask = torch.arange(seq_len)[None, :] < length[:, None]  # (n, seq_len)
+    ids = ids.masked_fill(~mask, PAD)
+    pos = 1 + (torch.rand(n, generator=g) * (length - 2)).long()  # uniform in [1, length-2]
     labels = torch.randint(0, values, (n,), generator=g)
     rows = torch.arange(n)
     ids[rows, pos] = MARK
     ids[rows, pos + 1] = 3 + labels
-    return ids, labels
+    return {"input_ids": ids, "attention_mask": mask.long()}, labels
 
 
 def passkey_classifier(cfg: LongRangeConfig, max_len: int, attention: str) -> torch.nn.Module:
@@ -110,12 +124,16 @@ def passkey_classifier(cfg: LongRangeConfig, max_len: int, attention: str) -> to
     return nn.SequenceClassifier(enc, cfg.values, pooling="cls", dropout=0.0)
 
 
-def _step_cost(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor, runs: int):
+def _cut(inputs: dict[str, torch.Tensor], rows: int | None, length: int) -> dict[str, torch.Tensor]:
+    return {k: v[:rows, :length] for k, v in inputs.items()}
+
+
+def _step_cost(model: torch.nn.Module, inputs: dict, labels: torch.Tensor, runs: int):
     """(median seconds, peak MB) of one forward+backward step; the first call is profiled."""
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(ids), labels).backward()
+        F.cross_entropy(model(**inputs), labels).backward()
 
     _, peak = peak_bytes(step)
     times = []
@@ -155,7 +173,12 @@ def _step_cost(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor, 
 )
 def run(cfg: LongRangeConfig) -> Result:
     xtr, ytr = needle_task(
-        cfg.train_size, cfg.seq_len, values=cfg.values, filler=cfg.filler, seed=cfg.seed
+        cfg.train_size,
+        cfg.seq_len,
+        values=cfg.values,
+        filler=cfg.filler,
+        min_len=cfg.min_len,
+        seed=cfg.seed,
     )
     xte, yte = needle_task(
         cfg.test_size, cfg.seq_len, values=cfg.values, filler=cfg.filler, seed=cfg.seed + 1
@@ -171,12 +194,12 @@ def run(cfg: LongRangeConfig) -> Result:
         model = passkey_classifier(cfg, length, attention)
         out = train.fit(
             model,
-            (xtr[:, :length], ytr),
+            (_cut(xtr, None, length), ytr),
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             warmup=0.1,
-            eval_data=(xte[:, :length], yte),
+            eval_data=(_cut(xte, None, length), yte),
             seed=cfg.seed,
             desc=name,
         )
@@ -184,16 +207,16 @@ def run(cfg: LongRangeConfig) -> Result:
         acc[name] = out.final["eval_accuracy"]
         step_s[name] = statistics.median(r["seconds"] / steps for r in out.history)
         model.train()
-        _, peak_mb[name] = _step_cost(
-            model, xtr[: cfg.batch_size, :length], ytr[: cfg.batch_size], 0
-        )
+        batch = _cut(xtr, cfg.batch_size, length)
+        _, peak_mb[name] = _step_cost(model, batch, ytr[: cfg.batch_size], 0)
         curves[name] = [r["eval_accuracy"] for r in out.history]
 
     # Sweep: one training step per length and attention, fresh untrained models.
     kinds = {"BigBird": "bigbird", "dense SDPA": "dense", "dense, materialized scores": "reference"}
     sweep = {k: {"seconds": [], "peak_mb": []} for k in kinds}
     for n in cfg.sweep:
-        ids, labels = needle_task(cfg.sweep_batch, n, values=cfg.values, filler=cfg.filler, seed=n)
+        inputs, labels = needle_task(cfg.sweep_batch, n, values=cfg.values, seed=n)
+        ids = {"input_ids": inputs["input_ids"]}  # full length: no padding mask
         for kind, attention in kinds.items():
             torch.manual_seed(cfg.seed)
             s, mb = _step_cost(passkey_classifier(cfg, n, attention), ids, labels, runs=3)
