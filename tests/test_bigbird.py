@@ -136,11 +136,13 @@ def test_fully_padded_row_is_zero_with_finite_gradients():
 # ----------------------------------------------------------------------------- flex
 
 
-def test_flex_eager_on_cpu_equals_reference():
+@pytest.mark.parametrize("tile", [16, 32, 64])  # 32, 64: the BlockMask lists coarser tiles (CUDA)
+def test_flex_eager_on_cpu_equals_reference(tile, monkeypatch):
     pytest.importorskip("torch.nn.attention.flex_attention")
-    q, k, v = qkv(N=128)  # flex wants whole blocks: 8 blocks of 16
-    mask = padding("left", 2, 128)
-    p = bb._pattern(8, 3, 2, 2, 5, 3, "cpu")
+    monkeypatch.setattr(bb, "_flex_tile", lambda block, device: tile)
+    q, k, v = qkv(N=144)  # 9 blocks of 16: not whole tiles of 32 or 64
+    mask = padding("left", 2, 144)
+    p = bb._pattern(9, 3, 2, 2, 5, 3, "cpu")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # eager flex warns that it materializes the scores
         out = bb._flex_attention(q, k, v, p, 16, mask, compiled=False)
@@ -217,3 +219,12 @@ def test_float_mask_is_a_type_error():
     q, k, v = qkv()
     with pytest.raises(TypeError, match="must be bool"):
         bigbird_attention(q, k, v, key_padding_mask=torch.ones(2, 200))
+
+
+def test_flex_tile_is_128_on_cuda_when_the_block_divides_it():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert bb._flex_tile(64, cpu) == 64 and bb._flex_tile(48, cpu) == 48
+    assert bb._flex_tile(64, cuda) == 128 and bb._flex_tile(32, cuda) == 128
+    assert bb._flex_tile(256, cuda) == 256
+    with pytest.raises(ValueError, match="divides 128 or is a multiple of it"):
+        bb._flex_tile(48, cuda)

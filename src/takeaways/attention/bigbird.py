@@ -16,9 +16,11 @@ mask), then the fast paths. The blocked gather trains on CPU and GPU: each non-g
 block's K key/value blocks come from one ``index_select`` (no duplicates, no Python loop over
 blocks), then one batched matmul, a softmax and one matmul, in cache-sized steps, with a
 FlashAttention-style backward that recomputes the scores (memory linear in N). Padding is
-applied inside the score matmul (an extra key feature), not by a masking pass. FlexAttention
-with a ``BlockMask`` built from the same table is the CUDA path (and compiled CPU inference
-with ``backend="flex"``; torch has no flex backward on CPU).
+applied inside the score matmul (an extra key feature), not by a masking pass. It is the
+default on GPUs too: on an H200 it ran 2-14x faster than FlexAttention over the same pattern
+(benchmarks/results/attention-cuda.json). FlexAttention with a ``BlockMask`` built from the
+same table is there as ``backend="flex"`` (trains on CUDA; compiled inference only on CPU,
+where torch has no flex backward).
 
 Short sequences, by a documented rule and without a warning: when every query block sees
 every key block (``n_blocks <= window + global + random``, N <= 448 with the defaults) the
@@ -360,6 +362,24 @@ def _has_flex() -> bool:
     return True
 
 
+def _flex_tile(block: int, device: torch.device) -> int:
+    """The BlockMask's block for flex: ``block``, or 128 on CUDA when ``block`` divides it.
+
+    Inductor's CUDA flex kernels (forward and backward) use tiles up to 128 wide that must
+    divide the BlockMask's block; a 64-token BigBird block is listed at 128 granularity (a
+    128-tile is visited when any of its 64-blocks is kept) and the mask_mod keeps the exact
+    pattern inside it.
+    """
+    if device.type != "cuda" or block % 128 == 0:
+        return block
+    if 128 % block:
+        raise ValueError(
+            f"the CUDA flex path needs a block_size that divides 128 or is a multiple of it, "
+            f"got {block}; use backend='gather' for other block sizes"
+        )
+    return 128
+
+
 def _flex_attention(
     q: Tensor,
     k: Tensor,
@@ -379,20 +399,28 @@ def _flex_attention(
 
     global _COMPILED_FLEX
     Np = q.shape[2]
-    counts = p.adjacency.sum(dim=-1, dtype=torch.int32)[None]  # (1, H, nb)
-    order = p.adjacency.to(torch.int8).argsort(dim=-1, descending=True, stable=True)
-    order = order.to(torch.int32)[None]  # (1, H, nb, nb): kept key blocks first
-    adj = p.adjacency
+    tile = _flex_tile(block, q.device)
+    f = tile // block  # pattern blocks per BlockMask block along each axis
+    nb = p.adjacency.shape[-1]
+    nbt = math.ceil(nb / f)
+    # Padded to whole tiles with False / padding, so any index the kernels visit is in range.
+    adj = F.pad(p.adjacency, (0, nbt * f - nb, 0, nbt * f - nb))  # (H, nbt*f, nbt*f)
+    coarse = adj.view(-1, nbt, f, nbt, f).any(dim=4).any(dim=2)  # (H, nbt, nbt)
+    counts = coarse.sum(dim=-1, dtype=torch.int32)[None]  # (1, H, nbt)
+    order = coarse.to(torch.int8).argsort(dim=-1, descending=True, stable=True)
+    order = order.to(torch.int32)[None]  # (1, H, nbt, nbt): kept key tiles first
+    if kpm is not None and nbt * tile > Np:
+        kpm = F.pad(kpm, (0, nbt * tile - Np), value=False)
 
     # The mask_mod states the whole pattern (eager flex ignores the block lists); the block
-    # lists let the kernels skip every block outside it. (Listing blocks as "full" instead
+    # lists let the kernels skip every tile outside it. (Listing blocks as "full" instead
     # would skip the mask_mod, but torch 2.13's CPU codegen fails on that variant.)
     def keep(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
         allowed = adj[h, q_idx // block, kv_idx // block]
         return allowed if kpm is None else allowed & kpm[b, kv_idx]
 
     mask = BlockMask.from_kv_blocks(
-        counts, order, BLOCK_SIZE=block, mask_mod=keep, seq_lengths=(Np, Np)
+        counts, order, BLOCK_SIZE=tile, mask_mod=keep, seq_lengths=(Np, Np)
     )
     if compiled:
         if _COMPILED_FLEX is None:
@@ -433,8 +461,7 @@ def bigbird_attention(
         seed: seeds the random blocks; the pattern is fixed across steps, devices and ranks.
         key_padding_mask: bool ``(B, N)``, True = real token; padding may sit on any side.
         layer_index: added to ``seed`` so every layer of an encoder draws its own blocks.
-        backend: ``"auto"`` (flex on CUDA, gather on CPU, dense-masked where the pattern is
-            dense), ``"gather"``, ``"flex"`` (CPU: compiled inference only) or ``"dense"``.
+        backend: ``"auto"`` (gather; dense-masked where the pattern is nearly dense), ``"gather"``, ``"flex"`` (CPU: compiled inference only) or ``"dense"``.
 
     Returns:
         ``(B, H, N, D)`` in the input dtype. Query rows with no visible real key (padding
@@ -459,7 +486,7 @@ def bigbird_attention(
         if p.density >= DENSE_DENSITY:
             backend = "dense"
         else:
-            backend = "flex" if q.device.type == "cuda" and _has_flex() else "gather"
+            backend = "gather"  # on an H200 too: 2-14x faster than flex (attention-cuda.json)
     dtype = q.dtype
     if q.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
         q, k, v = q.float(), k.float(), v.float()

@@ -23,7 +23,7 @@ import torch
 from takeaways import data, nn, train
 from takeaways.attention import clustered_attention, improved_clustered_attention
 from takeaways.recipes import register_recipe
-from takeaways.recipes.long_range import LongRangeConfig, needle_task, passkey_classifier
+from takeaways.recipes.long_range import LongRangeConfig, needle_task, warm_start
 from takeaways.results import Claim, Result, Target
 
 KERNELS = {"clustered": clustered_attention, "improved-clustered": improved_clustered_attention}
@@ -46,8 +46,8 @@ class ClusteredConfig:
     batch_size: int = 64  # sequences per step
     lr: float = 1e-3  # AdamW peak learning rate
     needle_len: int = 0  # >0: also probe a dense model trained on the needle task at this N
-    needle_train: int = 1536  # needle training sequences
-    needle_epochs: int = 4  # needle training epochs
+    needle_train: int = 512  # passkey training sequences at needle_len (after a warm start)
+    needle_epochs: int = 2  # passkey training epochs at needle_len
     seed: int = 0  # data order, initialisation, hashing
 
     def validate(self) -> None:
@@ -166,19 +166,19 @@ def run(cfg: ClusteredConfig) -> Result:
     needle = None
     if cfg.needle_len:  # long sequences: a dense model trained on the needle task
         n = cfg.needle_len
-        xn, yn = needle_task(cfg.needle_train, n, min_len=128, seed=cfg.seed)
+        passkey = LongRangeConfig(seq_len=n, warm_len=min(256, n))
+        nmodel, _ = warm_start(passkey)  # dense, trained on 256-token sequences
+        xn, yn = needle_task(cfg.needle_train, n, seed=cfg.seed)
         xt, yt = needle_task(512, n, seed=cfg.seed + 1)
-        train.seed_everything(cfg.seed)
-        nmodel = passkey_classifier(LongRangeConfig(seq_len=n), n, "dense")
         train.fit(
             nmodel,
             (xn, yn),
             epochs=cfg.needle_epochs,
-            batch_size=8,
-            lr=3e-3,
+            batch_size=passkey.batch_size,
+            lr=passkey.lr,
             warmup=0.1,
             seed=cfg.seed,
-            desc=f"dense on needle N={n}",
+            desc=f"dense on passkey N={n}",
         )
         needle = _sweep(nmodel, xt, yt, cfg)
 
