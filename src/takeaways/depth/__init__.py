@@ -14,11 +14,12 @@ Two different numbers come out of that paper, and they are easy to confuse:
    size. The fit is ``ln(d_x) = 5.039 + 0.0555 * L``. It is far deeper than the
    threshold: about 95 layers and width 30K at one trillion parameters.
 
-Where each number comes from (we could not read the paper's full text; see Sources):
+Where each number comes from (public copies of the abstracts and the authors' posts were
+read; the body of the paper, where the fit would sit, was not):
 
-- ``L_th = log3(d_x)``: stated by the authors in their summary post "Is depth useful
-  for self-attention?" (KDnuggets, July 2020, first paragraph). The NeurIPS abstract
-  says the threshold is logarithmic in the width.
+- ``L_th = log3(d_x)``: the abstract of arXiv 2006.12467 v1 ("L_th=log_3(d_x)") and the
+  authors' summary post "Is depth useful for self-attention?" (KDnuggets, July 2020,
+  first paragraph). The NeurIPS abstract says only that it is logarithmic in the width.
 - ``ln(d_x) = 5.039 + 0.0555 L``: quoted from Levine et al. (2020) by the BloombergGPT
   paper (Wu et al., arXiv 2303.17564, section 3.2 "Model Scaling", paragraph "Shape").
   It gives ``D = exp(5.039) exp(0.0555 L)`` as the optimal hidden size for ``L``

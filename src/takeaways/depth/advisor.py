@@ -33,7 +33,7 @@ _DEPTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 
 
 _NOTES = (
-    "threshold log3(width): Levine et al., arXiv 2006.12467 (authors' summary, KDnuggets 2020-07)",
+    "threshold log3(width): Levine et al., arXiv 2006.12467 v1 abstract; authors' summary, KDnuggets 2020-07",
     "fit ln(width) = 5.039 + 0.0555 depth: Levine et al. (2020) as quoted in BloombergGPT, arXiv 2303.17564, sec. 3.2",
     "the paper's own per-size table (blog image) was not read; 1T -> depth 92, width 30K per the authors' blog",
 )

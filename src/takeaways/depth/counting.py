@@ -158,7 +158,10 @@ def parse_count(text: str | float) -> float:
         return _positive("params", text)
     if not isinstance(text, str):
         raise TypeError(f"params must be a number or a string like '350M', got {text!r:.40}")
-    m = re.fullmatch(r"\s*([0-9][0-9_]*\.?[0-9_]*(?:e[+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", text)
+    # a sign is read so that "-5M" is told it must be positive, not that it is unreadable
+    m = re.fullmatch(
+        r"\s*([+-]?[0-9][0-9_]*\.?[0-9_]*(?:e[+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", text
+    )
     if not m:
         raise ValueError(f"cannot read params {text!r}; write e.g. 350M, 1.3B, 1T or 110e6")
     return _positive("params", float(m.group(1).replace("_", "")) * _SUFFIX[m.group(2).upper()])
