@@ -101,6 +101,14 @@ def test_known_models_are_within_documented_tolerance_of_their_headline():
         assert rel < tol, (name, m.count(), m.published)
 
 
+def test_known_models_cite_a_source_and_split_into_heads():
+    for name, m in D.KNOWN_MODELS.items():
+        assert "arXiv" in m.source or "Radford" in m.source, name
+        # GPT-3 Table 2.1 prints 24 heads x 128 for d_model 2048; kept as printed, so not a split
+        assert (m.width % m.heads == 0) == (name != "gpt3-1.3b"), name
+    assert D.KNOWN_MODELS["gpt3-175b"].count() == pytest.approx(175e9, rel=0.01)
+
+
 def test_parameter_count_rejects_bad_sizes():
     with pytest.raises(ValueError, match="depth must be positive"):
         parameter_count(0, 768, vocab=10)
@@ -190,7 +198,7 @@ def test_parse_count():
 @pytest.mark.parametrize(
     ("kwargs", "error", "needle"),
     [
-        ({"params": "-5M"}, ValueError, "cannot read params"),
+        ({"params": "-5M"}, ValueError, "params must be positive, got -5000000.0"),
         ({"params": 0}, ValueError, "params must be positive"),
         ({"params": "lots"}, ValueError, "cannot read params"),
         ({"width": 0}, ValueError, "width must be positive"),
@@ -229,6 +237,13 @@ def test_cli_prints_a_table(capsys):
         (["depth", "--width", "0"], "width must be positive"),
         (["depth", "--width", "wide"], "--width takes a whole number"),
         (["depth", "--params", "5K"], "too small for one layer"),
+        (["depth", "--params", "-5M"], "params must be positive"),
+        (["depth", "--params", "0"], "params must be positive"),
+        (["depth", "--depth", "-2"], "depth must be positive"),
+        (["depth", "--width", "768", "--heads", "-4"], "heads must be positive"),
+        (["depth", "--params", "1M", "--width", "4096"], "one layer of width 4096 already has"),
+        (["depth", "--params", "260K", "--depth", "50"], "cannot hold 50 layers"),
+        (["depth", "--model", "gpt3-175b", "--width", "768"], "give model alone"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args, needle, capsys):

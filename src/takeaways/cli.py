@@ -447,9 +447,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Size options of `takeaways depth`. A negative value such as "--params -5M" would be read by
+# argparse as an unknown option (usage dump, no word about the sign); glued into
+# "--params=-5M" it reaches the advisor, which says in one line that it must be positive.
+_SIZE_OPTIONS = ("--params", "--width", "--depth", "--vocab", "--heads", "--max-len")
+
+
+def _glue_signed_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if argv[i] in _SIZE_OPTIONS and len(nxt) > 1 and nxt[0] == "-" and nxt[1] in "0123456789.":
+            out.append(f"{argv[i]}={nxt}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_signed_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.fn(args)
     except KeyboardInterrupt:
