@@ -1,0 +1,361 @@
+"""lottery-bert: lottery tickets in the packaged pre-trained MiniLM, on review sentiment and MLM.
+
+Takeaway 3 (Chen et al., arXiv:2007.12223) on a real pre-trained BERT: the packaged
+all-MiniLM-L6-v2 (6 layers, 384 wide; ``nn.load_minilm``). Two parts:
+
+1. Reviews (Rotten Tomatoes fresh vs rotten). IMP with the paper's schedule: fine-tune,
+   prune 10% of the original attention / feed-forward weights globally, rewind the
+   survivors to the pre-trained weights, fine-tune again, up to 90%. At chosen
+   sparsities two controls train the same way: the pre-trained weights under a random
+   mask with the same per-layer sparsity (``random_like``), and one-shot magnitude
+   pruning of the fine-tuned dense model, trained on without rewinding.
+2. MLM transfer. MiniLM ships without an MLM head, so a small one (BERT's transform
+   plus a bias over the tied word embeddings) is first trained on ``wiki`` with the
+   encoder frozen. IMP on the MLM task then finds a ticket (paper: 70%), which is
+   transferred to a fresh pre-trained MiniLM and fine-tuned on reviews, next to its
+   random control.
+
+Every fine-tune has the same data, epochs and schedule; test accuracy is the final
+epoch's. The demo preset keeps only the first 2 pre-trained layers and a few hundred
+reviews so it fits in a minute; the numbers to quote come from ``full``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch import nn as tnn
+
+from takeaways import data, nn, train
+from takeaways.lottery import Ticket, find_ticket
+from takeaways.lottery.imp import sparsity_schedule
+from takeaways.recipes import register_recipe
+from takeaways.results import Claim, Result, Target
+
+
+@dataclass(frozen=True)
+class LotteryBertConfig:
+    layers: int = 2  # first pre-trained MiniLM layers kept (6 = the whole model)
+    max_len: int = 32  # tokens per review / wiki passage, [CLS] and [SEP] included
+    max_train: int = 320  # reviews used for every fine-tune (of 10,246)
+    max_test: int = 256  # reviews scored (of 2,562)
+    epochs: int = 1  # epochs of every fine-tune (IMP round, control, transfer)
+    batch_size: int = 16
+    lr: float = 1e-4  # AdamW peak, 10% warm-up then linear decay within each run
+    rate: float = 0.3  # linear IMP schedule: share of the original weights pruned per round
+    rounds: int = 2  # IMP rounds on reviews (the paper: rate 0.1, 9 rounds -> 90%)
+    control_rounds: tuple[int, ...] = ()  # rounds that also run both controls (empty = all)
+    mlm_train: int = 256  # wiki passages for the MLM head and MLM IMP
+    mlm_test: int = 128  # held-out wiki passages scoring MLM accuracy
+    mlm_head_epochs: int = 1  # epochs training the MLM head on the frozen encoder
+    mlm_rate: float = 0.35  # linear schedule of the MLM ticket
+    mlm_rounds: int = 2  # mlm_rate x mlm_rounds = the MLM ticket's sparsity (paper: 0.7)
+    mlm_lr: float = 1e-4
+    seed: int = 0
+    threads: int = 1  # intra-op threads (1 is fastest on shared cores)
+    time_budget_s: float = 60.0  # wall-clock budget of the preset, checked as a target
+
+    def validate(self) -> None:
+        if not 1 <= self.layers <= 6:
+            raise ValueError(f"layers must be in 1..6 (MiniLM-L6), got {self.layers}")
+        if (
+            self.max_len < 8
+            or min(self.max_train, self.max_test, self.mlm_train, self.mlm_test) < 8
+        ):
+            raise ValueError("max_len and every data size must be >= 8")
+        if min(self.epochs, self.batch_size, self.mlm_head_epochs, self.threads) < 1:
+            raise ValueError("epochs, batch_size, mlm_head_epochs and threads must be >= 1")
+        sparsity_schedule("linear", self.rate, self.rounds)
+        sparsity_schedule("linear", self.mlm_rate, self.mlm_rounds)
+        bad = [r for r in self.control_rounds if not 1 <= r <= self.rounds]
+        if bad:
+            raise ValueError(f"control_rounds must lie in 1..rounds={self.rounds}, got {bad}")
+
+
+class MaskedTokenHead(tnn.Module):
+    """MiniLM plus a small MLM head that decodes only the masked positions.
+
+    ``forward(input_ids, attention_mask, positions)`` returns logits ``(B, M, V)`` for the
+    ``M`` masked positions of each row, so the 30,522-way decoder (tied to the word
+    embeddings) costs M / N of decoding every token.
+    """
+
+    def __init__(self, encoder: nn.MiniLMEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        d = encoder.dim
+        self.transform = tnn.Sequential(tnn.Linear(d, d), tnn.GELU(), tnn.LayerNorm(d))
+        self.bias = tnn.Parameter(torch.zeros(encoder.embeddings.num_embeddings))
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor) -> Tensor:
+        h = self.encoder(input_ids, attention_mask)  # (B, N, C)
+        h = h.gather(1, positions[..., None].expand(-1, -1, h.shape[-1]))  # (B, M, C)
+        return self.transform(h) @ self.encoder.embeddings.weight.T + self.bias  # (B, M, V)
+
+
+def _mask_tokens(batch: dict[str, Tensor], mask_id: int, specials: tuple[int, ...], seed: int):
+    """Static MLM masking: 15% of each row's real tokens become [MASK]; (inputs, targets (B, M))."""
+    ids, att = batch["input_ids"].clone(), batch["attention_mask"]
+    m = max(1, round(0.15 * ids.shape[1]))
+    g = torch.Generator().manual_seed(seed)
+    real = att.bool() & ~torch.isin(ids, torch.tensor(specials))  # (B, N)
+    score = torch.rand(ids.shape, generator=g).masked_fill(~real, 2.0)
+    pos = score.argsort(1)[:, :m]  # (B, M) real tokens first
+    targets = ids.gather(1, pos).masked_fill(~real.gather(1, pos), train.IGNORE_INDEX)
+    ids.scatter_(1, pos, torch.where(targets >= 0, mask_id, ids.gather(1, pos)))
+    return {"input_ids": ids, "attention_mask": att, "positions": pos}, targets
+
+
+def _subset(n: int, k: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).permutation(n)[: min(n, k)])
+
+
+@register_recipe(
+    "lottery-bert",
+    config=LotteryBertConfig,
+    presets={
+        "smoke": {
+            "layers": 1,
+            "max_len": 16,
+            "max_train": 32,
+            "max_test": 32,
+            "batch_size": 16,
+            "rounds": 1,
+            "rate": 0.5,
+            "mlm_train": 16,
+            "mlm_test": 16,
+            "mlm_rounds": 1,
+            "mlm_rate": 0.7,
+            "time_budget_s": 60.0,
+        },
+        "demo": {},
+        "full": {
+            "layers": 6,
+            "max_len": 40,
+            "max_train": 1024,
+            "max_test": 1500,
+            "batch_size": 32,
+            "lr": 5e-5,
+            "rate": 0.1,
+            "rounds": 9,
+            "control_rounds": (3, 5, 7, 9),
+            "mlm_train": 1024,
+            "mlm_test": 512,
+            "mlm_rate": 0.175,
+            "mlm_rounds": 4,
+            "mlm_lr": 5e-5,
+            "time_budget_s": 1800.0,
+        },
+    },  # fmt: skip
+    takeaway=3,
+    summary="IMP tickets in pre-trained MiniLM on reviews vs random / one-shot pruning; MLM ticket transfer",
+)
+def run(cfg: LotteryBertConfig) -> Result:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: LotteryBertConfig) -> Result:
+    t0 = time.perf_counter()
+    train.seed_everything(cfg.seed)
+    encoder, tok = nn.load_minilm()
+    encoder.bert.encoder.layer = encoder.bert.encoder.layer[: cfg.layers]
+    pretrained = copy.deepcopy(encoder.state_dict())
+
+    reviews = data.load("reviews")
+    tr = _subset(len(reviews.train), cfg.max_train, cfg.seed)
+    te = _subset(len(reviews.test), cfg.max_test, cfg.seed + 1)
+    enc = lambda texts: tok.encode(list(texts), max_len=cfg.max_len, pad_to=cfg.max_len)  # noqa: E731
+    train_xy = (enc(reviews.train.x[tr]), torch.as_tensor(reviews.train.y[tr]))
+    test_xy = (enc(reviews.test.x[te]), torch.as_tensor(reviews.test.y[te]))
+
+    def classifier() -> tnn.Module:
+        encoder.load_state_dict(pretrained)
+        torch.manual_seed(cfg.seed)  # the same head init for every run
+        return nn.SequenceClassifier(copy.deepcopy(encoder), 2)
+
+    def fit(model: tnn.Module, xy: Any = train_xy, lr: float = cfg.lr) -> None:
+        train.fit(
+            model, xy, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, schedule="linear",
+            warmup=0.1, seed=cfg.seed, progress=False,
+        )  # fmt: skip
+
+    def acc(model: tnn.Module, xy: Any = test_xy) -> float:
+        return train.evaluate(model, xy, batch_size=64)["accuracy"]
+
+    # ---- 1. IMP on reviews, with the random and one-shot controls
+    model = classifier()
+    start = copy.deepcopy(model.state_dict())
+    dense_state: dict[str, Any] = {}
+
+    def score(m: tnn.Module) -> float:
+        if not dense_state:  # round 0: the dense fine-tune, kept for one-shot pruning
+            dense_state.update(copy.deepcopy(m.state_dict()))
+        return acc(m)
+
+    ticket = find_ticket(model, fit, score, rate=cfg.rate, rounds=cfg.rounds)
+    t_imp = time.perf_counter() - t0
+    sparsity = [h["sparsity"] for h in ticket.history]
+    imp = [h["score"] for h in ticket.history]
+    dense = imp[0]
+    controlled = list(cfg.control_rounds or range(1, cfg.rounds + 1))
+    random_acc, oneshot_acc = {}, {}
+    for r in controlled:
+        model.load_state_dict(start)
+        handle = ticket.at_round(r).random_like(seed=cfg.seed + r).apply(model)
+        fit(model)
+        random_acc[r] = acc(model)
+        handle.remove()
+        model.load_state_dict(dense_state)
+        handle = Ticket.magnitude(model, sparsity[r]).apply(model)
+        fit(model)
+        oneshot_acc[r] = acc(model)
+        handle.remove()
+    t_reviews = time.perf_counter() - t0
+
+    # ---- 2. MLM: head on the frozen encoder, IMP on MLM, transfer to reviews
+    wiki = data.load("wiki")
+    passages = [p for doc in (*wiki.train.x, *wiki.test.x) for p in doc.split("\n") if len(p) > 80]
+    pick = _subset(len(passages), cfg.mlm_train + cfg.mlm_test, cfg.seed + 2)
+    texts = [passages[i] for i in pick]
+    mlm_x, mlm_y = _mask_tokens(enc(texts), tok.mask_id, tok.special_ids, cfg.seed)
+    split = cfg.mlm_train
+    mlm_train = ({k: v[:split] for k, v in mlm_x.items()}, mlm_y[:split])
+    mlm_test = ({k: v[split:] for k, v in mlm_x.items()}, mlm_y[split:])
+    encoder.load_state_dict(pretrained)
+    mlm = MaskedTokenHead(copy.deepcopy(encoder))
+    mlm.encoder.requires_grad_(False)
+    train.fit(
+        mlm, mlm_train, epochs=cfg.mlm_head_epochs, batch_size=cfg.batch_size, lr=1e-3,
+        seed=cfg.seed, progress=False,
+    )  # fmt: skip
+    mlm.encoder.requires_grad_(True)
+    mlm_ticket = find_ticket(
+        mlm,
+        lambda m: fit(m, mlm_train, cfg.mlm_lr),
+        lambda m: acc(m, mlm_test),
+        rate=cfg.mlm_rate,
+        rounds=cfg.mlm_rounds,
+    )
+    transferred = {}
+    for name, t in (("ticket", mlm_ticket), ("random", mlm_ticket.random_like(seed=cfg.seed))):
+        clf = classifier()
+        handle = t.transfer(clf)
+        fit(clf)
+        transferred[name] = acc(clf)
+        handle.remove()
+    wall = time.perf_counter() - t0
+
+    return _result(
+        cfg, sparsity, imp, random_acc, oneshot_acc, mlm_ticket, transferred, dense,
+        {"load + IMP": t_imp, "reviews total": t_reviews, "total": wall},
+    )  # fmt: skip
+
+
+def _result(
+    cfg: LotteryBertConfig,
+    sparsity: list[float],
+    imp: list[float],
+    random_acc: dict[int, float],
+    oneshot_acc: dict[int, float],
+    mlm_ticket: Ticket,
+    transferred: dict[str, float],
+    dense: float,
+    seconds: dict[str, float],
+) -> Result:
+    matching = [r for r in range(1, len(imp)) if imp[r] >= dense - 0.01]
+    best = max(matching) if matching else 0
+    # the control compared at the matching sparsity (or the nearest controlled round below it)
+    below = [r for r in random_acc if r <= max(best, 1)]
+    cmp_round = max(below) if below else min(random_acc)
+    mlm_s = mlm_ticket.sparsity
+    metrics: dict[str, Any] = {"dense reviews accuracy": dense}
+    for r in range(1, len(imp)):
+        tag = f"{100 * sparsity[r]:.0f}%"
+        metrics[f"IMP ticket accuracy at {tag}"] = imp[r]
+        if r in random_acc:
+            metrics[f"random control accuracy at {tag}"] = random_acc[r]
+            metrics[f"one-shot (no rewind) accuracy at {tag}"] = oneshot_acc[r]
+    metrics["highest sparsity within 1 point of dense"] = sparsity[best]
+    metrics["MLM accuracy by IMP round"] = {
+        f"{100 * h['sparsity']:.0f}%": h["score"] for h in mlm_ticket.history
+    }
+    metrics[f"MLM ticket ({100 * mlm_s:.0f}%) transferred: reviews accuracy"] = transferred[
+        "ticket"
+    ]
+    metrics[f"MLM random control ({100 * mlm_s:.0f}%) transferred: reviews accuracy"] = transferred[
+        "random"
+    ]
+    metrics["seconds"] = seconds
+    metrics["paper: highest matching sparsity, SST-2 / MLM (Table 2)"] = {"SST-2": 0.6, "MLM": 0.7}
+    targets = [
+        Target.check("highest IMP sparsity within 1 point of dense accuracy", sparsity[best], ">=", 0.5),
+        Target.check(
+            f"IMP ticket minus random control at {100 * sparsity[cmp_round]:.0f}% (points)",
+            100 * (imp[cmp_round] - random_acc[cmp_round]), ">=", 2.0,
+        ),
+        Target.check(
+            f"MLM ticket ({100 * mlm_s:.0f}%) transferred to reviews minus dense (points)",
+            100 * (transferred["ticket"] - dense), ">=", -1.0,
+        ),
+        Target.check("wall seconds of this preset", seconds["total"], "<=", cfg.time_budget_s),
+    ]  # fmt: skip
+    pct = [100 * s for s in sparsity]
+    ctl = sorted(random_acc)
+    plots = [
+        {
+            "title": f"MiniLM ({cfg.layers} of 6 layers) on reviews: test accuracy vs sparsity",
+            "kind": "line",
+            "x_label": "sparsity of the attention and feed-forward weights (%)",
+            "y_label": f"test accuracy ({cfg.max_test} reviews)",
+            "series": [
+                {"name": "IMP ticket (rewound to pre-trained)", "x": pct, "y": imp},
+                {"name": "random pruning, same layer sparsity", "x": [pct[r] for r in ctl], "y": [random_acc[r] for r in ctl]},
+                {"name": "one-shot magnitude, no rewind", "x": [pct[r] for r in ctl], "y": [oneshot_acc[r] for r in ctl]},
+                {"name": f"MLM ticket transferred ({100 * mlm_s:.0f}%)", "x": [100 * mlm_s], "y": [transferred["ticket"]]},
+                {"name": "dense", "x": [0.0, pct[-1]], "y": [dense, dense]},
+            ],
+        }
+    ]  # fmt: skip
+    se = 100 * (dense * (1 - dense) / cfg.max_test) ** 0.5
+    notes = (
+        f"MiniLM with its first {cfg.layers} of 6 pre-trained layers, fine-tuned on {cfg.max_train} "
+        f"reviews for {cfg.epochs} epoch(s) per run, scored on {cfg.max_test} (one standard error "
+        f"of an accuracy near {dense:.2f} is {se:.1f} points, so 'within 1 point' is within noise "
+        f"at this size). Dense {dense:.3f}; IMP tickets "
+        + ", ".join(f"{p:.0f}%: {a:.3f}" for p, a in zip(pct[1:], imp[1:]))
+        + "; random controls "
+        + ", ".join(f"{pct[r]:.0f}%: {random_acc[r]:.3f}" for r in ctl)
+        + "; one-shot "
+        + ", ".join(f"{pct[r]:.0f}%: {oneshot_acc[r]:.3f}" for r in ctl)
+        + f". The MLM ticket ({100 * mlm_s:.0f}%, found with a small MLM head trained on wiki, "
+        f"static [MASK]-only masking) fine-tunes on reviews to {transferred['ticket']:.3f}; its "
+        f"random control to {transferred['random']:.3f}. One-shot pruning continues from the "
+        "fine-tuned weights, so it has one more fine-tune behind it than a ticket."
+    )
+    return Result(
+        recipe="lottery-bert",
+        claim=Claim(
+            text=(
+                "Matching subnetworks of pre-trained BERT exist at 40% to 90% sparsity (SST-2: "
+                "60%), found by IMP with rewinding to the pre-trained weights; the 70% subnetwork "
+                "found on the MLM task transfers to every downstream task"
+            ),
+            value=0.6,
+            source="Chen et al., NeurIPS 2020, arXiv:2007.12223 (abstract; Table 2, SST-2 and MLM)",
+        ),
+        metrics=metrics,
+        targets=targets,
+        plots=plots,
+        notes=notes,
+    )
