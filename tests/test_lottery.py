@@ -216,6 +216,16 @@ def test_rewind_to_a_step_restores_the_weights_after_that_step():
     )  # head rewound, unmasked
 
 
+def test_train_last_false_skips_the_final_run_and_leaves_the_rewound_ticket():
+    model = _mlp()
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+    ticket = find_ticket(model, calls.append, rate=0.25, rounds=2, train_last=False)
+    assert len(calls) == 2 and len(ticket.history) == 2
+    assert ticket.sparsity == pytest.approx(0.5, abs=2e-3)
+    assert torch.equal(model[2].weight, init["2.weight"] * ticket.masks["2.weight"])
+
+
 def test_sparsity_schedules():
     assert sparsity_schedule("linear", 0.1, 9) == pytest.approx([k / 10 for k in range(1, 10)])
     assert sparsity_schedule("geometric", 0.5, 3) == pytest.approx([0.5, 0.75, 0.875])

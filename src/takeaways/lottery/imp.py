@@ -94,6 +94,7 @@ def find_ticket(
     rounds: int = 9,
     rewind: Literal["init"] | int = "init",
     scope: Literal["global", "layer"] = "global",
+    train_last: bool = True,
 ) -> Ticket:
     """Find a lottery ticket by iterative magnitude pruning with rewinding.
 
@@ -101,7 +102,7 @@ def find_ticket(
     surviving weights of the prunable tensors (of the weights just trained) up to the
     schedule's next sparsity, rewinds every weight to the starting point, and trains
     the masked model again (pruned weights stay zero). ``train`` is called
-    ``rounds + 1`` times, so the last call trains the final ticket; ``evaluate`` after
+    ``rounds + 1`` times, so the last call trains the final ticket (``train_last``); ``evaluate`` after
     each call scores the ticket at every sparsity on the way.
 
     Args:
@@ -120,12 +121,15 @@ def find_ticket(
             steps of round 0.
         scope: ``"global"`` ranks all prunable weights together (the paper); ``"layer"``
             prunes every tensor to the same sparsity.
+        train_last: train (and evaluate) the final ticket too; ``False`` stops after the
+            last prune and rewind when only the masks are wanted (one run fewer).
 
     Returns:
         The ``Ticket`` after the last round; ``ticket.at_round(k)`` gives round k's, and
         ``ticket.history`` one row per training run: ``round``, ``sparsity``, ``score``.
-        The model is left holding the last round's trained ticket (pruned weights zero,
-        no hooks attached: ``ticket.apply(model)`` before training it further).
+        The model is left holding the last round's trained ticket (or, with
+        ``train_last=False``, the rewound one), pruned weights zero and no hooks attached:
+        ``ticket.apply(model)`` before training it further.
 
     Raises:
         ValueError: rate outside (0, 1), rounds < 1, an unknown schedule, scope or
@@ -155,6 +159,8 @@ def find_ticket(
     handle = None
     try:
         for r in range(rounds + 1):
+            if r == rounds and not train_last:
+                break
             train(model)
             if snap is not None:
                 snap.close()
