@@ -299,3 +299,47 @@ def test_bad_input_gets_one_clear_line():
         ticket.apply(nn.Sequential(nn.Identity(), nn.Linear(2, 2)))
     with pytest.raises(ValueError, match="'2.weight' matches no parameter"):
         ticket.transfer(nn.Sequential(nn.Linear(12, 16)))
+
+
+# ---------------------------------------------------------------------------- recipe pieces
+
+
+def test_masked_token_head_equals_decoding_every_position_then_picking():
+    from takeaways import nn as tnn
+    from takeaways.recipes.lottery_bert import MaskedTokenHead, _mask_tokens
+
+    class _Enc(torch.nn.Module):  # the MiniLM interface at toy size: .dim, .embeddings
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = tnn.TransformerEncoder(
+                tnn.EncoderConfig(vocab_size=40, dim=16, heads=2, depth=1)
+            )
+            self.dim = 16
+
+        @property
+        def embeddings(self) -> torch.nn.Embedding:
+            return self.body.embed
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.body(input_ids, attention_mask=attention_mask)
+
+    torch.manual_seed(0)
+    head = MaskedTokenHead(_Enc()).eval()
+    for b, n in [(1, 5), (3, 11), (4, 20)]:
+        ids = torch.randint(5, 40, (b, n))
+        att = torch.ones(b, n, dtype=torch.long)
+        att[0, n // 2 :] = 0  # padding in the first row
+        ids[:, 0] = 1
+        x, y = _mask_tokens({"input_ids": ids, "attention_mask": att}, 4, (0, 1, 2, 3, 4), seed=b)
+        m = max(1, round(0.15 * n))
+        assert y.shape == (b, m) and x["positions"].shape == (b, m)
+        real = (att.bool() & (ids >= 5)).sum(1)
+        assert ((y != -100).sum(1) == real.clamp(max=m)).all()  # masks real tokens only
+        picked = x["input_ids"].gather(1, x["positions"])
+        assert (picked[y != -100] == 4).all() and torch.equal(
+            y[y != -100], ids.gather(1, x["positions"])[y != -100]
+        )
+        with torch.no_grad():
+            fast, ref = head(**x), head.forward_reference(**x)
+        assert fast.shape == (b, m, 40)
+        torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)

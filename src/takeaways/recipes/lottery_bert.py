@@ -100,6 +100,14 @@ class MaskedTokenHead(tnn.Module):
         h = h.gather(1, positions[..., None].expand(-1, -1, h.shape[-1]))  # (B, M, C)
         return self.transform(h) @ self.encoder.embeddings.weight.T + self.bias  # (B, M, V)
 
+    def forward_reference(
+        self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor
+    ) -> Tensor:
+        """Naive reference: decode every position, then pick the masked ones."""
+        h = self.encoder(input_ids, attention_mask)  # (B, N, C)
+        logits = self.transform(h) @ self.encoder.embeddings.weight.T + self.bias  # (B, N, V)
+        return logits[torch.arange(len(positions))[:, None], positions]  # (B, M, V)
+
 
 def _mask_tokens(batch: dict[str, Tensor], mask_id: int, specials: tuple[int, ...], seed: int):
     """Static MLM masking: 15% of each row's real tokens become [MASK]; (inputs, targets (B, M))."""
