@@ -17,8 +17,9 @@ block's K key/value blocks come from one ``index_select`` (no duplicates, no Pyt
 blocks), then one batched matmul, a softmax and one matmul, in cache-sized steps, with a
 FlashAttention-style backward that recomputes the scores (memory linear in N). Padding is
 applied inside the score matmul (an extra key feature), not by a masking pass. It is the
-default on GPUs too: on an H200 it ran 2-14x faster than FlexAttention over the same pattern
-(benchmarks/results/attention-cuda.json). FlexAttention with a ``BlockMask`` built from the
+default on GPUs too: on an H200 it ran 1.3-27x faster than FlexAttention over the same
+pattern, but its transient peak memory is far larger (N=16k, B=1, H=8, fp32 forward: 1.1 GB
+vs 35 MB; benchmarks/results/attention-cuda.json): pass ``backend="flex"`` where memory binds. FlexAttention with a ``BlockMask`` built from the
 same table is there as ``backend="flex"`` (trains on CUDA; compiled inference only on CPU,
 where torch has no flex backward).
 
@@ -486,7 +487,7 @@ def bigbird_attention(
         if p.density >= DENSE_DENSITY:
             backend = "dense"
         else:
-            backend = "gather"  # on an H200 too: 2-14x faster than flex (attention-cuda.json)
+            backend = "gather"  # on an H200 too: faster than flex, more memory (see above)
     dtype = q.dtype
     if q.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
         q, k, v = q.float(), k.float(), v.float()
