@@ -17,8 +17,9 @@ block's K key/value blocks come from one ``index_select`` (no duplicates, no Pyt
 blocks), then one batched matmul, a softmax and one matmul, in cache-sized steps, with a
 FlashAttention-style backward that recomputes the scores (memory linear in N). Padding is
 applied inside the score matmul (an extra key feature), not by a masking pass. It is the
-default on GPUs too: on an H200 it ran 1.3-27x faster than FlexAttention over the same
-pattern, but its transient peak memory is far larger (N=16k, B=1, H=8, fp32 forward: 1.1 GB
+default on GPUs too: on an H200 it ran 3-28x faster than FlexAttention over the same
+pattern in fp32 and 1.5-5x in bf16 (except bf16 training below N=4k, where flex is up to
+1.4x faster), but its transient peak memory is far larger (N=16k, B=1, H=8, fp32 forward: 1.1 GB
 vs 35 MB; benchmarks/results/attention-cuda.json): pass ``backend="flex"`` where memory binds. FlexAttention with a ``BlockMask`` built from the
 same table is there as ``backend="flex"`` (trains on CUDA; compiled inference only on CPU,
 where torch has no flex backward).
