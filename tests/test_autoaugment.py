@@ -221,3 +221,83 @@ def test_bad_images_get_a_clear_error():
         apply_policy(torch.rand(28, 28), "invert")
     with pytest.raises(TypeError, match="float images"):
         apply_policy(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), "invert")
+
+
+# ----------------------------------------------------------------------------- Policy and search
+
+from takeaways.autoaugment import Policy, PolicyAugment, aws_search  # noqa: E402
+from takeaways.autoaugment.search import SEARCH_SPACE, ppo_update  # noqa: E402
+
+
+def test_search_space_has_36_ops_and_uniform_start():
+    assert len(SEARCH_SPACE) == 36
+    p = Policy()
+    torch.testing.assert_close(p.joint(), torch.full((36, 36), 1 / 36**2))
+    assert abs(p.entropy() - 2 * torch.log(torch.tensor(36.0)).item()) < 1e-4
+
+
+def test_policy_samples_follow_its_joint_distribution():
+    p = Policy()
+    with torch.no_grad():
+        p.first[5] = 4.0  # op1 = 5 favoured
+        p.second[5, 7] = 4.0
+        p.second[5] -= 3.0
+    j = p.joint()
+    pairs = p.sample(20000, torch.Generator().manual_seed(0))
+    freq = torch.bincount(pairs[:, 0] * 36 + pairs[:, 1], minlength=36 * 36).float() / 20000
+    assert (freq - j.flatten()).abs().max() < 0.015
+    torch.testing.assert_close(
+        p.log_prob(pairs[:3]), j.flatten()[pairs[:3, 0] * 36 + pairs[:3, 1]].log()
+    )
+
+
+def test_ppo_with_new_over_old_ratio_raises_a_rewarded_pair_and_respects_the_clip():
+    p = Policy()
+    weight = torch.zeros(36 * 36)
+    weight[3 * 36 + 4] = 1.0  # only pair (3, 4) was used, positive advantage
+    before = p.joint()[3, 4].item()
+    sgd = torch.optim.SGD(p.parameters(), lr=0.3)  # about +15% per step
+    steps = ppo_update(p, sgd, weight, clip=0.2, steps=10, kl_stop=10.0)
+    after10 = p.joint()[3, 4].item()
+    ppo_update(p, sgd, weight, clip=0.2, steps=10, kl_stop=10.0)  # a new "old": moves again
+    assert steps == 10 and 1.2 < after10 / before < 1.45  # past 1 + clip the gradient is zero
+    assert p.joint()[3, 4].item() > after10
+    once = Policy()  # stopping early on KL: one step only with a tiny kl_stop
+    assert ppo_update(once, torch.optim.SGD(once.parameters(), lr=20.0), weight, kl_stop=1e-12) == 1
+    q = Policy()
+    weight[3 * 36 + 4] = -1.0
+    ppo_update(q, torch.optim.Adam(q.parameters(), lr=0.5), weight, steps=5, kl_stop=10.0)
+    assert q.joint()[3, 4].item() < before
+
+
+def test_policy_augment_is_identity_in_eval_and_top_lists_pairs():
+    x = _images(b=8)
+    aug = PolicyAugment("invert")
+    assert torch.equal(aug.eval()(x), x)
+    torch.testing.assert_close(aug.train()(x), 1 - x)
+    subs = Policy().top(3)
+    assert len(subs) == 3 and all(len(s.ops) == 2 for s in subs)
+    assert parse_policy(format_policy(subs)) == subs
+    assert PolicyAugment(Policy()).train()(x).shape == x.shape
+
+
+def test_aws_search_counts_its_cost_and_is_seeded():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 8, 8, generator=g)
+    y = (x.mean(dim=(1, 2, 3)) > 0.5).long()
+
+    def model_fn():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+
+    kw = dict(
+        shared_epochs=2, finetune_epochs=1, iterations=3, trajectories=2, batch_size=32, seed=1
+    )
+    p1, h1 = aws_search(model_fn, (x, y), (x, y), **kw)
+    p2, h2 = aws_search(model_fn, (x, y), (x, y), **kw)
+    assert h1.model_epochs == 2 + 3 * 2 * 1 and h1.evaluated_policies == 6
+    assert h1.rewards == h2.rewards and torch.equal(p1.joint(), p2.joint())
+    assert (
+        len(h1.entropy) == 3 and h1.entropy[-1] <= 2 * torch.log(torch.tensor(36.0)).item() + 1e-4
+    )
+    with pytest.raises(ValueError, match="iterations must be >= 1"):
+        aws_search(model_fn, (x, y), (x, y), shared_epochs=1, finetune_epochs=1, iterations=0)

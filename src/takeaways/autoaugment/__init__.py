@@ -25,5 +25,15 @@ from takeaways.autoaugment.policy import (
     format_policy,
     parse_policy,
 )
+from takeaways.autoaugment.search import Policy, PolicyAugment, SearchHistory, aws_search
 
-__all__ = ["AUTOAUGMENT_CIFAR10", "apply_policy", "format_policy", "parse_policy"]
+__all__ = [
+    "AUTOAUGMENT_CIFAR10",
+    "Policy",
+    "PolicyAugment",
+    "SearchHistory",
+    "apply_policy",
+    "aws_search",
+    "format_policy",
+    "parse_policy",
+]
