@@ -134,6 +134,8 @@ class PolicyAugment(nn.Module):
 
     def __init__(self, policy: str | list[SubPolicy] | Policy, *, seed: int = 0) -> None:
         super().__init__()
+        if isinstance(policy, Policy):  # a frozen copy: an optimizer over the model skips it
+            policy = copy.deepcopy(policy).requires_grad_(False)
         self.policy = policy if isinstance(policy, Policy) else as_policy(policy)
         self.generator = torch.Generator().manual_seed(seed)
 
