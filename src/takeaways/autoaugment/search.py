@@ -182,8 +182,11 @@ def _accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> 
     return hits / max(len(y), 1)
 
 
-def _train(model, opt, x, y, *, epochs, batch_size, lr_at, policy, generator) -> Tensor:
-    """Plain SGD epochs under ``policy``; returns the (P, 2) pairs drawn (for PPO counts)."""
+def _train(model, opt, x, y, *, epochs, batch_size, lr_at, policy, generator, menu=None) -> Tensor:
+    """Plain SGD epochs under ``policy``; returns the (P, 2) pairs drawn (for PPO counts).
+
+    With ``menu`` (M, 2), each image draws one of those pairs uniformly instead.
+    """
     model.train()
     drawn = []
     steps = epochs * math.ceil(len(y) / batch_size)
@@ -192,7 +195,10 @@ def _train(model, opt, x, y, *, epochs, batch_size, lr_at, policy, generator) ->
         order = torch.randperm(len(y), generator=generator)
         for i in range(0, len(y), batch_size):
             idx = order[i : i + batch_size]
-            pairs = policy.sample(len(idx), generator)
+            if menu is None:
+                pairs = policy.sample(len(idx), generator)
+            else:
+                pairs = menu[torch.randint(len(menu), (len(idx),), generator=generator)]
             drawn.append(pairs)
             xb = policy.augment(x[idx], pairs, generator)
             for g in opt.param_groups:
@@ -248,6 +254,7 @@ def aws_search(
     finetune_epochs: int,
     iterations: int,
     trajectories: int = 2,
+    pairs_per_trajectory: int = 0,
     batch_size: int = 64,
     lr: float = 0.05,
     finetune_lr: float = 0.005,
@@ -268,6 +275,10 @@ def aws_search(
         finetune_epochs: epochs of each fine-tune from the shared weights.
         iterations: controller (PPO) steps.
         trajectories: fine-tunes per step (one sampled policy each).
+        pairs_per_trajectory: if > 0, each fine-tune first draws this many pairs from the
+            policy and every image uses one of them, so that trajectories differ in policy
+            and not only in sampling noise (0: one pair per image from the full policy,
+            as in the official code).
         batch_size, lr: SGD (Nesterov, momentum 0.9, weight decay 1e-4), cosine from ``lr``.
         finetune_lr: constant learning rate of the fine-tunes.
         clip, ppo_steps, ppo_lr, kl_stop: PPO ratio clip, inner Adam steps, their
@@ -319,8 +330,10 @@ def aws_search(
         for _ in range(trajectories):
             model.load_state_dict(shared[0])
             opt.load_state_dict(shared[1])
+            menu = policy.sample(pairs_per_trajectory, g) if pairs_per_trajectory > 0 else None
             drawn = _train(model, opt, x, y, epochs=finetune_epochs, batch_size=batch_size,
-                           lr_at=lambda t: finetune_lr, policy=policy, generator=g)  # fmt: skip
+                           lr_at=lambda t: finetune_lr, policy=policy, generator=g,
+                           menu=menu)  # fmt: skip
             hist.finetune_epochs += finetune_epochs
             hist.evaluated_policies += 1
             rewards.append(_accuracy(model, xv, yv))
