@@ -301,3 +301,55 @@ def test_aws_search_counts_its_cost_and_is_seeded():
     )
     with pytest.raises(ValueError, match="iterations must be >= 1"):
         aws_search(model_fn, (x, y), (x, y), shared_epochs=1, finetune_epochs=1, iterations=0)
+
+
+def test_aws_search_learns_to_avoid_a_planted_harmful_op():
+    # labels are "bright or dark"; brightness at level 9 (x0.1 or x1.9) destroys them,
+    # rotation and shear of a flat image do not
+    g = torch.Generator().manual_seed(0)
+    v = torch.rand(256, generator=g) * 0.6 + 0.2
+    x = (v.view(-1, 1, 1, 1) + 0.02 * torch.randn(256, 1, 4, 4, generator=g)).clamp(0, 1)
+    y = (v > 0.5).long()
+    space = (("brightness", 9), ("rotate", 3), ("shear_x", 3))
+
+    def model_fn():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+
+    policy, hist = aws_search(
+        model_fn, (x[:192], y[:192]), (x[192:], y[192:]), shared_epochs=3, finetune_epochs=1,
+        iterations=8, trajectories=4, pairs_per_trajectory=1, batch_size=32, lr=0.5,
+        finetune_lr=0.5, ppo_lr=0.3, space=space, seed=0,
+    )  # fmt: skip
+    p1, p2 = policy.probs()
+    assert p1[0] < 0.2  # P(op1 = brightness) fell from 1/3 (0.08 at this seed)
+    safe = policy.joint()[1:, 1:].sum().item()
+    assert safe > 0.55  # mass on pairs without brightness rose from 4/9 (0.61 at this seed)
+    assert hist.model_epochs == 3 + 8 * 4 and len(hist.baseline) == 8
+
+
+def test_search_with_a_menu_uses_only_menu_pairs():
+    from takeaways.autoaugment.search import _train
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    menu = torch.tensor([[0, 1], [5, 5]])
+    x, y = torch.rand(40, 1, 4, 4), torch.randint(0, 2, (40,))
+    drawn = _train(model, opt, x, y, epochs=2, batch_size=16, lr_at=lambda t: 0.1, policy=Policy(),
+                   generator=torch.Generator().manual_seed(0), menu=menu)  # fmt: skip
+    assert drawn.shape == (80, 2)
+    assert set(map(tuple, drawn.tolist())) == {(0, 1), (5, 5)}
+
+
+def test_recipe_smoke_numbers_and_config_errors(tmp_path):
+    from takeaways.recipes import get_recipe, resolve_config, run_recipe
+
+    result, _ = run_recipe("autoaugment", preset="smoke", out_dir=tmp_path)
+    m = result.metrics["digits"]
+    assert m["search_model_epochs"] == 1 + 2 * 2 * 1 and m["evaluated_policies"] == 4
+    assert m["search_cost_ratio"] == pytest.approx(5 / (4 * 2))
+    assert all(0.0 <= m[f"test_accuracy_{p}"] <= 1.0 for p in ("none", "random", "aws"))
+    assert len(result.targets) == 3 and result.targets[2].measured == pytest.approx(0.625)
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
+        resolve_config(get_recipe("autoaugment"), "smoke", ["datasets=cifar"])
+    with pytest.raises(ValueError, match="iterations must be >= 1"):
+        resolve_config(get_recipe("autoaugment"), "smoke", ["iterations=0"])

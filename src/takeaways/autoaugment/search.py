@@ -255,6 +255,7 @@ def aws_search(
     iterations: int,
     trajectories: int = 2,
     pairs_per_trajectory: int = 0,
+    space: tuple[tuple[str, int], ...] = SEARCH_SPACE,
     batch_size: int = 64,
     lr: float = 0.05,
     finetune_lr: float = 0.005,
@@ -279,6 +280,7 @@ def aws_search(
             policy and every image uses one of them, so that trajectories differ in policy
             and not only in sampling noise (0: one pair per image from the full policy,
             as in the official code).
+        space: the (op name, level) pairs the policy chooses from (default the 36 of AWS).
         batch_size, lr: SGD (Nesterov, momentum 0.9, weight decay 1e-4), cosine from ``lr``.
         finetune_lr: constant learning rate of the fine-tunes.
         clip, ppo_steps, ppo_lr, kl_stop: PPO ratio clip, inner Adam steps, their
@@ -311,7 +313,7 @@ def aws_search(
     torch.manual_seed(seed)
     model = model_fn()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
-    policy = Policy()
+    policy = Policy(space)
     hist = SearchHistory(shared_epochs=shared_epochs)
 
     def cosine(t: float) -> float:
