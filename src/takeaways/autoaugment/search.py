@@ -66,6 +66,11 @@ class Policy(nn.Module):
         k = len(self.space)
         self.first = nn.Parameter(torch.zeros(k))  # (K,)
         self.second = nn.Parameter(torch.zeros(k, k))  # (K, K), row = op1
+        # per search-space op: its index in OP_NAMES and its unsigned magnitude
+        self.register_buffer("op_ids", torch.tensor([OP_NAMES.index(n) for n, _ in self.space]))
+        self.register_buffer(
+            "op_mags", torch.tensor([float(magnitude(n, lv)) for n, lv in self.space])
+        )
 
     def probs(self) -> tuple[Tensor, Tensor]:
         """P(op1) (K,) and P(op2 | op1) (K, K), each row summing to 1."""
@@ -102,11 +107,7 @@ class Policy(nn.Module):
     ) -> Tensor:
         """Apply pair ``pairs[b]`` to image ``b``; images (B, C, H, W) in [0, 1]."""
         check_images(images, "Policy.augment")
-        names = [self.space[int(k)][0] for k in pairs.flatten()]
-        ids = torch.tensor([OP_NAMES.index(n) for n in names]).view(pairs.shape)
-        mags = torch.tensor(
-            [magnitude(*self.space[int(k)]) for k in pairs.flatten()], dtype=torch.float32
-        ).view(pairs.shape)
+        ids, mags = self.op_ids[pairs], self.op_mags[pairs]  # (B, 2) each
         return apply_ops(images, ids, mags, torch.ones(pairs.shape), generator)
 
     def top(self, k: int = 10) -> list[SubPolicy]:
@@ -297,7 +298,8 @@ def aws_search(
         ValueError: a non-positive epoch/iteration count or images not (N, C, H, W).
 
     Example:
-        >>> policy, hist = aws_search(lambda: nn.SmallCNN(width=8), (x, y), (xv, yv),
+        >>> from takeaways.nn import SmallCNN
+        >>> policy, hist = aws_search(lambda: SmallCNN(width=8), (x, y), (xv, yv),
         ...     shared_epochs=5, finetune_epochs=1, iterations=10)   # doctest: +SKIP
         >>> apply_policy(images, policy.top(5))                       # doctest: +SKIP
     """
