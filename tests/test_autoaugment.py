@@ -349,6 +349,10 @@ def test_recipe_smoke_numbers_and_config_errors(tmp_path):
     assert m["search_cost_ratio"] == pytest.approx(5 / (4 * 2))
     assert all(0.0 <= m[f"test_accuracy_{p}"] <= 1.0 for p in ("none", "random", "aws"))
     assert len(result.targets) == 3 and result.targets[2].measured == pytest.approx(0.625)
+    assert [p["kind"] for p in result.plots] == ["bar", "line"]
+    assert result.plots[0]["series"][3]["y"] == [m["test_accuracy_aws"]]
+    assert len(result.plots[1]["series"][0]["y"]) == 2  # one reward per controller step
+    assert "no-op" in result.notes
     with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
         resolve_config(get_recipe("autoaugment"), "smoke", ["datasets=cifar"])
     with pytest.raises(ValueError, match="iterations must be >= 1"):

@@ -96,7 +96,7 @@ class Policy(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, 2) op indices, one pair per image."""
-        p1, p2 = self.probs()
+        p1, p2 = (p.cpu() for p in self.probs())  # draws on the CPU generator
         op1 = torch.multinomial(p1, n, replacement=True, generator=generator)
         u = torch.rand(n, 1, generator=generator)
         op2 = (p2[op1].cumsum(-1) < u).sum(-1).clamp_max(len(self.space) - 1)
@@ -107,7 +107,8 @@ class Policy(nn.Module):
     ) -> Tensor:
         """Apply pair ``pairs[b]`` to image ``b``; images (B, C, H, W) in [0, 1]."""
         check_images(images, "Policy.augment")
-        ids, mags = self.op_ids[pairs], self.op_mags[pairs]  # (B, 2) each
+        pairs = pairs.cpu()
+        ids, mags = self.op_ids.cpu()[pairs], self.op_mags.cpu()[pairs]  # (B, 2) each
         return apply_ops(images, ids, mags, torch.ones(pairs.shape), generator)
 
     def top(self, k: int = 10) -> list[SubPolicy]:

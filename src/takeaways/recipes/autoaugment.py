@@ -239,6 +239,14 @@ def run(cfg: AutoAugmentConfig) -> Result:
             f" ({cost_ratio:.3f}); policy entropy {metrics[name]['policy_entropy_start']:.2f}"
             f" -> {hist.entropy[-1]:.2f} nats"
         )
+    notes.append(
+        "Color is a no-op on these grayscale images, so 3 of the 36 searched ops (and the "
+        "color entries of the AutoAugment policy) leave images unchanged. Deviations from "
+        "the paper's pipeline: each fine-tune draws pairs_per_trajectory pairs from the "
+        "policy (trajectories then differ in policy, not only in sampling noise), the reward "
+        "is the final validation accuracy of a 1-epoch fine-tune, and the final 'aws' policy "
+        "is the final_pairs most probable pairs."
+    )
     return Result(
         recipe="autoaugment",
         claim=Claim(
