@@ -18,8 +18,11 @@ Both ops of a drawn pair are always applied.
 
 Differences from the official code: the ratio is new / old (the code computes old / new);
 the reward is the final validation accuracy (the code averages the best two of ten
-epochs); the advantage is divided by a running std of the rewards so that the tiny
-accuracy differences of a short CPU search still move the policy.
+epochs); the advantage is divided by a running mean absolute deviation of the rewards
+(the spread of the first step's rewards to start) so that the tiny accuracy differences
+of a short CPU search still move the policy; and, optionally (``pairs_per_trajectory``),
+each fine-tune draws a small menu of pairs and every image uses one of them, so that
+with few trajectories their rewards differ by policy and not only by sampling noise.
 """
 
 from __future__ import annotations
