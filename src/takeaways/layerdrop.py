@@ -1,0 +1,259 @@
+"""Progressive layer dropping: skip whole residual blocks while training, more so deeper in.
+
+Progressive Layer Dropping (PLD, arXiv 2010.13369) trains a stack of residual blocks with a
+random subset of them switched off on each step. Two schedules set how many:
+
+* over time, ``theta(t) = (1 - theta_bar) * exp(-gamma * t) + theta_bar`` starts at 1 (keep
+  everything) and decays to ``theta_bar``; with the defaults it is 0.68 at step 1k and about
+  0.5 from step 5k on (``pld_theta``);
+* over depth, block ``l`` of ``L`` (counted from 1) is kept with probability
+  ``p_l = 1 - (l / L) * (1 - theta)``, so the bottom blocks are kept most (``keep_probs``).
+
+``prepare_layer_drop(layers)`` attaches one gate per block to any ``nn.ModuleList`` of residual
+blocks (``x -> x + f(x)``, output shaped like the input; checked on the first call, which
+always runs the block) and returns a ``LayerDrop`` handle.
+In training mode a dropped block does no computation and returns its first positional input;
+a kept block's residual branch ``block(x) - x`` is scaled by ``1 / p_l`` (inverted dropout, as
+the paper's reference code does), so evaluation runs every block unscaled. ``rescale=False``
+uses a kept block's output as is.
+
+The gate is attached by giving each block an instance-level ``forward``: the blocks keep their
+type, parameters and ``state_dict`` keys, and ``remove()`` restores the original behaviour.
+Gates are drawn on the host from the handle's own ``torch.Generator(seed)``, one per block
+call, so a run is reproducible and every rank drops the same blocks (ranks must make the same
+calls in the same order). Under DDP a dropped block's parameters get no gradient, so wrap the
+model with ``find_unused_parameters=True``.
+
+Example:
+    >>> from takeaways.nn import EncoderConfig, TransformerEncoder
+    >>> encoder = TransformerEncoder(EncoderConfig(vocab_size=100, dim=32, depth=4, heads=2))
+    >>> pld = prepare_layer_drop(encoder.layers, theta_bar=0.5, gamma=0.001)
+    >>> pld.step(1000)  # or pass ``pld`` to ``train.fit(..., hooks=[pld])``
+    >>> [round(p, 2) for p in pld.keep_probs]
+    [0.92, 0.84, 0.76, 0.68]
+    >>> pld.remove()  # the plain encoder again
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["pld_theta", "keep_probs", "prepare_layer_drop", "LayerDrop"]
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def _check_schedule(theta_bar: float, gamma: float) -> None:
+    if not 0.0 < theta_bar <= 1.0:
+        raise ValueError(f"theta_bar must be in (0, 1], got {theta_bar}; the paper uses 0.5")
+    if not gamma >= 0.0:  # also rejects NaN
+        raise ValueError(f"gamma must be >= 0, got {gamma}; the paper uses 0.001")
+
+
+def pld_theta(step: int, *, theta_bar: float = 0.5, gamma: float = 0.001) -> float:
+    """Keep probability of the top block at optimizer step ``step`` (arXiv 2010.13369).
+
+    Args:
+        step: global optimizer step, ``>= 0``; ``theta(0) = 1``.
+        theta_bar: the limit ``theta`` decays to, in ``(0, 1]``; 1 disables dropping.
+        gamma: decay rate per step, ``>= 0``.
+
+    Returns:
+        ``(1 - theta_bar) * exp(-gamma * step) + theta_bar``, in ``[theta_bar, 1]``.
+
+    Raises:
+        ValueError: for ``theta_bar`` outside ``(0, 1]``, ``gamma < 0`` or ``step < 0``.
+    """
+    _check_schedule(theta_bar, gamma)
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    return (1.0 - theta_bar) * math.exp(-gamma * step) + theta_bar
+
+
+def keep_probs(theta: float, num_layers: int) -> list[float]:
+    """Per-block keep probabilities ``p_l = 1 - (l / L) * (1 - theta)`` for ``l = 1..L``.
+
+    The first block is kept with ``1 - (1 - theta) / L`` and the last with ``theta``.
+
+    Args:
+        theta: the current ``pld_theta``, in ``(0, 1]``.
+        num_layers: ``L``, the number of blocks, ``>= 1``.
+
+    Returns:
+        ``L`` floats, non-increasing with depth.
+
+    Raises:
+        ValueError: for ``theta`` outside ``(0, 1]`` or ``num_layers < 1``.
+    """
+    if not 0.0 < theta <= 1.0:
+        raise ValueError(f"theta must be in (0, 1], got {theta}")
+    if not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+    return [1.0 - (l / num_layers) * (1.0 - theta) for l in range(1, num_layers + 1)]  # noqa: E741
+
+
+# ----------------------------------------------------------------------------- the gate
+
+
+def _hidden(out: Any) -> Any:
+    """The hidden state in a block's output: the output itself, or its first element."""
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+class _GatedForward:
+    """A block's instance-level ``forward``: draw the gate, then skip or run and rescale.
+
+    A plain object rather than a closure, so ``copy.deepcopy`` of a prepared model gives each
+    copied block a gate that calls the copied block (and a copy of the handle).
+    """
+
+    def __init__(self, handle: LayerDrop, index: int, block: nn.Module) -> None:
+        self.handle, self.index, self.block = handle, index, block
+        self.checked = False  # residual shape verified on the first call
+        self.out_len: int | None = None  # tuple length of the block's output, if a tuple
+
+    def _run(self, x: Tensor, args: tuple, kwargs: dict) -> Any:
+        out = type(self.block).forward(self.block, *args, **kwargs)
+        if not self.checked:
+            y = _hidden(out)
+            if not isinstance(y, Tensor) or y.shape != x.shape:
+                got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+                raise ValueError(
+                    f"layer drop: block {self.index} is not residual: output {got} differs "
+                    f"from input {tuple(x.shape)}"
+                )
+            self.out_len = len(out) if isinstance(out, (tuple, list)) else None
+            self.checked = True
+        return out
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not args or not isinstance(args[0], Tensor):
+            raise TypeError(
+                f"layer drop: block {self.index} must get its hidden state as the first "
+                "positional argument"
+            )
+        x = args[0]  # (B, ..., C) the residual stream
+        h = self.handle
+        if not self.block.training:  # evaluation: every block, unscaled
+            return self._run(x, args, kwargs)
+        p = h.keep_probs[self.index]
+        keep = torch.rand((), generator=h.generator).item() < p
+        if not keep and self.checked:
+            h.dropped[self.index] += 1
+            if self.out_len is not None:  # tuple-returning blocks: same arity, extras None
+                return (x,) + (None,) * (self.out_len - 1)
+            return x  # no computation at all
+        # A block's first training call runs even if its gate says drop: it checks the
+        # residual shape and learns the output's structure, which a dropped call must mimic.
+        h.executed[self.index] += 1
+        out = self._run(x, args, kwargs)
+        if not h.rescale or p >= 1.0:
+            return out
+        y = x + (_hidden(out) - x) / p  # inverted dropout on the residual branch
+        if isinstance(out, (tuple, list)):
+            return (y, *out[1:])
+        return y
+
+
+# ----------------------------------------------------------------------------- the handle
+
+
+class LayerDrop:
+    """Handle returned by ``prepare_layer_drop``: the schedule state, counters and ``remove()``.
+
+    Attributes:
+        theta: current keep probability of the top block (starts at 1: nothing dropped).
+        keep_probs: current per-block keep probabilities (``keep_probs(theta, L)``).
+        executed, dropped: per-block counts of training-mode calls that ran / were skipped.
+        generator: the CPU ``torch.Generator`` the gates are drawn from.
+        rescale: whether a kept block's residual branch is scaled by ``1 / p_l``.
+
+    Pass it to ``train.fit(..., hooks=[handle])``: ``on_batch`` sets ``theta`` from the global
+    optimizer step after every step.
+    """
+
+    def __init__(
+        self, layers: nn.ModuleList, *, theta_bar: float, gamma: float, seed: int, rescale: bool
+    ) -> None:
+        self.layers = layers
+        self.theta_bar, self.gamma, self.rescale = theta_bar, gamma, rescale
+        self.generator = torch.Generator().manual_seed(seed)
+        self.executed = [0] * len(layers)
+        self.dropped = [0] * len(layers)
+        self.theta = 1.0
+        self.keep_probs = keep_probs(1.0, len(layers))
+        for i, block in enumerate(layers):
+            block.forward = _GatedForward(self, i, block)
+
+    def step(self, global_step: int) -> None:
+        """Set ``theta`` (and ``keep_probs``) for the given global optimizer step."""
+        self.theta = pld_theta(global_step, theta_bar=self.theta_bar, gamma=self.gamma)
+        self.keep_probs = keep_probs(self.theta, len(self.layers))
+
+    def on_batch(self, info: Any) -> None:
+        """``fit()`` hook: follow ``info.step``, the global optimizer step."""
+        self.step(info.step)
+
+    @property
+    def drop_rate(self) -> list[float]:
+        """Per-block fraction of training-mode calls that were skipped (NaN before any)."""
+        return [
+            d / (d + e) if d + e else float("nan")
+            for d, e in zip(self.dropped, self.executed, strict=True)
+        ]
+
+    def remove(self) -> None:
+        """Detach the gates: every block runs its own ``forward`` again. Idempotent."""
+        for block in self.layers:
+            gate = block.__dict__.get("forward")
+            if isinstance(gate, _GatedForward) and gate.handle is self:
+                del block.forward
+
+
+def prepare_layer_drop(
+    layers: nn.ModuleList,
+    *,
+    theta_bar: float = 0.5,
+    gamma: float = 0.001,
+    seed: int = 0,
+    rescale: bool = True,
+) -> LayerDrop:
+    """Attach progressive-layer-dropping gates, in place, to a ``ModuleList`` of residual blocks.
+
+    Each block must map its first positional argument ``x`` of shape ``(B, ..., C)`` to an
+    output of the same shape (or a tuple whose first element is; other arguments are passed
+    through when the block runs and ignored when it is dropped). The shape is checked on each
+    block's first call, which always runs the block.
+
+    Args:
+        layers: e.g. ``encoder.layers`` of our ``TransformerEncoder``, or HF BERT layers.
+        theta_bar: ``pld_theta``'s limit, in ``(0, 1]``; 1 never drops.
+        gamma: ``pld_theta``'s decay rate per step, ``>= 0``.
+        seed: seeds the gate generator; use the same on every rank.
+        rescale: scale a kept block's residual branch by ``1 / p_l`` (the paper's reference
+            code does); ``False`` keeps its output as is.
+
+    Returns:
+        A ``LayerDrop`` handle at ``theta = 1``; call ``step(t)`` or pass it to ``fit`` as a hook.
+
+    Raises:
+        ValueError: for ``theta_bar`` outside ``(0, 1]``, ``gamma < 0``, an empty list, or (on
+            the first forward) a block whose output shape differs from its input's.
+        TypeError: if ``layers`` is not an ``nn.ModuleList`` or a block already has a gate.
+    """
+    _check_schedule(theta_bar, gamma)
+    if not isinstance(layers, nn.ModuleList):
+        raise TypeError(
+            f"layers must be an nn.ModuleList of residual blocks, got {type(layers).__name__}"
+        )
+    if len(layers) == 0:
+        raise ValueError("layers is empty; pass the ModuleList of the model's blocks")
+    for i, block in enumerate(layers):
+        if isinstance(block.__dict__.get("forward"), _GatedForward):
+            raise TypeError(f"block {i} already has a layer-drop gate; remove() it first")
+    return LayerDrop(layers, theta_bar=theta_bar, gamma=gamma, seed=seed, rescale=rescale)

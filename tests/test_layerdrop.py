@@ -1,0 +1,253 @@
+"""Tests for takeaways.layerdrop: schedules, gates, the fit() hook, bad input."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from takeaways.layerdrop import keep_probs, pld_theta, prepare_layer_drop
+from takeaways.nn import EncoderConfig, MaskedLM, TransformerEncoder
+from takeaways.train import BatchInfo, fit
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Residual(nn.Module):
+    """x + tanh(W x), counting how often forward runs."""
+
+    def __init__(self, dim: int = 4) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+        self.calls = 0
+
+    def forward(self, x, scale=1.0):
+        self.calls += 1
+        return x + scale * torch.tanh(self.fc(x))
+
+
+class TupleResidual(Residual):
+    def forward(self, x):
+        return (super().forward(x), None)
+
+
+class Widen(nn.Module):
+    def forward(self, x):
+        return torch.cat([x, x], dim=-1)
+
+
+def stack(n: int = 4, seed: int = 0) -> nn.ModuleList:
+    torch.manual_seed(seed)
+    return nn.ModuleList(Residual() for _ in range(n))
+
+
+def run(layers, x, **kwargs):
+    for block in layers:
+        x = block(x, **kwargs)
+    return x
+
+
+def test_schedule_values():
+    assert pld_theta(0) == 1.0
+    assert pld_theta(1000) == pytest.approx(0.5 * math.exp(-1) + 0.5)  # 0.684
+    assert pld_theta(5000) == pytest.approx(0.50337, abs=1e-5)
+    assert pld_theta(10**7) == pytest.approx(0.5)
+    assert pld_theta(10**7, theta_bar=0.3, gamma=0.01) == pytest.approx(0.3)
+    assert pld_theta(123, theta_bar=1.0) == 1.0
+    assert pld_theta(123, gamma=0.0) == 1.0
+
+
+def test_keep_probs_endpoints_and_monotone():
+    p = keep_probs(0.5, 4)
+    assert p == pytest.approx([0.875, 0.75, 0.625, 0.5])
+    p = keep_probs(0.3, 12)
+    assert p[0] == pytest.approx(1 - 0.7 / 12) and p[-1] == pytest.approx(0.3)
+    assert all(a > b for a, b in zip(p, p[1:]))
+    assert keep_probs(1.0, 5) == [1.0] * 5
+
+
+def test_empirical_drop_rate_matches_schedule():
+    layers = stack(4)
+    pld = prepare_layer_drop(layers, seed=1)
+    pld.step(10**7)  # theta -> theta_bar = 0.5
+    x = torch.randn(2, 4)
+    n = 4000
+    with torch.no_grad():
+        for _ in range(n):
+            run(layers, x)
+    assert [d + e for d, e in zip(pld.dropped, pld.executed)] == [n] * 4
+    expected = [1 - p for p in keep_probs(0.5, 4)]  # 0.125 .. 0.5
+    assert pld.drop_rate == pytest.approx(expected, abs=0.03)
+    # a dropped block is never called: its own forward ran exactly `executed` times
+    assert [b.calls for b in layers] == pld.executed
+
+
+def test_dropped_block_returns_input_and_kept_block_is_rescaled():
+    layers = stack(1)
+    block = layers[0]
+    pld = prepare_layer_drop(layers, theta_bar=0.25, seed=0)
+    pld.step(10**7)  # p = 0.25 for the only block
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        ref = x + torch.tanh(block.fc(x))
+        outs = [block(x, scale=5.0) for _ in range(200)]  # extra kwargs ignored when dropped
+    dropped = [o for o in outs if o is x]
+    kept = [o for o in outs if o is not x]
+    assert len(dropped) == pld.dropped[0] > 0 and len(kept) == pld.executed[0] > 0
+    torch.testing.assert_close(kept[0], x + 5.0 * (ref - x) / 0.25)
+
+    no_scale = prepare_layer_drop(stack(1), theta_bar=0.25, rescale=False)
+    no_scale.step(10**7)
+    b = no_scale.layers[0]
+    outs = [b(x) for _ in range(50)]
+    with torch.no_grad():
+        torch.testing.assert_close(next(o for o in outs if o is not x), x + torch.tanh(b.fc(x)))
+
+
+def test_eval_runs_every_block_unscaled():
+    layers = stack(4)
+    with torch.no_grad():
+        x = torch.randn(2, 4)
+        plain = run(layers, x)
+        pld = prepare_layer_drop(layers, theta_bar=0.1)
+        pld.step(10**7)
+        layers.eval()
+        for _ in range(20):
+            assert torch.equal(run(layers, x), plain)
+    assert [b.calls for b in layers] == [21] * 4
+    assert pld.executed == [0] * 4 and pld.dropped == [0] * 4  # eval calls are not counted
+
+
+def test_theta_bar_one_equals_plain_model_and_remove_restores():
+    layers = stack(4)
+    x = torch.randn(2, 4)
+    with torch.no_grad():
+        plain = run(layers, x)
+        pld = prepare_layer_drop(layers, theta_bar=1.0)
+        pld.step(500)
+        assert pld.keep_probs == [1.0] * 4
+        assert torch.equal(run(layers, x), plain)
+        pld.theta_bar = 0.5  # now drop for real
+        pld.step(10**7)
+        for _ in range(10):
+            run(layers, x)
+        assert sum(pld.dropped) > 0
+        pld.remove()
+        pld.remove()  # idempotent
+        assert "forward" not in layers[0].__dict__
+        assert torch.equal(run(layers, x), plain)
+    assert sum(b.calls for b in layers) == 4 * 2 + sum(pld.executed)  # plain and restored runs
+
+
+def test_same_seed_same_gates_and_deepcopy():
+    def gates(seed):
+        layers = stack(4)
+        pld = prepare_layer_drop(layers, seed=seed)
+        pld.step(10**7)
+        x = torch.randn(1, 4)
+        seq = []
+        for _ in range(30):
+            run(layers, x)
+            seq.append(tuple(pld.dropped))
+        return seq
+
+    assert gates(3) == gates(3)
+    assert gates(3) != gates(4)
+
+    layers = stack(2)
+    pld = prepare_layer_drop(layers, theta_bar=0.5)
+    pld.step(10**7)
+    twin = copy.deepcopy(layers)
+    x = torch.randn(1, 4)
+    for _ in range(20):
+        run(twin, x)
+    assert [b.calls for b in layers] == [0, 0] and sum(b.calls for b in twin) > 0
+    assert pld.executed == [0, 0] and pld.dropped == [0, 0]  # the copy counts on its own handle
+
+
+def test_tuple_output_blocks():
+    torch.manual_seed(0)
+    layers = nn.ModuleList(TupleResidual() for _ in range(3))
+    pld = prepare_layer_drop(layers, theta_bar=0.2)
+    pld.step(10**7)
+    x = torch.randn(2, 4)
+    for _ in range(30):
+        h = x
+        for block in layers:
+            out = block(h)
+            assert isinstance(out, tuple) and len(out) == 2 and out[0].shape == x.shape
+            h = out[0]
+    assert sum(pld.dropped) > 0 and sum(pld.executed) > 0
+
+
+def test_on_batch_follows_fit_step():
+    pld = prepare_layer_drop(stack(3), theta_bar=0.4, gamma=0.01)
+    assert pld.theta == 1.0
+    info = BatchInfo(torch.zeros(1, 2), torch.zeros(1), torch.zeros(1), 0.0, epoch=0, step=100)
+    pld.on_batch(info)
+    assert pld.theta == pytest.approx(0.6 * math.exp(-1) + 0.4)
+    assert pld.keep_probs == pytest.approx(keep_probs(pld.theta, 3))
+
+
+def test_transformer_encoder_inside_fit():
+    torch.manual_seed(0)
+    cfg = EncoderConfig(vocab_size=40, dim=16, depth=4, heads=2, max_len=16, dropout=0.0)
+    model = MaskedLM(TransformerEncoder(cfg))
+    pld = prepare_layer_drop(model.encoder.layers, theta_bar=0.3, gamma=0.5, seed=0)
+    ids = torch.randint(0, 40, (64, 12))
+    train = ({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, ids.clone())
+    out = fit(model, train, epochs=1, batch_size=8, hooks=[pld], progress=False, max_steps=8)
+    assert out.steps == 8
+    assert math.isfinite(out.history[-1]["loss"])
+    assert pld.theta == pytest.approx(pld_theta(8, theta_bar=0.3, gamma=0.5))
+    assert sum(pld.dropped) > 0 and sum(pld.executed) > 0
+    assert sum(pld.dropped) + sum(pld.executed) == 8 * 4
+    # fit() leaves the model in eval mode: a prepared encoder evaluates every block
+    with torch.no_grad():
+        a = model(ids[:2])
+        pld.remove()
+        torch.testing.assert_close(model(ids[:2]), a, rtol=0, atol=0)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="theta_bar"):
+        prepare_layer_drop(stack(2), theta_bar=0.0)
+    with pytest.raises(ValueError, match="theta_bar"):
+        prepare_layer_drop(stack(2), theta_bar=1.5)
+    with pytest.raises(ValueError, match="gamma"):
+        prepare_layer_drop(stack(2), gamma=-0.1)
+    with pytest.raises(ValueError, match="gamma"):
+        pld_theta(10, gamma=float("nan"))
+    with pytest.raises(ValueError, match="step"):
+        pld_theta(-1)
+    with pytest.raises(ValueError, match="theta"):
+        keep_probs(0.0, 3)
+    with pytest.raises(ValueError, match="num_layers"):
+        keep_probs(0.5, 0)
+    with pytest.raises(TypeError, match="ModuleList"):
+        prepare_layer_drop(nn.Sequential(Residual()))
+    with pytest.raises(TypeError, match="ModuleList"):
+        prepare_layer_drop([Residual()])
+    with pytest.raises(ValueError, match="empty"):
+        prepare_layer_drop(nn.ModuleList())
+    layers = stack(2)
+    prepare_layer_drop(layers)
+    with pytest.raises(TypeError, match="already"):
+        prepare_layer_drop(layers)
+
+    torch.manual_seed(0)
+    layers = nn.ModuleList([Residual(), Widen()])
+    prepare_layer_drop(layers).step(0)  # theta = 1: every block runs
+    with pytest.raises(ValueError, match=r"block 1 is not residual: output \(2, 8\)"):
+        run(layers, torch.randn(2, 4))
+    with pytest.raises(TypeError, match="first positional"):
+        layers[0](x=torch.randn(2, 4))
