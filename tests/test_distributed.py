@@ -129,3 +129,17 @@ def test_recipe_under_torchrun_matches_single_process(tmp_path):
     assert ddp["metrics"]["cnn_test_accuracy"] == pytest.approx(
         one["metrics"]["cnn_test_accuracy"], abs=0.02
     )
+
+
+def test_layer_drop_under_torchrun_matches_single_process(tmp_path):
+    """Dropped blocks leave parameters without gradients: DDP needs find_unused_parameters."""
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    r1 = _torchrun(1, "tests/ddp_layerdrop_worker.py", str(one))
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    r2 = _torchrun(2, "tests/ddp_layerdrop_worker.py", str(two))
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    a, b = torch.load(one), torch.load(two)
+    assert a["world"] == 1 and b["world"] == 2
+    assert a["dropped"] > 0 and a["dropped"] == b["dropped"]  # the same gates on every rank
+    for k in a["state"]:
+        torch.testing.assert_close(a["state"][k], b["state"][k], atol=1e-5, rtol=1e-4)

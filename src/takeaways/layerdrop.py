@@ -21,8 +21,8 @@ The gate is attached by giving each block an instance-level ``forward``: the blo
 type, parameters and ``state_dict`` keys, and ``remove()`` restores the original behaviour.
 Gates are drawn on the host from the handle's own ``torch.Generator(seed)``, one per block
 call, so a run is reproducible and every rank drops the same blocks (ranks must make the same
-calls in the same order). Under DDP a dropped block's parameters get no gradient, so wrap the
-model with ``find_unused_parameters=True``.
+calls in the same order). Under DDP a dropped block's parameters get no gradient, so train
+with ``fit(..., find_unused_parameters=True)`` (or wrap DDP with it yourself).
 
 Example:
     >>> from takeaways.nn import EncoderConfig, TransformerEncoder

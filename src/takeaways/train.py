@@ -363,6 +363,7 @@ def fit(
     progress: bool = True,
     desc: str = "train",
     max_steps: int | None = None,
+    find_unused_parameters: bool = False,
 ) -> FitResult:
     """Train ``model`` on ``train`` with one plain loop; runs unchanged under ``torchrun``.
 
@@ -397,6 +398,8 @@ def fit(
         device: where to train; default the model's device.
         progress: show a tqdm bar (rank 0 only) with loss and samples/s.
         max_steps: stop after this many optimizer steps (for smoke runs).
+        find_unused_parameters: under ``torchrun``, let DDP accept parameters without a
+            gradient in a step (needed when blocks are skipped, e.g. ``takeaways.layerdrop``).
 
     Returns:
         FitResult with one history row per epoch: epoch, loss, lr, seconds,
@@ -435,7 +438,9 @@ def fit(
     net: nn.Module = model
     if dist.is_distributed():
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None
+            model,
+            device_ids=[dev.index] if dev.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters,
         )
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, lr, weight_decay)
