@@ -11,14 +11,8 @@ from takeaways import depth as D
 from takeaways import nn
 from takeaways.cli import main
 from takeaways.depth import depth_threshold, parameter_count, suggest_architecture
-from takeaways.recipes.depth import (
-    causal_attention,
-    causal_attention_reference,
-    gathered_logits,
-    gathered_logits_reference,
-    mask_tokens,
-    shape_for_budget,
-)
+from takeaways.nn.mlm import gathered_logits, gathered_logits_reference, mask_tokens
+from takeaways.recipes.depth import causal_attention, causal_attention_reference, shape_for_budget
 
 # ----------------------------------------------------------------------------- threshold
 

@@ -36,93 +36,9 @@ from torch import Tensor
 
 from takeaways import data, nn, train
 from takeaways.depth import depth_threshold, parameter_count, suggest_architecture
+from takeaways.nn.mlm import IGNORE, GatheredMLM, mask_tokens
 from takeaways.recipes import register_recipe
 from takeaways.results import Claim, Result, Target
-
-IGNORE = -100
-
-
-# ----------------------------------------------------------------------------- masking
-
-
-def mask_tokens(
-    ids: Tensor,
-    *,
-    vocab_size: int,
-    mask_id: int,
-    special_ids: tuple[int, ...],
-    rate: float = 0.15,
-    generator: torch.Generator | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """BERT's masking (arXiv 1810.04805, section 3.1): pick ``rate`` of the positions of each row.
-
-    Of the picked positions, 80% become ``[MASK]``, 10% a random non-special token and
-    10% stay as they are. Special tokens are never picked. Each row gets the same
-    number ``K = max(1, round(rate * N))`` of positions. A row with fewer non-special
-    tokens than K pads its positions with target -100.
-
-    Args:
-        ids: ``(R, N)`` token ids.
-        vocab_size: ids run over ``[0, vocab_size)``; random replacements avoid ``special_ids``.
-        mask_id: id of ``[MASK]``.
-        special_ids: ids that are never masked (e.g. ``tokenizer.special_ids``).
-        rate: fraction of positions predicted per row, in (0, 1].
-        generator: torch RNG for reproducible masks.
-
-    Returns:
-        ``inputs (R, N)``: ids with the replacements; ``positions (R, K)``: predicted
-        positions, ascending; ``targets (R, K)``: original ids there (-100 = padding).
-    """
-    if ids.dim() != 2:
-        raise ValueError(f"ids must be 2-D (R, N), got shape {tuple(ids.shape)}")
-    if not 0.0 < rate <= 1.0:
-        raise ValueError(f"rate must be in (0, 1], got {rate}")
-    R, N = ids.shape
-    K = max(1, round(rate * N))
-    special = torch.tensor(sorted(special_ids), dtype=ids.dtype)
-    normal = ~torch.isin(ids, special)  # (R, N)
-    scores = torch.rand(R, N, generator=generator)
-    scores[~normal] = 2.0  # specials sort last: picked only to pad short rows
-    positions = scores.argsort(dim=1)[:, :K].sort(dim=1).values  # (R, K)
-    valid = normal.gather(1, positions)  # (R, K)
-    targets = ids.gather(1, positions).masked_fill(~valid, IGNORE)  # (R, K)
-
-    choice = torch.rand(R, K, generator=generator)  # < 0.8 mask, < 0.9 random, else keep
-    pool = torch.tensor([i for i in range(vocab_size) if i not in set(special_ids)])
-    random_ids = pool[torch.randint(len(pool), (R, K), generator=generator)]
-    current = ids.gather(1, positions)
-    new = torch.where(choice < 0.8, torch.full_like(current, mask_id), current)
-    new = torch.where((choice >= 0.8) & (choice < 0.9), random_ids, new)
-    new = torch.where(valid, new, current)
-    inputs = ids.clone().scatter_(1, positions, new)
-    return inputs, positions, targets
-
-
-# ----------------------------------------------------------------------------- model
-
-
-def gathered_logits(mlm: nn.MaskedLM, input_ids: Tensor, positions: Tensor) -> Tensor:
-    """Vocabulary logits of a ``MaskedLM`` at ``positions`` only: ``(B, N) -> (B, K, V)``."""
-    h = mlm.encoder(input_ids)  # (B, N, C)
-    idx = positions.unsqueeze(-1).expand(-1, -1, h.size(-1))  # (B, K, C)
-    return mlm.decoder(mlm.transform(h.gather(1, idx)))  # (B, K, V)
-
-
-def gathered_logits_reference(mlm: nn.MaskedLM, input_ids: Tensor, positions: Tensor) -> Tensor:
-    """The naive path: logits at every position, then pick ``positions`` (same result)."""
-    logits = mlm(input_ids)  # (B, N, V)
-    return logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.size(-1)))
-
-
-class GatheredMLM(torch.nn.Module):
-    """Thin module around ``gathered_logits`` so ``fit()`` can call ``model(input_ids=, positions=)``."""
-
-    def __init__(self, mlm: nn.MaskedLM) -> None:
-        super().__init__()
-        self.mlm = mlm
-
-    def forward(self, input_ids: Tensor, positions: Tensor) -> Tensor:
-        return gathered_logits(self.mlm, input_ids, positions)  # (B, K, V)
 
 
 def causal_attention(

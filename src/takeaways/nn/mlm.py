@@ -1,0 +1,109 @@
+"""Masked-language-model pieces shared by recipes: BERT's 80/10/10 masking and gathered logits.
+
+``mask_tokens`` picks 15% of each row's positions as BERT does (arXiv 1810.04805, section
+3.1); ``GatheredMLM`` wraps a ``MaskedLM`` so the vocabulary projection runs only at the
+picked positions (BERT's ``masked_lm_positions`` gather), which is most of an MLM step's
+cost saved when the vocabulary is large. ``gathered_logits_reference`` is the naive
+all-positions path the fast one is tested against.
+
+Example:
+    >>> ids = torch.randint(5, 100, (2, 20))
+    >>> inputs, positions, targets = mask_tokens(ids, vocab_size=100, mask_id=4,
+    ...                                          special_ids=(0, 1, 2, 3, 4))
+    >>> positions.shape, targets.shape
+    (torch.Size([2, 3]), torch.Size([2, 3]))
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from takeaways.nn.transformer import MaskedLM
+
+__all__ = ["IGNORE", "GatheredMLM", "gathered_logits", "gathered_logits_reference", "mask_tokens"]
+
+IGNORE = -100  # target id of positions without a label (cross-entropy's ignore_index)
+
+
+def mask_tokens(
+    ids: Tensor,
+    *,
+    vocab_size: int,
+    mask_id: int,
+    special_ids: tuple[int, ...],
+    rate: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """BERT's masking (arXiv 1810.04805, section 3.1): pick ``rate`` of the positions of each row.
+
+    Of the picked positions, 80% become ``[MASK]``, 10% a random non-special token and
+    10% stay as they are. Special tokens are never picked. Each row gets the same
+    number ``K = max(1, round(rate * N))`` of positions. A row with fewer non-special
+    tokens than K pads its positions with target -100.
+
+    Args:
+        ids: ``(R, N)`` token ids.
+        vocab_size: ids run over ``[0, vocab_size)``; random replacements avoid ``special_ids``.
+        mask_id: id of ``[MASK]``.
+        special_ids: ids that are never masked (e.g. ``tokenizer.special_ids``).
+        rate: fraction of positions predicted per row, in (0, 1].
+        generator: torch RNG for reproducible masks.
+
+    Returns:
+        ``inputs (R, N)``: ids with the replacements; ``positions (R, K)``: predicted
+        positions, ascending; ``targets (R, K)``: original ids there (-100 = padding).
+    """
+    if ids.dim() != 2:
+        raise ValueError(f"ids must be 2-D (R, N), got shape {tuple(ids.shape)}")
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"rate must be in (0, 1], got {rate}")
+    R, N = ids.shape
+    K = max(1, round(rate * N))
+    special = torch.tensor(sorted(special_ids), dtype=ids.dtype)
+    normal = ~torch.isin(ids, special)  # (R, N)
+    scores = torch.rand(R, N, generator=generator)
+    scores[~normal] = 2.0  # specials sort last: picked only to pad short rows
+    positions = scores.argsort(dim=1)[:, :K].sort(dim=1).values  # (R, K)
+    valid = normal.gather(1, positions)  # (R, K)
+    targets = ids.gather(1, positions).masked_fill(~valid, IGNORE)  # (R, K)
+
+    choice = torch.rand(R, K, generator=generator)  # < 0.8 mask, < 0.9 random, else keep
+    pool = torch.tensor([i for i in range(vocab_size) if i not in set(special_ids)])
+    random_ids = pool[torch.randint(len(pool), (R, K), generator=generator)]
+    current = ids.gather(1, positions)
+    new = torch.where(choice < 0.8, torch.full_like(current, mask_id), current)
+    new = torch.where((choice >= 0.8) & (choice < 0.9), random_ids, new)
+    new = torch.where(valid, new, current)
+    inputs = ids.clone().scatter_(1, positions, new)
+    return inputs, positions, targets
+
+
+def gathered_logits(
+    mlm: MaskedLM, input_ids: Tensor, positions: Tensor, attention_mask: Tensor | None = None
+) -> Tensor:
+    """Vocabulary logits of a ``MaskedLM`` at ``positions`` only: ``(B, N) -> (B, K, V)``."""
+    h = mlm.encoder(input_ids, attention_mask=attention_mask)  # (B, N, C)
+    idx = positions.unsqueeze(-1).expand(-1, -1, h.size(-1))  # (B, K, C)
+    return mlm.decoder(mlm.transform(h.gather(1, idx)))  # (B, K, V)
+
+
+def gathered_logits_reference(
+    mlm: MaskedLM, input_ids: Tensor, positions: Tensor, attention_mask: Tensor | None = None
+) -> Tensor:
+    """The naive path: logits at every position, then pick ``positions`` (same result)."""
+    logits = mlm(input_ids, attention_mask=attention_mask)  # (B, N, V)
+    return logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.size(-1)))
+
+
+class GatheredMLM(torch.nn.Module):
+    """Thin module around ``gathered_logits`` so ``fit()`` can call ``model(input_ids=, positions=)``."""
+
+    def __init__(self, mlm: MaskedLM) -> None:
+        super().__init__()
+        self.mlm = mlm
+
+    def forward(
+        self, input_ids: Tensor, positions: Tensor, attention_mask: Tensor | None = None
+    ) -> Tensor:
+        return gathered_logits(self.mlm, input_ids, positions, attention_mask)  # (B, K, V)
