@@ -165,13 +165,31 @@ class LayerDropConfig:
     config=LayerDropConfig,
     presets={
         "smoke": {
-            "dim": 32, "depth": 4, "heads": 2, "seq_len": 16, "vocab": 256, "steps": 6,
-            "batch_size": 8, "eval_every": 2, "eval_rows": 16, "ft_train": 16, "ft_test": 16,
-            "ft_len": 16, "ft_batch": 8, "bf16_steps": 2,
+            "dim": 32,
+            "depth": 4,
+            "heads": 2,
+            "seq_len": 16,
+            "vocab": 256,
+            "steps": 6,
+            "batch_size": 8,
+            "eval_every": 2,
+            "eval_rows": 16,
+            "ft_train": 16,
+            "ft_test": 16,
+            "ft_len": 16,
+            "ft_batch": 8,
+            "bf16_steps": 2,
         },
         "demo": {},
-        "full": {"steps": 1000, "eval_every": 50, "eval_rows": 256, "ft_train": 3000,
-                 "ft_test": 1000, "ft_epochs": 2, "bf16_steps": 3},
+        "full": {
+            "steps": 1000,
+            "eval_every": 50,
+            "eval_rows": 256,
+            "ft_train": 3000,
+            "ft_test": 1000,
+            "ft_epochs": 2,
+            "bf16_steps": 3,
+        },
     },  # fmt: skip
     takeaway=1,
     summary="MLM pre-training with vs without progressive layer dropping: time per sample, "
@@ -239,7 +257,9 @@ def _run(cfg: LayerDropConfig) -> Result:
         }
         if handle is not None:
             out["drop_rate_per_layer"] = handle.drop_rate
-            out["layer_calls_run"] = sum(handle.executed) / (sum(handle.executed) + sum(handle.dropped))
+            out["layer_calls_run"] = sum(handle.executed) / (
+                sum(handle.executed) + sum(handle.dropped)
+            )
             handle.remove()
         out["encoder"] = model.mlm.encoder
         return out
@@ -410,22 +430,33 @@ def _result(
                 {
                     "name": "theta (top layer)",
                     "x": theta_x,
-                    "y": [pld_theta(t, theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff) for t in theta_x],
+                    "y": [
+                        pld_theta(t, theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff) for t in theta_x
+                    ],
                 },
                 {
                     "name": "mean over layers",
                     "x": theta_x,
                     "y": [
-                        float(np.mean(keep_probs(
-                            pld_theta(t, theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff), cfg.depth
-                        )))
+                        float(
+                            np.mean(
+                                keep_probs(
+                                    pld_theta(t, theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff),
+                                    cfg.depth,
+                                )
+                            )
+                        )
                         for t in theta_x
                     ],
                 },  # fmt: skip
             ],
         },
     ]
-    left = "left" if min(base["val_loss"][-1], pld["val_loss"][-1]) < unigram - 0.1 else "did not clearly leave"
+    left = (
+        "left"
+        if min(base["val_loss"][-1], pld["val_loss"][-1]) < unigram - 0.1
+        else "did not clearly leave"
+    )
     bf16_note = (
         f" bf16 autocast on the baseline's step: {bf16['fp32 seconds per step']:.3f} s fp32 vs "
         f"{bf16['bf16 seconds per step']:.3f} s bf16, a {bf16['speed-up (fp32 / bf16 seconds per step)']:.2f}x "
