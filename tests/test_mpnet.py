@@ -287,3 +287,14 @@ def test_export_without_transformers_names_the_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "transformers", None)
     with pytest.raises(ImportError, match=r'pip install "takeaways\[hf\]"'):
         to_hf_mpnet(MaskedLM(_encoder(**HF_LAYOUT)))
+
+
+def test_recipe_config_errors_are_one_line():
+    from takeaways.recipes import get_recipe, resolve_config
+
+    recipe = get_recipe("mpnet")
+    assert recipe.takeaway == 4 and resolve_config(recipe, "full").seeds >= 3
+    for bad, needle in (("seq_len=3", "rounds to 0 predicted"), ("tasks=imdb", "subset of")):
+        with pytest.raises(ValueError, match=needle) as err:
+            resolve_config(recipe, "demo", [bad])
+        assert "\n" not in str(err.value)
