@@ -20,8 +20,9 @@ permutation of each sequence. As in the authors' fairseq code
 Padding and special tokens are never predicted: they get the lowest permutation keys, so
 they land in the non-predicted head of every row, and only real, non-special tokens fill
 the predicted tail. A row with fewer such tokens than ``P`` (a short row in a padded batch)
-fills the rest of its tail with padding/specials whose targets are -100 (nothing to learn)
-and whose [M] copies are marked as padding in ``attention_mask``.
+fills the rest of its tail with padding/specials whose targets are -100 (nothing to learn);
+the [M] copies of padding are marked as padding in ``attention_mask``, so no row attends
+to them.
 
 The output is plain tensors: ``(inputs, targets)`` with ``inputs`` a dict of ``(B, ...)``
 tensors that ``takeaways.train.fit`` slices by row and passes to ``MPNetPretrainer`` as

@@ -30,6 +30,9 @@ Scale, honestly: the paper pre-trains a 110M-parameter model on 160GB of text fo
 updates of 8,192 sequences x 512 tokens; the full preset here is a ~1M-parameter encoder on
 ~3MB of Wikipedia for a few thousand updates of 32 x 64 tokens. Whether the paper's ordering
 survives at this scale is what the full preset measures; the demo only shows the machinery.
+One shorter check (full sizes, 500 steps, 1 seed, reviews only) found pre-training did not
+help yet: test accuracy scratch 61.6%, MLM 57.6%, PLM 57.5%, MPNet 55.5%; validation
+losses MLM 4.531, PLM 4.540, MPNet 4.467 against a 4.575 unigram.
 """
 
 from __future__ import annotations
