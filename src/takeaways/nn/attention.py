@@ -5,6 +5,10 @@ Every kernel is a function ``fn(q, k, v, *, key_padding_mask=None, **options) ->
 shape ``(B, H, N_q, D)``. ``key_padding_mask`` is a bool ``(B, N_k)`` tensor where ``True``
 marks a real token and ``False`` a padding token that no query may attend to.
 
+A kernel may also take ``attn_bias``: a float ``(B or 1, H, N_q, N_k)`` tensor added to the
+scores before the softmax (relative position bias, ``EncoderConfig.rel_buckets``). Kernels
+without it are refused at construction when a bias is configured.
+
 A kernel that also takes a ``layer_index`` keyword gets the index of the layer it runs in
 (block-sparse kernels seed their per-layer random pattern with it, arXiv 2007.14062).
 
@@ -63,7 +67,12 @@ def _check_shapes(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | No
 
 
 def dense_attention(
-    q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    key_padding_mask: Tensor | None = None,
+    attn_bias: Tensor | None = None,
 ) -> Tensor:
     """Full softmax attention through ``F.scaled_dot_product_attention`` (arXiv 1706.03762).
 
@@ -72,6 +81,7 @@ def dense_attention(
         k: keys ``(B, H, N_k, D)``.
         v: values ``(B, H, N_k, D)``.
         key_padding_mask: bool ``(B, N_k)``, ``True`` = real token; ``None`` attends to all.
+        attn_bias: float ``(B or 1, H, N_q, N_k)`` added to the scores, or ``None``.
 
     Returns:
         ``(B, H, N_q, D)``; all zeros for a batch row whose keys are all padding.
@@ -81,18 +91,29 @@ def dense_attention(
         TypeError: if ``key_padding_mask`` is not bool.
     """
     _check_shapes(q, k, v, key_padding_mask)
+    if attn_bias is not None:
+        attn_bias = attn_bias.to(q.dtype)
     if key_padding_mask is None:
-        return F.scaled_dot_product_attention(q, k, v)  # (B, H, N_q, D)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)  # (B, H, N_q, D)
     # Some SDPA backends (and older torch on CPU) return NaN for a row with no allowed key.
     # Let such rows attend everywhere, then zero them, so every backend gives the same zeros.
     has_keys = key_padding_mask.any(dim=-1)  # (B,)
     allowed = key_padding_mask | ~has_keys[:, None]  # (B, N_k)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None, None, :])
+    mask = allowed[:, None, None, :]  # (B, 1, 1, N_k)
+    if attn_bias is not None:  # one float mask: the bias, and the dtype's min where blocked
+        blocked = torch.tensor(torch.finfo(q.dtype).min, dtype=q.dtype, device=q.device)
+        mask = torch.where(mask, attn_bias, blocked)  # (B, H, N_q, N_k)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     return out * has_keys[:, None, None, None].to(out.dtype)  # (B, H, N_q, D)
 
 
 def attention_reference(
-    q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    key_padding_mask: Tensor | None = None,
+    attn_bias: Tensor | None = None,
 ) -> Tensor:
     """Explicit masked-softmax attention: the naive path that tests hold kernels against.
 
@@ -101,6 +122,7 @@ def attention_reference(
         k: keys ``(B, H, N_k, D)``.
         v: values ``(B, H, N_k, D)``.
         key_padding_mask: bool ``(B, N_k)``, ``True`` = real token; ``None`` attends to all.
+        attn_bias: float ``(B or 1, H, N_q, N_k)`` added to the scores, or ``None``.
 
     Returns:
         ``(B, H, N_q, D)``; all zeros for a batch row whose keys are all padding.
@@ -111,6 +133,8 @@ def attention_reference(
     """
     _check_shapes(q, k, v, key_padding_mask)
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, N_q, N_k)
+    if attn_bias is not None:
+        scores = scores + attn_bias
     if key_padding_mask is None:
         return scores.softmax(dim=-1) @ v  # (B, H, N_q, D)
     keep = key_padding_mask[:, None, None, :]  # (B, 1, 1, N_k)

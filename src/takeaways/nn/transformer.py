@@ -8,6 +8,12 @@ The encoder is BERT (arXiv 1810.04805) with the LayerNorm moved in front of each
 residual unit, ``x -> x + f(x)`` with the output shaped like the input, so a technique can skip
 or gate whole blocks in ``encoder.layers`` (progressive layer dropping, arXiv 2010.13369).
 
+Two opt-in layout switches give BERT's / HF MPNet's layout instead (arXiv 2004.09297; used by
+``takeaways.mpnet.export``): ``norm="post"`` puts each LayerNorm after its residual add and drops
+the final one, ``embed_norm=True`` normalizes the embeddings, and ``rel_buckets > 0`` adds a
+T5-style relative position bias (arXiv 1910.10683), one table shared by all layers, to the
+attention scores. The defaults leave the Pre-LN encoder and its state_dict keys unchanged.
+
 Attention is a plug-in: ``EncoderConfig.attention`` names a kernel in
 ``takeaways.nn.attention.ATTENTION`` (or is a callable), and ``attention_options`` are passed
 to it on every call. See ``takeaways.nn.attention`` for the calling convention.
@@ -23,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +48,7 @@ __all__ = [
     "MultiHeadAttention",
     "SequenceClassifier",
     "TransformerEncoder",
+    "relative_position_bucket",
 ]
 
 
@@ -61,6 +69,10 @@ class EncoderConfig:
     dropout: float = 0.1  # on embeddings and on each sublayer's output
     attention: str | Callable[..., Tensor] = "dense"  # ATTENTION key or a kernel callable
     attention_options: dict[str, Any] = field(default_factory=dict)  # extra kernel kwargs
+    norm: str = "pre"  # "pre": LN before each sublayer + a final LN; "post": LN after each add
+    embed_norm: bool = False  # LayerNorm on token + position embeddings (BERT, HF MPNet)
+    rel_buckets: int = 0  # T5 relative-position buckets added to attention scores; 0 = off
+    rel_max_distance: int = 128  # distances beyond this share the last bucket (T5, MPNet)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "dim", "depth", "heads", "ffn_ratio", "max_len"):
@@ -74,16 +86,65 @@ class EncoderConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"EncoderConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.norm not in ("pre", "post"):
+            raise ValueError(f"EncoderConfig.norm must be 'pre' or 'post', got {self.norm!r}")
+        if self.rel_buckets != 0 and (self.rel_buckets < 4 or self.rel_buckets % 2):
+            raise ValueError(
+                f"EncoderConfig.rel_buckets must be 0 (off) or an even int >= 4, "
+                f"got {self.rel_buckets!r}"
+            )
+        if self.rel_max_distance < 1:
+            raise ValueError(
+                f"EncoderConfig.rel_max_distance must be >= 1, got {self.rel_max_distance!r}"
+            )
 
 
-def _accepts_layer_index(fn: Callable[..., Tensor]) -> bool:
-    """True if ``fn`` has a parameter named ``layer_index`` that can be passed by keyword."""
+def relative_position_bucket(
+    relative_position: Tensor, *, num_buckets: int = 32, max_distance: int = 128
+) -> Tensor:
+    """T5's bidirectional buckets of ``key_pos - query_pos`` (arXiv 1910.10683), as HF MPNet has them.
+
+    Half the buckets hold keys after the query, half keys before it; within each half, the
+    first quarter of buckets are exact distances and the rest grow logarithmically up to
+    ``max_distance``, past which all share the last bucket.
+
+    Args:
+        relative_position: integer tensor of ``key_pos - query_pos``, any shape.
+        num_buckets: even, >= 4.
+        max_distance: distance at which the logarithmic buckets stop growing.
+
+    Returns:
+        Bucket ids in ``[0, num_buckets)``, the input's shape.
+    """
+    n = -relative_position
+    half = num_buckets // 2
+    ret = (n < 0).to(torch.long) * half
+    n = n.abs()
+    max_exact = half // 2
+    is_small = n < max_exact
+    # clamp(min=1) only guards log(0) in the branch that is_small discards anyway
+    large = max_exact + (
+        torch.log(n.clamp(min=1).float() / max_exact)
+        / math.log(max_distance / max_exact)
+        * (half - max_exact)
+    ).to(torch.long)
+    large = large.clamp(max=half - 1)
+    return ret + torch.where(is_small, n, large)
+
+
+def _accepts_keyword(fn: Callable[..., Tensor], name: str) -> bool:
+    """True if ``fn`` has a parameter ``name`` that can be passed by keyword."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # some builtins have no signature: pass nothing extra
         return False
-    p = params.get("layer_index")
+    p = params.get(name)
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+
+
+def _accepts_layer_index(fn: Callable[..., Tensor]) -> bool:
+    """True if ``fn`` has a parameter named ``layer_index`` that can be passed by keyword."""
+    return _accepts_keyword(fn, "layer_index")
 
 
 class MultiHeadAttention(nn.Module):
@@ -110,6 +171,12 @@ class MultiHeadAttention(nn.Module):
         if _accepts_layer_index(self.attention):
             self.options["layer_index"] = layer_index
         self._check_options()
+        if config.rel_buckets and not _accepts_keyword(self.attention, "attn_bias"):
+            name = getattr(self.attention, "__name__", type(self.attention).__name__)
+            raise TypeError(
+                f"attention {name!r} takes no attn_bias, which rel_buckets={config.rel_buckets} "
+                "needs; use attention='dense' or 'reference', or set rel_buckets=0"
+            )
 
     def _check_options(self) -> None:
         try:
@@ -124,12 +191,15 @@ class MultiHeadAttention(nn.Module):
                 f"attention {name!r} does not accept options {sorted(self.options)}: {err}"
             ) from None
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, key_padding_mask: Tensor | None = None, attn_bias: Tensor | None = None
+    ) -> Tensor:
         """Attend over the sequence.
 
         Args:
             x: ``(B, N, C)`` hidden states.
             key_padding_mask: bool ``(B, N)``, ``True`` = real token, or ``None``.
+            attn_bias: float ``(B or 1, H, N, N)`` added to the attention scores, or ``None``.
 
         Returns:
             ``(B, N, C)``.
@@ -139,7 +209,12 @@ class MultiHeadAttention(nn.Module):
         q = q.view(B, N, self.heads, C // self.heads).transpose(1, 2)  # (B, H, N, D)
         k = k.view(B, N, self.heads, C // self.heads).transpose(1, 2)  # (B, H, N, D)
         v = v.view(B, N, self.heads, C // self.heads).transpose(1, 2)  # (B, H, N, D)
-        y = self.attention(q, k, v, key_padding_mask=key_padding_mask, **self.options)
+        if attn_bias is None:
+            y = self.attention(q, k, v, key_padding_mask=key_padding_mask, **self.options)
+        else:
+            y = self.attention(
+                q, k, v, key_padding_mask=key_padding_mask, attn_bias=attn_bias, **self.options
+            )
         if y.shape != q.shape:  # a plug-in kernel got the convention wrong: say so here
             raise ValueError(
                 f"attention kernel returned shape {tuple(y.shape)}, expected {tuple(q.shape)}"
@@ -170,6 +245,8 @@ class Block(nn.Module):
     """One Pre-LN residual unit: ``x + attn(ln1(x))`` then ``x + mlp(ln2(x))``.
 
     The output has the input's shape, so the block can be skipped (identity) as a whole.
+    With ``config.norm="post"`` it is BERT's Post-LN layer instead: ``ln1(x + attn(x))`` then
+    ``ln2(x + mlp(x))`` (same modules, so the same state_dict keys).
 
     Args:
         config: the encoder config.
@@ -182,10 +259,19 @@ class Block(nn.Module):
         self.attn = MultiHeadAttention(config, layer_index=layer_index)
         self.ln2 = nn.LayerNorm(config.dim)
         self.mlp = FeedForward(config)
+        self.post_norm = config.norm == "post"
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
-        """Map ``(B, N, C) -> (B, N, C)``; ``key_padding_mask`` is bool ``(B, N)`` or None."""
-        x = x + self.attn(self.ln1(x), key_padding_mask=key_padding_mask)  # (B, N, C)
+    def forward(
+        self, x: Tensor, key_padding_mask: Tensor | None = None, attn_bias: Tensor | None = None
+    ) -> Tensor:
+        """Map ``(B, N, C) -> (B, N, C)``; ``key_padding_mask`` is bool ``(B, N)`` or None.
+
+        ``attn_bias`` (float ``(B or 1, H, N, N)``) is added to the attention scores.
+        """
+        if self.post_norm:
+            x = self.ln1(x + self.attn(x, key_padding_mask, attn_bias))  # (B, N, C)
+            return self.ln2(x + self.mlp(x))  # (B, N, C)
+        x = x + self.attn(self.ln1(x), key_padding_mask=key_padding_mask, attn_bias=attn_bias)
         x = x + self.mlp(self.ln2(x))  # (B, N, C)
         return x
 
@@ -197,7 +283,10 @@ class TransformerEncoder(nn.Module):
         embed: token embedding ``nn.Embedding(vocab_size, dim)`` (MaskedLM ties to it).
         pos: learned position embedding ``nn.Embedding(max_len, dim)``.
         layers: ``nn.ModuleList`` of ``Block``; techniques attach to it in place.
-        norm: the final LayerNorm (Pre-LN leaves the residual stream unnormalized).
+        norm: the final LayerNorm (Pre-LN leaves the residual stream unnormalized);
+            ``nn.Identity`` with ``norm="post"``.
+        embed_norm: LayerNorm on the embeddings, or ``nn.Identity`` (the default).
+        rel_bias: ``nn.Embedding(rel_buckets, heads)`` shared by all layers, or ``None``.
         dim: the hidden width.
 
     Args:
@@ -210,17 +299,57 @@ class TransformerEncoder(nn.Module):
         self.dim = config.dim
         self.embed = nn.Embedding(config.vocab_size, config.dim)
         self.pos = nn.Embedding(config.max_len, config.dim)
+        # Identity (no parameters, no state_dict keys) unless asked: defaults stay as they were.
+        self.embed_norm = nn.LayerNorm(config.dim) if config.embed_norm else nn.Identity()
         self.drop = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(Block(config, layer_index=i) for i in range(config.depth))
-        self.norm = nn.LayerNorm(config.dim)
+        self.norm = nn.LayerNorm(config.dim) if config.norm == "pre" else nn.Identity()
+        self.rel_bias = (
+            nn.Embedding(config.rel_buckets, config.heads) if config.rel_buckets else None
+        )
         self.apply(init_bert_weights)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+    def embed_tokens(self, input_ids: Tensor, positions: Tensor) -> Tensor:
+        """Token + position embeddings (then ``embed_norm`` and dropout): ``(B, N) -> (B, N, C)``.
+
+        ``positions`` is ``(N,)`` or ``(B, N)``: each token's true position, so a permuted
+        sequence (``takeaways.mpnet``) indexes the learned table at the original places.
+        """
+        x = self.embed(input_ids) + self.pos(positions)  # (B, N, C)
+        return self.drop(self.embed_norm(x))  # (B, N, C)
+
+    def position_bias(self, query_pos: Tensor, key_pos: Tensor) -> Tensor | None:
+        """Relative position bias ``(B or 1, H, N_q, N_k)`` from true positions, or None if off.
+
+        Args:
+            query_pos: ``(N_q,)`` or ``(B, N_q)`` positions of the queries.
+            key_pos: ``(N_k,)`` or ``(B, N_k)`` positions of the keys.
+        """
+        if self.rel_bias is None:
+            return None
+        rel = key_pos.unsqueeze(-2) - query_pos.unsqueeze(-1)  # (B?, N_q, N_k)
+        bucket = relative_position_bucket(
+            rel,
+            num_buckets=self.config.rel_buckets,
+            max_distance=self.config.rel_max_distance,
+        )
+        bias = self.rel_bias(bucket)  # (B?, N_q, N_k, H)
+        bias = bias.movedim(-1, -3)  # (B?, H, N_q, N_k)
+        return bias if bias.dim() == 4 else bias.unsqueeze(0)  # (B or 1, H, N_q, N_k)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        *,
+        positions: Tensor | None = None,
+    ) -> Tensor:
         """Encode a batch of token ids.
 
         Args:
             input_ids: ``(B, N)`` integer token ids.
             attention_mask: ``(B, N)`` int or bool, nonzero/True = real token; ``None`` = all real.
+            positions: ``(B, N)`` or ``(N,)`` true position of each token; ``None`` = 0..N-1.
 
         Returns:
             ``(B, N, dim)`` hidden states (padding positions hold values; ignore them).
@@ -236,11 +365,15 @@ class TransformerEncoder(nn.Module):
                 f"sequence length {N} exceeds max_len {self.config.max_len}; truncate the "
                 "inputs or build the encoder with a larger EncoderConfig.max_len"
             )
-        positions = torch.arange(N, device=input_ids.device)  # (N,)
-        x = self.embed(input_ids) + self.pos(positions)  # (B, N, C)
-        x = self.drop(x)
+        if positions is None:
+            positions = torch.arange(N, device=input_ids.device)  # (N,)
+        x = self.embed_tokens(input_ids, positions)  # (B, N, C)
+        bias = self.position_bias(positions, positions)  # (B or 1, H, N, N) or None
         for block in self.layers:
-            x = block(x, key_padding_mask=mask)  # (B, N, C)
+            if bias is None:
+                x = block(x, key_padding_mask=mask)  # (B, N, C)
+            else:
+                x = block(x, key_padding_mask=mask, attn_bias=bias)  # (B, N, C)
         return self.norm(x)  # (B, N, C)
 
 
