@@ -183,7 +183,7 @@ def main() -> None:
             print(f"{name:18s} {1e3 * row['s_per_sample']:8.3f} ms/sample", flush=True)
         try:
             step = _hf(size, device, bf16)
-        except ImportError as err:
+        except (ImportError, TypeError, ValueError) as err:  # no transformers, or an old one
             rows.append({"mode": f"HF BertForMaskedLM{' + bf16' if bf16 else ''}",
                          "impl": "transformers", "skipped": str(err)})  # fmt: skip
             continue
