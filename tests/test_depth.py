@@ -11,7 +11,6 @@ from takeaways import depth as D
 from takeaways import nn
 from takeaways.cli import main
 from takeaways.depth import depth_threshold, parameter_count, suggest_architecture
-from takeaways.nn.mlm import gathered_logits, gathered_logits_reference, mask_tokens
 from takeaways.recipes.depth import causal_attention, causal_attention_reference, shape_for_budget
 
 # ----------------------------------------------------------------------------- threshold
@@ -253,56 +252,6 @@ def test_cli_plot(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- recipe pieces
-
-
-def test_mask_tokens_plants_bert_masking():
-    g = torch.Generator().manual_seed(0)
-    R, N, V, MASK = 4000, 40, 50, 4
-    ids = torch.randint(5, V, (R, N), generator=g)
-    ids[:, 0] = 2  # a special token ([CLS]) in every row
-    inputs, pos, tgt = mask_tokens(
-        ids, vocab_size=V, mask_id=MASK, special_ids=(0, 1, 2, 3, 4), rate=0.15, generator=g
-    )
-    K = round(0.15 * N)
-    assert pos.shape == tgt.shape == (R, K)
-    assert (pos != 0).all()  # specials are never picked
-    assert (pos.diff(dim=1) > 0).all()  # distinct, ascending
-    assert torch.equal(tgt, ids.gather(1, pos))  # targets are the original tokens
-    changed = inputs != ids
-    picked = torch.zeros_like(changed).scatter_(1, pos, True)
-    assert not (changed & ~picked).any()  # nothing outside the picked positions moves
-    at = inputs.gather(1, pos)
-    masked = (at == MASK).float().mean().item()
-    kept = (at == tgt).float().mean().item()
-    assert masked == pytest.approx(0.8, abs=0.01)
-    # 10% kept + random draws that hit the same token (1/45 of 10%)
-    assert kept == pytest.approx(0.1 + 0.1 / 45, abs=0.01)
-    randoms = at[(at != MASK) & (at != tgt)]
-    assert randoms.min() >= 5  # random replacements are never special
-
-
-def test_mask_tokens_pads_short_rows_with_ignore():
-    ids = torch.tensor([[2, 7, 3, 0, 0, 0, 0, 0, 0, 0]])  # one real token among specials
-    inputs, pos, tgt = mask_tokens(
-        ids, vocab_size=20, mask_id=4, special_ids=(0, 1, 2, 3, 4), rate=0.3
-    )
-    assert pos.shape == (1, 3)
-    assert (tgt == 7).sum() == 1 and (tgt == -100).sum() == 2
-    assert torch.equal(inputs[ids != 7], ids[ids != 7])  # padding picks leave specials alone
-
-
-@pytest.mark.parametrize(("B", "N", "K"), [(2, 7, 3), (3, 16, 5), (1, 33, 1)])
-def test_gathered_logits_match_the_all_positions_reference(B, N, K):
-    torch.manual_seed(B * N)
-    mlm = nn.MaskedLM(
-        nn.TransformerEncoder(nn.EncoderConfig(vocab_size=41, dim=24, depth=2, heads=3))
-    )
-    mlm.eval()
-    ids = torch.randint(0, 41, (B, N))
-    pos = torch.stack([torch.randperm(N)[:K].sort().values for _ in range(B)])
-    fast = gathered_logits(mlm, ids, pos)
-    assert fast.shape == (B, K, 41)
-    torch.testing.assert_close(fast, gathered_logits_reference(mlm, ids, pos), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("B", "H", "N", "Dh"), [(2, 3, 7, 8), (1, 1, 1, 4), (3, 2, 33, 16)])
