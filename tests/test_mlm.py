@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import math
+import types
+
 import pytest
 import torch
 
-from takeaways import nn
-from takeaways.nn.mlm import GatheredMLM, gathered_logits, gathered_logits_reference, mask_tokens
+from takeaways import data, nn
+from takeaways.nn.mlm import (
+    GatheredMLM,
+    gathered_logits,
+    gathered_logits_reference,
+    mask_tokens,
+    masked_copies,
+    pack_rows,
+    unigram_loss,
+)
 
 
 def test_mask_tokens_plants_bert_masking():
@@ -64,3 +75,38 @@ def test_gathered_logits_match_the_all_positions_reference(B, N, K):
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
     if N > 2:  # and the mask matters: a padded key changes the first row's logits
         assert not torch.allclose(fast[0], gathered_logits(mlm, ids, pos)[0], atol=1e-4)
+
+
+def test_unigram_loss_is_the_cross_entropy_of_training_frequencies():
+    train_t = torch.tensor([[1, 1, 1, 2], [2, -100, 3, -100]])  # counts 1:3, 2:2, 3:1 of 6
+    val_t = torch.tensor([[1, 3, -100]])
+    V = 4
+    p = {k: (c + 0.5) / (6 + 0.5 * V) for k, c in {1: 3, 3: 1}.items()}
+    want = -(math.log(p[1]) + math.log(p[3])) / 2
+    assert unigram_loss(train_t, val_t, V) == pytest.approx(want, abs=1e-12)
+
+
+def test_pack_rows_joins_documents_with_sep_and_drops_the_short_tail():
+    tok = data.train_wordpiece(["alpha beta gamma delta"] * 20, vocab_size=60)
+    docs = ["alpha beta", "gamma delta alpha"]
+    stream = []
+    for d in docs:
+        stream += tok.encode([d], max_len=32)["input_ids"][0][1:-1].tolist()  # no [CLS]/[SEP]
+        stream.append(tok.sep_id)
+    stream = [t for t in stream if t != tok.pad_id]
+    rows = pack_rows(tok, docs, 3)
+    assert rows.shape == (len(stream) // 3, 3)
+    assert rows.flatten().tolist() == stream[: rows.numel()]
+
+
+def test_masked_copies_are_independent_draws_of_the_same_rows():
+    tok = types.SimpleNamespace(vocab_size=50, mask_id=4, special_ids=(0, 1, 2, 3, 4))
+    rows = torch.randint(5, 50, (6, 20), generator=torch.Generator().manual_seed(0))
+    x, y = masked_copies(tok, rows, 3, 0.15, seed=1)
+    assert x["input_ids"].shape == (18, 20) and y.shape == x["positions"].shape == (18, 3)
+    for c in range(3):  # every copy's targets are the rows' own tokens
+        pos = x["positions"][6 * c : 6 * c + 6]
+        assert torch.equal(y[6 * c : 6 * c + 6], rows.gather(1, pos))
+    assert not torch.equal(x["positions"][:6], x["positions"][6:12])  # fresh draws
+    again, _ = masked_copies(tok, rows, 3, 0.15, seed=1)
+    assert torch.equal(again["input_ids"], x["input_ids"])  # seeded

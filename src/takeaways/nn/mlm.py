@@ -1,4 +1,9 @@
-"""Masked-language-model pieces shared by recipes: BERT's 80/10/10 masking and gathered logits.
+"""Masked-language-model pieces shared by recipes: packed rows, BERT's masking, gathered logits.
+
+``pack_rows`` turns documents into fixed-length rows of one token stream, ``masked_copies``
+draws static BERT masks over them (one independent draw per pass, BERT's duplication), and
+``unigram_loss`` is the loss of predicting every masked token from its training frequency
+alone: the plateau a small MLM sits on before it learns to use context.
 
 ``mask_tokens`` picks 15% of each row's positions as BERT does (arXiv 1810.04805, section
 3.1); ``GatheredMLM`` wraps a ``MaskedLM`` so the vocabulary projection runs only at the
@@ -16,12 +21,24 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from takeaways.nn.transformer import MaskedLM
 
-__all__ = ["IGNORE", "GatheredMLM", "gathered_logits", "gathered_logits_reference", "mask_tokens"]
+__all__ = [
+    "IGNORE",
+    "GatheredMLM",
+    "gathered_logits",
+    "gathered_logits_reference",
+    "mask_tokens",
+    "masked_copies",
+    "pack_rows",
+    "unigram_loss",
+]
 
 IGNORE = -100  # target id of positions without a label (cross-entropy's ignore_index)
 
@@ -107,3 +124,55 @@ class GatheredMLM(torch.nn.Module):
         self, input_ids: Tensor, positions: Tensor, attention_mask: Tensor | None = None
     ) -> Tensor:
         return gathered_logits(self.mlm, input_ids, positions, attention_mask)  # (B, K, V)
+
+
+def pack_rows(tok: Any, texts: Iterable[str], seq_len: int) -> Tensor:
+    """Documents -> one id stream (documents joined by [SEP]) -> ``(R, seq_len)`` rows.
+
+    Args:
+        tok: a ``takeaways.data.Tokenizer`` (its ``backend`` encodes without special tokens).
+        texts: the documents, in order; the stream's tail shorter than a row is dropped.
+        seq_len: tokens per row.
+    """
+    tok.backend.no_truncation()
+    stream: list[int] = []
+    for enc in tok.backend.encode_batch([str(t) for t in texts], add_special_tokens=False):
+        stream.extend(enc.ids)
+        stream.append(tok.sep_id)
+    n = len(stream) // seq_len
+    return torch.tensor(stream[: n * seq_len], dtype=torch.long).view(n, seq_len)
+
+
+def masked_copies(
+    tok: Any, rows: Tensor, copies: int, rate: float, seed: int
+) -> tuple[dict[str, Tensor], Tensor]:
+    """``copies`` independent ``mask_tokens`` draws over ``rows``, stacked (static masks).
+
+    Returns:
+        ``({"input_ids": (copies * R, N), "positions": (copies * R, K)}, targets (copies * R, K))``,
+        ready for ``fit(GatheredMLM(...), ...)``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    parts = [
+        mask_tokens(
+            rows,
+            vocab_size=tok.vocab_size,
+            mask_id=tok.mask_id,
+            special_ids=tok.special_ids,
+            rate=rate,
+            generator=g,
+        )
+        for _ in range(copies)
+    ]
+    inputs, positions, targets = (torch.cat(t) for t in zip(*parts))
+    return {"input_ids": inputs, "positions": positions}, targets
+
+
+def unigram_loss(train_targets: Tensor, val_targets: Tensor, vocab: int) -> float:
+    """Cross-entropy of the training targets' token frequencies (add-1/2) on the validation targets.
+
+    Targets equal to ``IGNORE`` are left out on both sides.
+    """
+    y = train_targets[train_targets != IGNORE]
+    p = (torch.bincount(y, minlength=vocab).double() + 0.5) / (len(y) + 0.5 * vocab)
+    return float(-p[val_targets[val_targets != IGNORE]].log().mean())

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from takeaways import data, nn, train
 from takeaways.depth import depth_threshold, parameter_count, suggest_architecture
-from takeaways.nn.mlm import IGNORE, GatheredMLM, mask_tokens
+from takeaways.nn.mlm import GatheredMLM, masked_copies, pack_rows, unigram_loss
 from takeaways.recipes import register_recipe
 from takeaways.results import Claim, Result, Target
 
@@ -130,50 +130,14 @@ class DepthConfig:
 # ----------------------------------------------------------------------------- data
 
 
-def _rows(tok: data.Tokenizer, texts, seq_len: int) -> Tensor:
-    """Documents -> one id stream (documents joined by [SEP]) -> (R, seq_len) rows."""
-    tok.backend.no_truncation()
-    stream: list[int] = []
-    for enc in tok.backend.encode_batch([str(t) for t in texts], add_special_tokens=False):
-        stream.extend(enc.ids)
-        stream.append(tok.sep_id)
-    n = len(stream) // seq_len
-    return torch.tensor(stream[: n * seq_len], dtype=torch.long).view(n, seq_len)
-
-
-def _masked(tok: data.Tokenizer, rows: Tensor, copies: int, rate: float, seed: int):
-    """``copies`` independent maskings of ``rows`` (static masks, BERT's duplication)."""
-    g = torch.Generator().manual_seed(seed)
-    parts = [
-        mask_tokens(
-            rows,
-            vocab_size=tok.vocab_size,
-            mask_id=tok.mask_id,
-            special_ids=tok.special_ids,
-            rate=rate,
-            generator=g,
-        )
-        for _ in range(copies)
-    ]
-    inputs, positions, targets = (torch.cat(t) for t in zip(*parts))
-    return {"input_ids": inputs, "positions": positions}, targets
-
-
 def _task(cfg: DepthConfig, tok: data.Tokenizer, texts, rows_cap: int | None, seed: int):
     """(inputs, targets) for the objective: next tokens of windows, or masked windows."""
     if cfg.objective == "clm":
-        rows = _rows(tok, texts, cfg.seq_len + 1)[:rows_cap]  # one extra token: the last target
+        rows = pack_rows(tok, texts, cfg.seq_len + 1)[:rows_cap]  # one extra token: the last target
         return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
-    rows = _rows(tok, texts, cfg.seq_len)[:rows_cap]
+    rows = pack_rows(tok, texts, cfg.seq_len)[:rows_cap]
     copies = 1 if rows_cap else max(1, math.ceil(cfg.steps * cfg.batch_size / len(rows)))
-    return _masked(tok, rows, copies, cfg.mask_rate, seed)
-
-
-def _unigram_loss(train_targets: Tensor, val_targets: Tensor, vocab: int) -> float:
-    """Cross-entropy of the training targets' token frequencies (add-1/2) on the validation targets."""
-    y = train_targets[train_targets != IGNORE]
-    p = (torch.bincount(y, minlength=vocab).double() + 0.5) / (len(y) + 0.5 * vocab)
-    return float(-p[val_targets[val_targets != IGNORE]].log().mean())
+    return masked_copies(tok, rows, copies, cfg.mask_rate, seed)
 
 
 def _model(cfg: DepthConfig, vocab: int, width: int, depth: int, heads: int) -> torch.nn.Module:
@@ -354,7 +318,7 @@ def _sweep(cfg: DepthConfig) -> Result:
 
     task = "next-token LM" if cfg.objective == "clm" else "masked LM"
     n_seeds = f"{cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}"
-    unigram = _unigram_loss(train_set[1], val_set[1], tok.vocab_size)
+    unigram = unigram_loss(train_set[1], val_set[1], tok.vocab_size)
     notes = (
         f"Validation loss ({task} on wiki, vocab {tok.vocab_size}, {cfg.steps} steps x "
         f"{cfg.batch_size} x {cfg.seq_len} tokens per shape, {n_seeds}, mean over seeds; "

@@ -69,9 +69,8 @@ import torch
 
 from takeaways import data, nn, train
 from takeaways.layerdrop import keep_probs, pld_theta, prepare_layer_drop
-from takeaways.nn.mlm import GatheredMLM
+from takeaways.nn.mlm import GatheredMLM, masked_copies, pack_rows, unigram_loss
 from takeaways.recipes import register_recipe
-from takeaways.recipes.depth import _masked, _rows, _unigram_loss
 from takeaways.results import Claim, Result, Target
 
 PAPER_GAMMA, PAPER_STEPS = 0.001, 200_000  # DeepSpeed's tutorial: gamma over BERT's 200K steps
@@ -272,12 +271,12 @@ def _run(cfg: LayerDropConfig) -> Result:
     t_start = time.perf_counter()
     wiki = data.load("wiki")
     tok = data.train_wordpiece(wiki.train.x, vocab_size=cfg.vocab)
-    rows = _rows(tok, wiki.train.x, cfg.seq_len)
+    rows = pack_rows(tok, wiki.train.x, cfg.seq_len)
     copies = max(1, math.ceil(cfg.steps * cfg.batch_size / len(rows)))
-    train_set = _masked(tok, rows, copies, cfg.mask_rate, cfg.seed)
-    val_rows = _rows(tok, wiki.test.x, cfg.seq_len)[: cfg.eval_rows]
-    val_set = _masked(tok, val_rows, 1, cfg.mask_rate, cfg.seed + 10_000)
-    unigram = _unigram_loss(train_set[1], val_set[1], tok.vocab_size)
+    train_set = masked_copies(tok, rows, copies, cfg.mask_rate, cfg.seed)
+    val_rows = pack_rows(tok, wiki.test.x, cfg.seq_len)[: cfg.eval_rows]
+    val_set = masked_copies(tok, val_rows, 1, cfg.mask_rate, cfg.seed + 10_000)
+    unigram = unigram_loss(train_set[1], val_set[1], tok.vocab_size)
     epochs = math.ceil(cfg.steps * cfg.batch_size / len(train_set[1]))
 
     def pretrain(pld: bool) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from torch import Tensor
 
 from takeaways import data, nn, train
 from takeaways.mpnet import HF_LAYOUT, MPNetCollator, MPNetPretrainer
+from takeaways.nn.mlm import pack_rows, unigram_loss
 from takeaways.recipes import register_recipe
 from takeaways.results import Claim, Result, Target
 
@@ -114,17 +115,6 @@ class MPNetConfig:
 # ----------------------------------------------------------------------------- data
 
 
-def _rows(tok: data.Tokenizer, texts, seq_len: int) -> Tensor:
-    """Documents -> one id stream (documents joined by [SEP]) -> (R, seq_len) rows."""
-    tok.backend.no_truncation()
-    stream: list[int] = []
-    for enc in tok.backend.encode_batch([str(t) for t in texts], add_special_tokens=False):
-        stream.extend(enc.ids)
-        stream.append(tok.sep_id)
-    n = len(stream) // seq_len
-    return torch.tensor(stream[: n * seq_len], dtype=torch.long).view(n, seq_len)
-
-
 def _collated(cfg: MPNetConfig, tok, rows: Tensor, objective: str, copies: int, seed: int):
     """``copies`` static collations of ``rows``; the same seed gives every objective the same draws."""
     collate = MPNetCollator(
@@ -133,13 +123,6 @@ def _collated(cfg: MPNetConfig, tok, rows: Tensor, objective: str, copies: int, 
     parts = [collate(rows) for _ in range(copies)]
     inputs = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
     return inputs, torch.cat([p[1] for p in parts])
-
-
-def _unigram_loss(train_targets: Tensor, val_targets: Tensor, vocab: int) -> float:
-    """Cross-entropy of the training targets' token frequencies (add-1/2) on the validation targets."""
-    y = train_targets[train_targets != train.IGNORE_INDEX]
-    p = (torch.bincount(y, minlength=vocab).double() + 0.5) / (len(y) + 0.5 * vocab)
-    return float(-p[val_targets[val_targets != train.IGNORE_INDEX]].log().mean())
 
 
 def _task_split(name: str, tok, cfg: MPNetConfig):
@@ -204,8 +187,8 @@ def _compare(cfg: MPNetConfig) -> Result:
     t_start = time.perf_counter()
     wiki = data.load("wiki")
     tok = data.train_wordpiece(wiki.train.x, vocab_size=cfg.vocab)
-    train_rows = _rows(tok, wiki.train.x, cfg.seq_len)
-    val_rows = _rows(tok, wiki.test.x, cfg.seq_len)[: cfg.eval_rows]
+    train_rows = pack_rows(tok, wiki.train.x, cfg.seq_len)
+    val_rows = pack_rows(tok, wiki.test.x, cfg.seq_len)[: cfg.eval_rows]
     copies = max(1, math.ceil(cfg.steps * cfg.batch_size / len(train_rows)))
     tasks = {name: _task_split(name, tok, cfg) for name in cfg.tasks}
     encoder_cfg = nn.EncoderConfig(
@@ -235,7 +218,7 @@ def _compare(cfg: MPNetConfig) -> Result:
                 train_set = _collated(cfg, tok, train_rows, arm, copies, seed)
                 val_set = _collated(cfg, tok, val_rows, arm, 1, seed + 10_000)
                 if math.isnan(unigram):
-                    unigram = _unigram_loss(train_set[1], val_set[1], tok.vocab_size)
+                    unigram = unigram_loss(train_set[1], val_set[1], tok.vocab_size)
                 train.fit(
                     model,
                     train_set,
