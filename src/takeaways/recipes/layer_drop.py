@@ -230,7 +230,7 @@ class LayerDropConfig:
         "full": {
             "dim": 128,
             "steps": 1000,
-            "lr": 5e-3,
+            "lr": 2e-3,
             "eval_every": 50,
             "eval_rows": 128,
             "ft_train": 3000,
