@@ -10,16 +10,6 @@ import torch
 from takeaways import nn, train
 from takeaways.aum import AUMTracker, add_threshold_samples, aum_scores, find_mislabeled, margins
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster, and far faster on shared, busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------------- margins
 
 

@@ -11,14 +11,6 @@ from takeaways.autoaugment import ops as O
 from takeaways.autoaugment.policy import apply_ops, apply_ops_reference
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _v(b: int, value: float) -> torch.Tensor:
     return torch.full((b,), float(value))
 

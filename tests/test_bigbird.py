@@ -14,14 +14,6 @@ from takeaways.nn import EncoderConfig, TransformerEncoder, dense_attention
 OPTS = {"block_size": 16, "window_blocks": 3, "global_blocks": 2, "random_blocks": 2, "seed": 5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def qkv(B=2, H=3, N=200, D=8, dtype=torch.float32, grad=False, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(B, H, N, D, generator=g, dtype=dtype).requires_grad_(grad) for _ in "qkv"]

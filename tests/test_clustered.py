@@ -14,14 +14,6 @@ from takeaways.attention import (
 from takeaways.nn import EncoderConfig, TransformerEncoder, dense_attention
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def qkv(B=2, H=2, N=45, Nk=None, D=8, grad=False, seed=0):
     g = torch.Generator().manual_seed(seed)
     shapes = [(B, H, N, D), (B, H, Nk or N, D), (B, H, Nk or N, D)]

@@ -18,15 +18,6 @@ from takeaways.crust import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster, and far faster on shared, busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _objective(x: np.ndarray, chosen: np.ndarray) -> float:
     d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
     return float((d.max() - d)[:, chosen].max(1).sum())

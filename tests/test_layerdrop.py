@@ -14,14 +14,6 @@ from takeaways.nn import EncoderConfig, MaskedLM, TransformerEncoder
 from takeaways.train import BatchInfo, fit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Residual(nn.Module):
     """x + tanh(W x), counting how often forward runs."""
 

@@ -14,14 +14,6 @@ from takeaways.lottery.imp import sparsity_schedule
 from takeaways.lottery.ticket import smallest_k, smallest_k_reference
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _mlp(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(

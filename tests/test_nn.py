@@ -28,15 +28,6 @@ from takeaways.nn import (
 VOCAB = 50
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models run fastest on one thread, and don't spin against parallel test runs
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_config(**overrides) -> EncoderConfig:
     base = dict(vocab_size=VOCAB, dim=32, depth=2, heads=4, max_len=64, dropout=0.1)
     return EncoderConfig(**(base | overrides))

@@ -7,20 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from takeaways import nn
 from takeaways.cli import _rows_in_file_order, main
 from takeaways.recipes.noisy_labels import cross_val_probs
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster, and far faster on shared, busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _blobs(n_per_class: int = 50, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

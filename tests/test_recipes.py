@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from takeaways.recipes import PRESETS, get_recipe, list_recipes, resolve_config, run_recipe
+import takeaways
+from takeaways.recipes import (
+    PRESETS,
+    get_recipe,
+    list_recipes,
+    module_files,
+    rejudge,
+    resolve_config,
+    run_recipe,
+)
+from takeaways.results import NOT_EVIDENCE
 
 RECIPES = [r.name for r in list_recipes()]
 
@@ -34,7 +50,10 @@ def test_every_recipe_runs_at_smoke_and_writes_its_result(name, tmp_path):
     assert raw["claim"]["text"] and raw["claim"]["source"]
     assert raw["targets"], "a recipe must check at least one target"
     for t in raw["targets"]:
-        assert set(t) == {"name", "measured", "goal", "op", "met"}
+        assert set(t) == {"name", "measured", "goal", "op", "met", "interval", "rule"}
+    assert raw["checks"], "a recipe must say under which conditions its targets mean anything"
+    assert raw["evidence"] is False and raw["verdict"] == NOT_EVIDENCE
+    assert raw["finding"] and raw["advice"]
     assert raw["machine"]["torch"] and raw["wall_s"] > 0 and raw["code_hash"]
     assert raw["plots"] and all(s["x"] and s["y"] for p in raw["plots"] for s in p["series"])
 
@@ -67,3 +86,103 @@ def test_overrides_are_typed_and_unknown_keys_rejected():
 def test_unknown_recipe_lists_known():
     with pytest.raises(ValueError, match="unknown recipe 'nope'; known recipes: .*baseline-digits"):
         get_recipe("nope")
+
+
+# ----------------------------------------------------------------------------- recipes are leaves
+
+
+def test_no_module_imports_a_recipe_but_the_registry():
+    """Recipes are leaves: nothing in src, benchmarks or tests imports one (the registry does)."""
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in [
+        *root.glob("src/**/*.py"),
+        *root.glob("benchmarks/*.py"),
+        *root.glob("tests/*.py"),
+    ]:
+        if path.parent.name == "recipes" and path.name == "__init__.py":
+            continue  # the registry
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                if node.level and path.parent.name == "recipes":
+                    names = [f"takeaways.recipes.{node.module or ''}"]
+                else:
+                    mod = node.module or ""
+                    names = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for n in names:
+                if n.startswith("takeaways.recipes.") and n.split(".")[2] not in REGISTRY_NAMES:
+                    offenders.append(f"{path.relative_to(root)} imports {n}")
+    assert not offenders, "\n".join(offenders)
+
+
+# names the registry module itself exports (importing them is importing the registry)
+REGISTRY_NAMES = {
+    "register_recipe",
+    "get_recipe",
+    "list_recipes",
+    "resolve_config",
+    "run_recipe",
+    "rejudge",
+    "seed_range",
+    "module_files",
+    "PRESETS",
+    "Recipe",
+}
+
+
+def test_code_hash_covers_every_imported_module(tmp_path):
+    """Editing a module a recipe imports (even indirectly) changes its hash; others do not."""
+    src = Path(takeaways.__file__).resolve().parent
+    copy = tmp_path / "takeaways"
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    probe = (
+        "from takeaways.recipes import get_recipe, resolve_config, module_files;"
+        "r = get_recipe('baseline-digits'); print(r.source_hash(resolve_config(r)))"
+    )
+
+    def hash_now() -> str:
+        env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    files = {p.name for p in module_files("takeaways.recipes.baseline_digits")}
+    assert {"baseline_digits.py", "train.py", "vision.py", "results.py"} <= files
+    before = hash_now()
+    # train.py is imported by the recipe; nn/vision.py only through `from takeaways import nn`
+    for rel in ("train.py", "nn/vision.py"):
+        with open(copy / rel, "a") as f:
+            f.write("\n# an edit\n")
+        after = hash_now()
+        assert after != before, rel
+        before = after
+    # a module the recipe never reaches leaves the hash alone
+    with open(copy / "recipes" / "mpnet.py", "a") as f:
+        f.write("\n# an edit\n")
+    assert hash_now() == before
+
+
+# ----------------------------------------------------------------------------- judging
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_recipe_has_a_judge(name):
+    assert get_recipe(name).judge is not None, f"{name} registers no judge="
+
+
+def test_rejudge_recomputes_checks_from_stored_metrics(tmp_path):
+    result, path = run_recipe("baseline-digits", preset="smoke", out_dir=tmp_path)
+    assert result.verdict == NOT_EVIDENCE and not result.evidence
+    raw = json.loads(path.read_text())
+    raw.update(preset="full", evidence=True, checks=[], targets=[], verdict="stale")
+    full = tmp_path / "full" / "baseline-digits.json"
+    full.parent.mkdir()
+    full.write_text(json.dumps(raw))
+    again = rejudge(full)
+    assert again.checks and again.targets and again.verdict != "stale"
+    stored = json.loads(full.read_text())
+    assert stored["metrics"] == raw["metrics"] and stored["code_hash"] == raw["code_hash"]
+    assert [c["name"] for c in stored["checks"]] == [c.name for c in result.checks]

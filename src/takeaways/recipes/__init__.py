@@ -9,14 +9,27 @@ visible in its body. It registers with its config dataclass and presets::
 
 ``smoke`` runs in seconds (tests), ``demo`` in at most 60 s on 2 CPU cores
 (``make demo``), ``full`` at the scale that gives the clearest answer.
+
+Recipes are leaves: only this registry imports them (a test enforces it). The registry
+owns the chores every recipe would otherwise repeat:
+
+- ``threads=`` at registration (or a config field ``threads``) sets torch's thread count
+  for the run and restores it afterwards, however the run ends;
+- ``judge=`` turns the run's metrics into checks, targets, a finding and advice. It sees
+  only the metrics (as stored in JSON) and the config, so ``rejudge`` can re-apply new
+  rules to a published result without rerunning it;
+- ``seed_range(cfg)`` is the one way to iterate a config's seeds;
+- the code hash covers every project module the recipe imports, transitively, so a result
+  is never marked up to date after a change in code it ran.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import importlib
-import inspect
+import importlib.util
 import json
 import pkgutil
 import time
@@ -28,7 +41,17 @@ from pathlib import Path
 from typing import Any
 
 from takeaways import __version__, distributed
-from takeaways.results import Result, machine_info, now_iso, verdict_of, write_result
+from takeaways.measure import torch_threads
+from takeaways.results import (
+    Judgement,
+    Result,
+    _jsonable,
+    machine_info,
+    now_iso,
+    read_result,
+    write_json_atomic,
+    write_result,
+)
 
 __all__ = [
     "Recipe",
@@ -37,6 +60,9 @@ __all__ = [
     "list_recipes",
     "resolve_config",
     "run_recipe",
+    "rejudge",
+    "seed_range",
+    "module_files",
     "PRESETS",
 ]
 
@@ -51,12 +77,80 @@ class Recipe:
     presets: dict[str, dict[str, Any]]  # preset -> field overrides
     takeaway: int | None  # 1..10, or None for foundation recipes
     summary: str  # one line for `takeaways list`
+    judge: Callable[[dict[str, Any], Any], Judgement] | None = None
+    threads: int | None = None  # torch threads during the run (a config field wins)
 
     def source_hash(self, cfg: Any) -> str:
-        """Hash of the recipe's source file, its resolved config and the package version."""
-        src = Path(inspect.getsourcefile(self.run) or "").read_bytes()
-        blob = src + json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob + __version__.encode()).hexdigest()[:16]
+        """Hash of every project module the recipe imports (transitively), its config and version."""
+        h = hashlib.sha256()
+        for path in module_files(self.run.__module__):
+            h.update(str(path.relative_to(_PACKAGE_ROOT.parent)).encode() + b"\0")
+            h.update(path.read_bytes())
+        h.update(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode())
+        return hashlib.sha256(h.digest() + __version__.encode()).hexdigest()[:16]
+
+    def thread_count(self, cfg: Any) -> int | None:
+        return getattr(cfg, "threads", None) or self.threads
+
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # .../takeaways
+
+
+def _module_path(name: str) -> Path | None:
+    """The file of project module ``name`` (``__init__.py`` for a package); None if not ours."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    path = Path(spec.origin).resolve()
+    return path if _PACKAGE_ROOT in path.parents or path.parent == _PACKAGE_ROOT else None
+
+
+def _imports_of(path: Path, package: str) -> set[str]:
+    """Project modules that ``path`` imports, with ``from pkg import sub`` resolved to modules."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                mod = f"{base}.{node.module}" if node.module else base
+            else:
+                mod = node.module or ""
+            found.add(mod)
+            found.update(f"{mod}.{a.name}" for a in node.names)  # may be submodules
+    out = set()
+    for name in found:
+        if name.split(".")[0] != "takeaways":
+            continue
+        parts = name.split(".")  # importing a.b.c runs a/__init__ and a/b/__init__ too
+        out.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return out
+
+
+def module_files(module: str) -> list[Path]:
+    """Files of ``module`` and of every project module it imports, transitively, sorted."""
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _module_path(name)
+        if path is None:
+            continue
+        seen[name] = path
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        todo.extend(_imports_of(path, package) - seen.keys())
+    return sorted(set(seen.values()))
+
+
+def seed_range(cfg: Any) -> range:
+    """The seeds a config asks for: ``cfg.seeds`` consecutive seeds from ``cfg.seed``."""
+    return range(cfg.seed, cfg.seed + cfg.seeds)
 
 
 _REGISTRY: dict[str, Recipe] = {}
@@ -70,8 +164,14 @@ def register_recipe(
     presets: dict[str, dict[str, Any]],
     takeaway: int | None,
     summary: str,
+    judge: Callable[[dict[str, Any], Any], Judgement] | None = None,
+    threads: int | None = None,
 ) -> Callable[[Callable[[Any], Result]], Callable[[Any], Result]]:
-    """Register ``run(cfg) -> Result`` under ``name`` with its config class and presets."""
+    """Register ``run(cfg) -> Result`` under ``name`` with its config class and presets.
+
+    ``judge(metrics, cfg) -> Judgement`` computes the checks and targets from the run's
+    metrics alone; ``threads`` pins torch's thread count for the run.
+    """
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"recipe {name!r}: config must be a dataclass, got {config!r}")
     missing = [p for p in PRESETS if p not in presets]
@@ -81,7 +181,9 @@ def register_recipe(
     def deco(fn: Callable[[Any], Result]) -> Callable[[Any], Result]:
         if name in _REGISTRY and _REGISTRY[name].run is not fn:
             raise ValueError(f"recipe {name!r} is registered twice")
-        _REGISTRY[name] = Recipe(name, fn, config, dict(presets), takeaway, summary)
+        _REGISTRY[name] = Recipe(
+            name, fn, config, dict(presets), takeaway, summary, judge=judge, threads=threads
+        )
         return fn
 
     return deco
@@ -193,15 +295,19 @@ def run_recipe(
     out_dir: str | Path = "results",
     write: bool = True,
 ) -> tuple[Result, Path | None]:
-    """Run a registered recipe, stamp config/machine/time on its Result and write it (rank 0).
+    """Run a registered recipe, judge it, stamp config/machine/time and write it (rank 0).
 
+    Only a ``full`` run without overrides is evidence; smoke and demo runs are judged too,
+    but their verdict reads ``demo scale — not evidence``.
     Returns the Result and the path written (None on other ranks or with write=False).
     """
     recipe = get_recipe(name)
+    overrides = list(overrides)
     cfg = resolve_config(recipe, preset, overrides)
     distributed.init_distributed()
     t0 = time.perf_counter()
-    result = recipe.run(cfg)
+    with torch_threads(recipe.thread_count(cfg)):
+        result = recipe.run(cfg)
     result.wall_s = time.perf_counter() - t0
     result.recipe = recipe.name
     result.preset = preset
@@ -210,9 +316,49 @@ def run_recipe(
     result.machine = machine_info()
     result.created = now_iso()
     result.code_hash = recipe.source_hash(cfg)
-    if not result.verdict:
-        result.verdict = verdict_of(result.targets)
+    result.evidence = preset == "full" and not overrides
+    _judge(recipe, result, cfg)
     path = None
     if write and distributed.is_main():
         path = write_result(result, out_dir)
     return result, path
+
+
+def _judge(recipe: Recipe, result: Result, cfg: Any) -> None:
+    """Fill checks, targets, finding, advice and verdict from the metrics as stored in JSON."""
+    if recipe.judge is not None:
+        stored = json.loads(json.dumps(_jsonable(result.metrics)))  # what rejudge will see
+        j = recipe.judge(stored, cfg)
+        result.checks, result.targets = list(j.checks), list(j.targets)
+        result.finding, result.advice = j.finding, j.advice
+    result.judged = now_iso()
+    result.verdict = result.judge_verdict()
+
+
+def _config_of(recipe: Recipe, stored: dict[str, Any]) -> Any:
+    """The config a stored result ran with (JSON lists back to tuples; unknown keys dropped)."""
+    hints = typing.get_type_hints(recipe.config)
+    values = {}
+    for f in dataclasses.fields(recipe.config):
+        if f.name in stored:
+            v = stored[f.name]
+            if isinstance(v, list) and typing.get_origin(hints[f.name]) is tuple:
+                v = tuple(v)
+            values[f.name] = v
+    return recipe.config(**values)
+
+
+def rejudge(path: str | Path) -> Result:
+    """Re-apply the recipe's current ``judge`` to a stored result, rewriting it in place.
+
+    The metrics, plots, config and code hash stay as the run wrote them; only checks,
+    targets, finding, advice, verdict and ``judged`` change.
+    """
+    result = read_result(path)
+    recipe = get_recipe(result.recipe)
+    if recipe.judge is None:
+        raise ValueError(f"recipe {recipe.name} has no judge; its result is left as written")
+    result.evidence = result.evidence and result.preset == "full"
+    _judge(recipe, result, _config_of(recipe, result.config))
+    write_json_atomic(Path(path), result.to_dict())
+    return result
