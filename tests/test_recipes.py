@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 import os
@@ -88,49 +87,7 @@ def test_unknown_recipe_lists_known():
         get_recipe("nope")
 
 
-# ----------------------------------------------------------------------------- recipes are leaves
-
-
-def test_no_module_imports_a_recipe_but_the_registry():
-    """Recipes are leaves: nothing in src, benchmarks or tests imports one (the registry does)."""
-    root = Path(__file__).resolve().parents[1]
-    offenders = []
-    for path in [
-        *root.glob("src/**/*.py"),
-        *root.glob("benchmarks/*.py"),
-        *root.glob("tests/*.py"),
-    ]:
-        if path.parent.name == "recipes" and path.name == "__init__.py":
-            continue  # the registry
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.ImportFrom):
-                if node.level and path.parent.name == "recipes":
-                    names = [f"takeaways.recipes.{node.module or ''}"]
-                else:
-                    mod = node.module or ""
-                    names = [mod] + [f"{mod}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            for n in names:
-                if n.startswith("takeaways.recipes.") and n.split(".")[2] not in REGISTRY_NAMES:
-                    offenders.append(f"{path.relative_to(root)} imports {n}")
-    assert not offenders, "\n".join(offenders)
-
-
-# names the registry module itself exports (importing them is importing the registry)
-REGISTRY_NAMES = {
-    "register_recipe",
-    "get_recipe",
-    "list_recipes",
-    "resolve_config",
-    "run_recipe",
-    "rejudge",
-    "seed_range",
-    "module_files",
-    "PRESETS",
-    "Recipe",
-}
+# ----------------------------------------------------------------------------- code hash
 
 
 def test_code_hash_covers_every_imported_module(tmp_path):

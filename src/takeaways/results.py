@@ -53,6 +53,8 @@ __all__ = [
     "line_plot",
     "bar_plot",
     "write_result",
+    "write_json_atomic",
+    "to_jsonable",
     "read_result",
     "machine_info",
     "verdict_of",
@@ -382,17 +384,18 @@ class Result:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def _jsonable(x: Any) -> Any:
+def to_jsonable(x: Any) -> Any:
+    """``x`` as plain JSON values: nan/inf -> None, tensors and arrays -> lists, paths -> str."""
     if isinstance(x, float) and not math.isfinite(x):
         return None  # JSON has no NaN/inf
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): to_jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [to_jsonable(v) for v in x]
     if hasattr(x, "item") and callable(x.item):  # numpy / torch scalars
-        return _jsonable(x.item())
+        return to_jsonable(x.item())
     if hasattr(x, "tolist"):
-        return _jsonable(x.tolist())
+        return to_jsonable(x.tolist())
     if isinstance(x, Path):
         return str(x)
     return x
@@ -404,7 +407,7 @@ def write_json_atomic(path: Path, data: Any) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(data), f, indent=2, allow_nan=False)
+            json.dump(to_jsonable(data), f, indent=2, allow_nan=False)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:

@@ -45,7 +45,7 @@ from takeaways.measure import torch_threads
 from takeaways.results import (
     Judgement,
     Result,
-    _jsonable,
+    to_jsonable,
     machine_info,
     now_iso,
     read_result,
@@ -327,7 +327,7 @@ def run_recipe(
 def _judge(recipe: Recipe, result: Result, cfg: Any) -> None:
     """Fill checks, targets, finding, advice and verdict from the metrics as stored in JSON."""
     if recipe.judge is not None:
-        stored = json.loads(json.dumps(_jsonable(result.metrics)))  # what rejudge will see
+        stored = json.loads(json.dumps(to_jsonable(result.metrics)))  # what rejudge will see
         j = recipe.judge(stored, cfg)
         result.checks, result.targets = list(j.checks), list(j.targets)
         result.finding, result.advice = j.finding, j.advice
