@@ -45,10 +45,10 @@ from takeaways.measure import torch_threads
 from takeaways.results import (
     Judgement,
     Result,
-    to_jsonable,
     machine_info,
     now_iso,
     read_result,
+    to_jsonable,
     write_json_atomic,
     write_result,
 )
