@@ -11,13 +11,6 @@ from takeaways import train
 from takeaways.imbalance import (
     FlipPretext,
     RotationPretext,
-    _balanced_transforms,
-    _cap_per_class,
-    _cap_per_class_ref,
-    _flip_signals_ref,
-    _ldam_loss_ref,
-    _OneTransformPerSample,
-    _rotate_images_ref,
     class_balanced,
     class_weights,
     flip_signals,
@@ -29,6 +22,14 @@ from takeaways.imbalance import (
     self_supervised_pretrain,
     self_train,
 )
+from takeaways.imbalance.balanced import _ldam_loss_ref
+from takeaways.imbalance.pretext import (
+    _balanced_transforms,
+    _flip_signals_ref,
+    _OneTransformPerSample,
+    _rotate_images_ref,
+)
+from takeaways.imbalance.selftrain import _cap_per_class, _cap_per_class_ref
 
 # ----------------------------------------------------------------------------- fast paths vs references
 

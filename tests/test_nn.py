@@ -17,6 +17,7 @@ from takeaways.nn import (
     MaskedLM,
     SequenceClassifier,
     SmallCNN,
+    SmallCNN1d,
     SmallResNet,
     TransformerEncoder,
     attention_reference,
@@ -381,6 +382,8 @@ MODELS = {
         lambda: torch.rand(4, 3, 16, 16),
     ),
     "cnn-groupnorm": (lambda: SmallCNN(width=6, norm="group"), lambda: torch.rand(2, 1, 28, 28)),
+    "cnn1d": (lambda: SmallCNN1d(width=4), lambda: torch.rand(3, 40)),
+    "cnn1d-channel": (lambda: SmallCNN1d(5, width=3), lambda: torch.rand(2, 1, 17)),
     "resnet": (lambda: SmallResNet(width=4), lambda: torch.rand(4, 1, 8, 8)),
     "resnet-deep": (
         lambda: SmallResNet(3, 4, 4, blocks=(2, 1, 2)),
@@ -429,6 +432,26 @@ def test_small_cnn_per_sample_output_does_not_depend_on_batch():
     cnn = SmallCNN(width=4, image_size=8).train()
     x = torch.rand(6, 1, 8, 8)
     torch.testing.assert_close(cnn(x)[:2], cnn(x[:2]), atol=1e-6, rtol=1e-5)
+
+
+def test_small_cnn1d_shapes_layout_and_gradients():
+    torch.manual_seed(0)
+    cnn = SmallCNN1d(num_classes=7, width=4).train()
+    x = torch.rand(5, 40, requires_grad=True)
+    out = cnn(x)
+    assert out.shape == (5, 7)
+    torch.testing.assert_close(cnn(x.detach().unsqueeze(1)), out.detach())  # (B, 1, L) == (B, L)
+    assert cnn.features(x).shape == (5, 8, 10)  # (B, 2w, L // 4)
+    assert cnn.head[-1].in_features == 16  # 2w channels x 2 pooled positions
+    out.pow(2).sum().backward()
+    assert x.grad is not None and x.grad.shape == (5, 40)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in cnn.parameters())
+    encoder = nn.Sequential(cnn.features, cnn.pool, nn.Flatten())  # the SmallCNN split
+    assert encoder(torch.rand(2, 40)).shape == (2, 16)
+    with pytest.raises(ValueError, match=r"expects signals \(B, L\) or \(B, 1, L\)"):
+        cnn(torch.rand(2, 3, 40))
+    with pytest.raises(ValueError, match="must be positive"):
+        SmallCNN1d(width=0)
 
 
 def test_vision_errors():

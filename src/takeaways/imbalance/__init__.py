@@ -22,9 +22,11 @@ re-weighting, class-balanced re-sampling and LDAM with deferred re-weighting
 are scored by overall, balanced (mean per-class) and tail-class accuracy
 (:func:`imbalance_metrics`).
 
-The package reads top to bottom: ``metrics`` (scores), ``balanced`` (class-balanced
-rules), ``selftrain`` (pseudo-labels and self-training), ``pretext`` (pretexts
-and self-supervised pre-training). Every name is importable from here.
+The package reads top to bottom: ``inputs`` (input checks shared by the others),
+``metrics`` (scores), ``balanced`` (class-balanced rules), ``selftrain``
+(pseudo-labels and self-training), ``pretext`` (pretexts and self-supervised
+pre-training). Every public name is importable from here; the per-sample reference
+implementations stay private to their modules (the tests import them there).
 
 Example:
     >>> import torch
@@ -43,34 +45,27 @@ Example:
     ...           **class_balanced(mnist.train.y[lab], kind="resample"))  # doctest: +SKIP
 """
 
-# Everything below is importable as takeaways.imbalance.X (the recipe and tests rely on it).
+# Every public name below is importable as takeaways.imbalance.X.
 from takeaways.imbalance.balanced import (  # noqa: F401
     BALANCING,
-    _ClassBalancedSampler,
-    _DeferredReweight,
-    _ldam_loss_ref,
     class_balanced,
     class_weights,
     ldam_loss,
     ldam_margins,
+    merge_fit_kwargs,
 )
+from takeaways.imbalance.inputs import class_counts, inputs_tensor, labels_array  # noqa: F401
 from takeaways.imbalance.metrics import imbalance_metrics
 from takeaways.imbalance.pretext import (  # noqa: F401
     PRETEXTS,
     FlipPretext,
     RotationPretext,
-    _balanced_transforms,
-    _flip_signals_ref,
-    _OneTransformPerSample,
-    _rotate_images_ref,
     flip_signals,
     rotate_images,
     self_supervised_pretrain,
 )
 from takeaways.imbalance.selftrain import (  # noqa: F401
     SelfTraining,
-    _cap_per_class,
-    _cap_per_class_ref,
     pseudo_label,
     self_train,
 )

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from takeaways.imbalance._checks import _class_counts, _labels_array
+from takeaways.imbalance.inputs import class_counts, labels_array
 
 __all__ = ["class_balanced", "class_weights", "ldam_loss"]
 
@@ -170,8 +170,8 @@ def class_balanced(
         raise ValueError(
             f"unknown class-balancing kind {kind!r}; choose one of {', '.join(BALANCING)}"
         )
-    labels = _labels_array(y)
-    counts = _class_counts(labels, num_classes, "training set")
+    labels = labels_array(y)
+    counts = class_counts(labels, num_classes, "training set")
     if kind == "none":
         return {}
     if kind == "reweight":
@@ -189,8 +189,12 @@ def class_balanced(
     }
 
 
-def _merge_fit_kwargs(extra: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
-    """The class-balanced kwargs plus the user's, with hooks concatenated."""
+def merge_fit_kwargs(extra: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """``fit()`` kwargs from :func:`class_balanced` (``extra``) merged with the user's own.
+
+    Hooks are concatenated (the user's first); ``sample_weights`` or ``loss_fn`` set by
+    both is a TypeError, since the balancing rule would silently override the user's.
+    """
     clash = sorted(k for k in ("sample_weights", "loss_fn") if k in extra and k in user)
     if clash:
         raise TypeError(

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from takeaways.imbalance._checks import _labels_array
+from takeaways.imbalance.inputs import labels_array
 
 __all__ = ["imbalance_metrics"]
 
@@ -50,7 +50,7 @@ def imbalance_metrics(
     Raises:
         ValueError: mismatched lengths, empty input, a bad ``tail_fraction``.
     """
-    yt, yp = _labels_array(y_true, "y_true"), _labels_array(y_pred, "y_pred")
+    yt, yp = labels_array(y_true, "y_true"), labels_array(y_pred, "y_pred")
     if len(yt) != len(yp):
         raise ValueError(f"y_true has {len(yt)} rows but y_pred has {len(yp)}; they must match")
     if len(yt) == 0:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from takeaways import train as _train
-from takeaways.imbalance._checks import _inputs_tensor
+from takeaways.imbalance.inputs import inputs_tensor
 
 __all__ = ["RotationPretext", "FlipPretext", "self_supervised_pretrain"]
 
@@ -251,7 +251,7 @@ def self_supervised_pretrain(
     """
     if pretext not in PRETEXTS:
         raise ValueError(f"unknown pretext {pretext!r}; choose one of {', '.join(PRETEXTS)}")
-    xt = _inputs_tensor(x, "x")
+    xt = inputs_tensor(x, "x")
     if len(xt) == 0:
         raise ValueError("x is empty; self-supervised pre-training needs at least one sample")
     module = PRETEXTS[pretext](encoder, feature_dim=feature_dim)
@@ -265,7 +265,7 @@ def self_supervised_pretrain(
         hooks.append(_OneTransformPerSample(len(xt), seed))
     eval_data = None
     if eval_x is not None:
-        ex = _inputs_tensor(eval_x, "eval_x")
+        ex = inputs_tensor(eval_x, "eval_x")
         eval_data = (_all_transforms(ex, module.transform), torch.arange(4).repeat(len(ex)))
     classifier = nn.Sequential(module.encoder, module.head)  # shares the weights
     out = _train.fit(

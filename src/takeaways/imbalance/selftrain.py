@@ -23,8 +23,8 @@ from torch import Tensor, nn
 
 from takeaways import distributed as dist
 from takeaways import train as _train
-from takeaways.imbalance._checks import _class_counts, _inputs_tensor, _labels_array
-from takeaways.imbalance.balanced import BALANCING, _merge_fit_kwargs, class_balanced
+from takeaways.imbalance.inputs import class_counts, inputs_tensor, labels_array
+from takeaways.imbalance.balanced import BALANCING, merge_fit_kwargs, class_balanced
 
 __all__ = ["pseudo_label", "self_train", "SelfTraining"]
 
@@ -83,7 +83,7 @@ def pseudo_label(
     Raises:
         ValueError: an empty pool, a threshold outside [0, 1], balance < 1.
     """
-    x = _inputs_tensor(unlabeled, "unlabeled")
+    x = inputs_tensor(unlabeled, "unlabeled")
     n = len(x)
     if n == 0:
         raise ValueError(
@@ -143,7 +143,7 @@ def _split_xy(labeled: Any) -> tuple[Tensor, np.ndarray]:
         raise TypeError(f"labeled must be an (x, y) pair or a Split, not {type(labeled).__name__}")
     if y is None:
         raise ValueError("the labeled set has no labels (y is None)")
-    xt, yl = _inputs_tensor(x, "labeled x"), _labels_array(y, "labeled y")
+    xt, yl = inputs_tensor(x, "labeled x"), labels_array(y, "labeled y")
     if len(xt) != len(yl):
         raise ValueError(f"labeled x has {len(xt)} rows but y has {len(yl)}; they must match")
     return xt, yl
@@ -203,7 +203,7 @@ def self_train(
         ValueError: an empty pool, a class with no labeled sample, bad options.
     """
     x_l, y_l = _split_xy(labeled)
-    x_u = _inputs_tensor(unlabeled, "unlabeled")
+    x_u = inputs_tensor(unlabeled, "unlabeled")
     if len(x_u) == 0:
         raise ValueError(
             "the unlabeled pool is empty; self-training needs unlabeled samples to pseudo-label"
@@ -218,7 +218,7 @@ def self_train(
     if balancing not in BALANCING:
         raise ValueError(f"unknown balancing {balancing!r}; choose one of {', '.join(BALANCING)}")
     num_classes = _num_outputs(model, x_l)
-    _class_counts(y_l, num_classes, "labeled set")  # every class needs a label
+    class_counts(y_l, num_classes, "labeled set")  # every class needs a label
 
     base_history: list[dict[str, float]] = []
     if base_model is None:
@@ -229,7 +229,7 @@ def self_train(
             (x_l, torch.as_tensor(y_l)),
             epochs=be,
             seed=seed,
-            **_merge_fit_kwargs(
+            **merge_fit_kwargs(
                 class_balanced(y_l, kind=balancing, epochs=be, num_classes=num_classes, seed=seed),
                 {"desc": "self-train base", **fit_kwargs},
             ),
@@ -251,7 +251,7 @@ def self_train(
         (x_all, torch.as_tensor(y_all)),
         epochs=epochs,
         seed=seed,
-        **_merge_fit_kwargs(
+        **merge_fit_kwargs(
             class_balanced(
                 y_all, kind=balancing, epochs=epochs, num_classes=num_classes, seed=seed + 1
             ),

@@ -23,7 +23,7 @@ from takeaways.nn.transformer import (
     SequenceClassifier,
     TransformerEncoder,
 )
-from takeaways.nn.vision import MLP, SmallCNN, SmallResNet
+from takeaways.nn.vision import MLP, SmallCNN, SmallCNN1d, SmallResNet
 
 __all__ = [
     "ATTENTION",
@@ -36,6 +36,7 @@ __all__ = [
     "MultiHeadAttention",
     "SequenceClassifier",
     "SmallCNN",
+    "SmallCNN1d",
     "SmallResNet",
     "TransformerEncoder",
     "attention_reference",

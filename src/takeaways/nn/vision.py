@@ -1,7 +1,8 @@
-"""Small image and vector classifiers: a plain CNN, a small ResNet and an MLP.
+"""Small image, signal and vector classifiers: plain CNNs (2-D and 1-D), a small ResNet, an MLP.
 
-All three map a batch to logits ``(B, K)``: ``SmallCNN`` and ``SmallResNet`` take images
-``(B, C, H, W)`` of any size (adaptive pooling at the end), ``MLP`` flattens whatever it gets.
+All map a batch to logits ``(B, K)``: ``SmallCNN`` and ``SmallResNet`` take images
+``(B, C, H, W)`` of any size (adaptive pooling at the end), ``SmallCNN1d`` takes 1-D signals
+``(B, L)`` or ``(B, 1, L)``, ``MLP`` flattens whatever it gets.
 
 ``SmallCNN`` has no BatchNorm by default. Batch statistics differ between one process and
 several data-parallel processes, so a BatchNorm-free model trains identically under
@@ -18,7 +19,7 @@ import math
 
 from torch import Tensor, nn
 
-__all__ = ["MLP", "SmallCNN", "SmallResNet"]
+__all__ = ["MLP", "SmallCNN", "SmallCNN1d", "SmallResNet"]
 
 _NORMS = ("batch", "group", None)
 
@@ -103,6 +104,64 @@ class SmallCNN(nn.Module):
         """Map images ``(B, C, H, W)`` to logits ``(B, K)``."""
         _check_image(x, self.in_channels, "SmallCNN")
         h = self.features(x)  # (B, 2w, H', W')
+        return self.head(self.pool(h))  # (B, K)
+
+
+class _AddChannel(nn.Module):
+    """(B, L) -> (B, 1, L); a (B, C, L) input passes through."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unsqueeze(1) if x.dim() == 2 else x
+
+
+class SmallCNN1d(nn.Module):
+    """The 1-D counterpart of SmallCNN: three conv blocks, adaptive pool, linear head.
+
+    Kernel 5 convolutions of ``width``, ``2 * width``, ``2 * width`` channels, the first two
+    followed by a 2x max-pool, then a 2-wide adaptive average pool and a linear classifier.
+    ``features`` / ``pool`` / ``head`` are laid out as in SmallCNN, so the same encoder split
+    (``nn.Sequential(m.features, m.pool, nn.Flatten())``) serves both.
+
+    Args:
+        num_classes: number of logits ``K``.
+        width: channels of the first block (the later blocks use ``2 * width``).
+
+    Raises:
+        ValueError: for a non-positive size.
+
+    Example:
+        >>> SmallCNN1d(width=8)(torch.rand(4, 40)).shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        if num_classes < 1 or width < 1:
+            raise ValueError(
+                f"SmallCNN1d num_classes and width must be positive, got {num_classes}, {width}"
+            )
+        w = width
+        self.features = nn.Sequential(
+            _AddChannel(),
+            nn.Conv1d(1, w, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(w, 2 * w, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(2 * w, 2 * w, 5, padding=2),
+            nn.ReLU(),
+        )
+        self.pool = nn.AdaptiveAvgPool1d(2)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * w, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map signals ``(B, L)`` or ``(B, 1, L)`` to logits ``(B, K)``."""
+        if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[1] != 1):
+            raise ValueError(
+                f"SmallCNN1d expects signals (B, L) or (B, 1, L), got shape {tuple(x.shape)}"
+            )
+        h = self.features(x)  # (B, 2w, L // 4)
         return self.head(self.pool(h))  # (B, K)
 
 

@@ -4,9 +4,10 @@ Takeaway 6, Yang & Xu (arXiv 2006.07529). For each dataset, imbalance ratio
 and seed, ``data.long_tail`` keeps n_c = n_max * ratio^(-c/9) labeled samples
 of class c (class 0 the head) and the rest of the training split becomes the
 unlabeled pool. MNIST is average-pooled to 14x14 (a third of the CPU cost; set
-``mnist_size=28`` for the original). Every supervised fit gets the same number
-of optimizer steps whatever the ratio, and every method starts from the *same*
-initial weights, so the differences are paired:
+``mnist_size=28`` for the original) for ``nn.SmallCNN``; MNIST-1D goes to
+``nn.SmallCNN1d``. Every supervised fit gets the same number of optimizer steps
+whatever the ratio, and every arm starts from the *same* initial weights, so the
+differences are paired over seeds:
 
 - **CE**: cross-entropy on the labeled set (the paper's baseline);
 - **CE + self-training**: that model's argmax pseudo-labels on the pool, no
@@ -14,27 +15,27 @@ initial weights, so the differences are paired:
 - **class-balanced**: the class-balanced rule alone (default: class-balanced
   re-sampling, our reading of the paper's "CE (Balanced)");
 - **CE long**: CE for as many optimizer steps as pre-training plus fine-tuning
-  take, the control that tells SSP's gain from the extra steps;
+  take, the step-matched control that SSP's gain is judged against;
 - **CE + SSP**: 4-way rotation pre-training (flip pretext for MNIST-1D) on the
   labeled images with labels ignored, then CE fine-tuning of the whole network;
 - **class-balanced + SSP**: the same pre-trained weights, class-balanced fine-tuning.
 
 Metrics come from the balanced test split: balanced (mean per-class), overall
 and tail-class (3 rarest classes) accuracy, at the last epoch (the paper's code
-reports the best test epoch, which selects on the test set).
+reports the best test epoch, which selects on the test set), per seed and as
+mean and std. ``judge`` scores self-training against CE and SSP against CE long,
+each as a paired difference over seeds at the largest ratio.
 """
 
 from __future__ import annotations
 
 import copy
-import statistics
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 from torch import nn as tnn
 
 from takeaways import data, nn, train
@@ -44,8 +45,18 @@ from takeaways.imbalance import (
     self_supervised_pretrain,
     self_train,
 )
-from takeaways.recipes import register_recipe
-from takeaways.results import Claim, Result, Target
+from takeaways.recipes import register_recipe, seed_range
+from takeaways.results import (
+    Check,
+    Claim,
+    Judgement,
+    Result,
+    Target,
+    line_plot,
+    mean_std,
+    paired_diff,
+    series,
+)
 
 DATASETS = ("mnist", "mnist1d")
 METHODS = (
@@ -55,6 +66,28 @@ METHODS = (
     "class-balanced",
     "CE + SSP",
     "class-balanced + SSP",
+)
+PAIRS = (  # (technique, its baseline): the paired gains reported
+    ("CE + self-training", "CE"),
+    ("CE + SSP", "CE"),
+    ("CE + SSP", "CE long"),
+    ("class-balanced + SSP", "class-balanced"),
+)
+SCORES = ("balanced_accuracy", "tail_accuracy", "accuracy")
+NUM_CLASSES = 10  # both datasets
+CHANCE_MARGIN = 0.10  # the CE baseline must clear chance (1/10) by this much balanced accuracy
+CLAIM = Claim(
+    text=(
+        "On CIFAR-10-LT, self-supervised rotation pre-training lowers the top-1 error of plain "
+        "CE(Uniform) training to 26.50% at imbalance ratio 100 (12.28% at 10), and pseudo-labeled "
+        "unlabeled data lowers the error too (16.79% at ratio 50 with 5x balanced unlabeled data)"
+    ),
+    value=26.50,
+    source=(
+        "Yang & Xu, Rethinking the Value of Labels for Improving Class-Imbalanced Learning, "
+        "NeurIPS 2020, arXiv 2006.07529 (SSP and semi-supervised CIFAR-10-LT results, ResNet-32; "
+        "as published in the YyzHarry/imbalanced-semi-self README)"
+    ),
 )
 
 
@@ -73,13 +106,15 @@ class ImbalanceConfig:
     batch_size: int = 64  # global batch for every fit
     cnn_width: int = 16  # SmallCNN first-block channels (mnist)
     mnist_size: int = 14  # MNIST side after 2x2 average pooling (28 keeps the original; 3x slower)
-    signal_width: int = 32  # 1-D CNN first-block channels (mnist1d)
+    signal_width: int = 32  # SmallCNN1d first-block channels (mnist1d)
     balancing: str = "resample"  # class-balanced rule: reweight, resample or ldam-drw
     threshold: float | None = None  # pseudo-label confidence threshold (paper: none)
     balance: int | None = None  # per-class cap on pseudo-labels (paper: none)
     max_train: int | None = None  # use only the first N training samples (smoke)
     max_test: int | None = None  # score on the first N test samples (smoke)
-    threads: int | None = 1  # torch intra-op threads during the run (None: leave as is); see run()
+    # torch intra-op threads, set by the registry (None: leave as is). The models are tiny, so a
+    # second thread buys little, and on shared cores its spin-waits made the demo 15x slower
+    threads: int | None = 1
 
     def validate(self) -> None:
         if min(self.steps, self.st_epochs, self.ssp_epochs, self.seeds) < 1:
@@ -103,55 +138,22 @@ class ImbalanceConfig:
             )
 
 
-class _AddChannel(tnn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return x.unsqueeze(1) if x.dim() == 2 else x  # (B, L) -> (B, 1, L)
-
-
-class SignalCNN(tnn.Module):
-    """The 1-D counterpart of SmallCNN: three conv blocks, adaptive pool, linear head.
-
-    Signals (B, L) -> logits (B, K); ``features``/``pool``/``head`` are laid out
-    as in SmallCNN, so the same encoder split serves both.
-    """
-
-    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
-        super().__init__()
-        w = width
-        self.features = tnn.Sequential(
-            _AddChannel(),
-            tnn.Conv1d(1, w, 5, padding=2),
-            tnn.ReLU(),
-            tnn.MaxPool1d(2),
-            tnn.Conv1d(w, 2 * w, 5, padding=2),
-            tnn.ReLU(),
-            tnn.MaxPool1d(2),
-            tnn.Conv1d(2 * w, 2 * w, 5, padding=2),
-            tnn.ReLU(),
-        )
-        self.pool = tnn.AdaptiveAvgPool1d(2)
-        self.head = tnn.Sequential(tnn.Flatten(), tnn.Linear(4 * w, num_classes))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.pool(self.features(x)))  # (B, K)
-
-
 def _model(name: str, cfg: ImbalanceConfig) -> tnn.Module:
     if name == "mnist":
-        return nn.SmallCNN(
-            in_channels=1, num_classes=10, width=cfg.cnn_width, image_size=cfg.mnist_size
+        return nn.SmallCNN(1, NUM_CLASSES, width=cfg.cnn_width, image_size=cfg.mnist_size)
+    return nn.SmallCNN1d(num_classes=NUM_CLASSES, width=cfg.signal_width)
+
+
+def _load(name: str, cfg: ImbalanceConfig) -> tuple[data.Split, data.Split]:
+    """The train and test splits, cut to max_train / max_test, MNIST average-pooled."""
+    b = data.load(name)
+    n_tr, n_te = cfg.max_train or len(b.train), cfg.max_test or len(b.test)
+    x_tr, x_te = b.train.x[:n_tr], b.test.x[:n_te]
+    if name == "mnist" and cfg.mnist_size != 28:  # (N, 1, 28, 28) -> (N, 1, s, s)
+        x_tr, x_te = (
+            F.adaptive_avg_pool2d(torch.as_tensor(x), cfg.mnist_size).numpy() for x in (x_tr, x_te)
         )
-    return SignalCNN(num_classes=10, width=cfg.signal_width)
-
-
-def _shrink(x: np.ndarray, size: int) -> np.ndarray:
-    """Average-pool images (N, 1, 28, 28) down to (N, 1, size, size)."""
-    return F.adaptive_avg_pool2d(torch.as_tensor(x), size).numpy()
-
-
-def _encoder(model: tnn.Module) -> tuple[tnn.Module, int]:
-    """The part of the model before its classifier, and its feature width (shares weights)."""
-    return tnn.Sequential(model.features, model.pool, tnn.Flatten()), model.head[-1].in_features
+    return data.Split(x_tr, b.train.y[:n_tr]), data.Split(x_te, b.test.y[:n_te])
 
 
 @torch.no_grad()
@@ -171,25 +173,37 @@ def _run_setting(
     ratio: float,
     seed: int,
 ) -> dict[str, Any]:
-    """All five methods on one long-tail draw; returns their metrics and diagnostics."""
+    """Every arm on one long-tail draw: scores, optimizer steps and diagnostics per arm.
+
+    Each fit reseeds, but building a model between fits draws from the global RNG, so the
+    order of the arms below is part of the numbers.
+    """
     x, y = train_split.x, train_split.y
     lab, unl = data.long_tail(y, imbalance_ratio=ratio, seed=seed)
     x_l, y_l, x_u = x[lab], y[lab], x[unl]
-    counts = np.bincount(y_l, minlength=10)
-    fit_kw = {"lr": cfg.lr, "batch_size": cfg.batch_size, "warmup": 0.05}
+    counts = np.bincount(y_l, minlength=NUM_CLASSES)
     epochs = max(1, round(cfg.steps * cfg.batch_size / len(lab)))  # the supervised budget
+    kw = {"lr": cfg.lr, "batch_size": cfg.batch_size, "warmup": 0.05, "seed": seed}
     tag = f"{name} rho={ratio:g} seed {seed}"
+    scores: dict[str, dict[str, Any]] = {}
+    steps: dict[str, int] = {}
 
     train.seed_everything(seed)
     model = _model(name, cfg)
-    init = copy.deepcopy(model.state_dict())  # every method starts here
+    init = copy.deepcopy(model.state_dict())  # every arm starts here
 
-    def fresh() -> tnn.Module:
+    def fresh(state: dict[str, Any] = init) -> tnn.Module:
         m = _model(name, cfg)
-        m.load_state_dict(init)
+        m.load_state_dict(state)
         return m
 
-    scores: dict[str, dict[str, Any]] = {}
+    def fit(m: tnn.Module, arm: str, n_epochs: int, balanced: bool) -> int:
+        rule = (
+            class_balanced(y_l, kind=cfg.balancing, epochs=n_epochs, seed=seed) if balanced else {}
+        )
+        out = train.fit(m, (x_l, y_l), epochs=n_epochs, desc=f"{tag} {arm}", **kw, **rule)
+        scores[arm] = _score(m, test, counts)
+        return out.steps
 
     # CE and CE + self-training: the CE model is self-training's base model
     st = self_train(
@@ -200,83 +214,64 @@ def _run_setting(
         base_epochs=epochs,
         threshold=cfg.threshold,
         balance=cfg.balance,
-        seed=seed,
         desc=f"{tag} self-train",
-        **fit_kw,
+        **kw,
     )
     scores["CE"] = _score(st.base_model, test, counts)
     scores["CE + self-training"] = _score(model, test, counts)
-    ce_train = _score(st.base_model, data.Split(x_l, y_l), counts)["balanced_accuracy"]
-    kept = st.pseudo_labels >= 0
-    right = st.pseudo_labels == y[unl]  # dropped ones (-1) count as wrong
-    tail = np.isin(y[unl], scores["CE"]["tail_classes"])  # pool samples of the 3 rarest classes
-    pl_acc = float(right[kept].mean()) if kept.any() else float("nan")
-    pl_tail = float(right[tail].mean()) if tail.any() else float("nan")
+    steps["CE"] = st.base_history[-1]["step"]
+    steps["CE + self-training"] = steps["CE"] + st.history[-1]["step"]
+    diagnostics = _pseudo_label_stats(st, y[unl], scores["CE"]["tail_classes"])
+    diagnostics["ce_train_balanced_accuracy"] = _score(st.base_model, data.Split(x_l, y_l), counts)[
+        "balanced_accuracy"
+    ]
 
-    # class-balanced rule alone
-    balanced = fresh()
-    train.fit(
-        balanced,
-        (x_l, y_l),
-        epochs=epochs,
-        seed=seed,
-        desc=f"{tag} {cfg.balancing}",
-        **fit_kw,
-        **class_balanced(y_l, kind=cfg.balancing, epochs=epochs, seed=seed),
-    )
-    scores["class-balanced"] = _score(balanced, test, counts)
+    steps["class-balanced"] = fit(fresh(), "class-balanced", epochs, balanced=True)
 
     # SSP on the labeled inputs, labels ignored; the classifier head stays at its initial weights
     ssp = fresh()
-    encoder, feature_dim = _encoder(ssp)
+    encoder = tnn.Sequential(ssp.features, ssp.pool, tnn.Flatten())  # shares ssp's weights
     _, pre = self_supervised_pretrain(
         encoder,
         x_l,
-        feature_dim=feature_dim,
+        feature_dim=ssp.head[-1].in_features,
         epochs=cfg.ssp_epochs,
         pretext="rotation" if name == "mnist" else "flip",
         eval_x=test.x,
         eval_every=cfg.ssp_epochs,
-        seed=seed,
         desc=f"{tag} SSP",
-        **fit_kw,
+        **kw,
     )
     pretrained = copy.deepcopy(ssp.state_dict())
-    train.fit(ssp, (x_l, y_l), epochs=epochs, seed=seed, desc=f"{tag} CE+SSP", **fit_kw)
-    scores["CE + SSP"] = _score(ssp, test, counts)
-    long = fresh()  # the control: CE with SSP's pretext epochs added to its own
-    train.fit(
-        long, (x_l, y_l), epochs=epochs + cfg.ssp_epochs, seed=seed, desc=f"{tag} CE long", **fit_kw
+    steps["CE + SSP"] = pre.steps + fit(ssp, "CE + SSP", epochs, balanced=False)
+    # the control: CE with SSP's pretext epochs added to its own (as many steps as CE + SSP)
+    steps["CE long"] = fit(fresh(), "CE long", epochs + cfg.ssp_epochs, balanced=False)
+    steps["class-balanced + SSP"] = pre.steps + fit(
+        fresh(pretrained), "class-balanced + SSP", epochs, balanced=True
     )
-    scores["CE long"] = _score(long, test, counts)
-    ssp_cb = fresh()
-    ssp_cb.load_state_dict(pretrained)
-    train.fit(
-        ssp_cb,
-        (x_l, y_l),
-        epochs=epochs,
-        seed=seed,
-        desc=f"{tag} {cfg.balancing}+SSP",
-        **fit_kw,
-        **class_balanced(y_l, kind=cfg.balancing, epochs=epochs, seed=seed),
-    )
-    scores["class-balanced + SSP"] = _score(ssp_cb, test, counts)
     return {
         "scores": scores,
+        "steps": steps,
+        "ssp_pretext_steps": pre.steps,
         "labeled": len(lab),
-        "epochs": epochs,
-        "ce_train_balanced_accuracy": ce_train,
         "unlabeled": len(unl),
-        "pseudo_label_accuracy": pl_acc,
-        "pseudo_label_accuracy_tail": pl_tail,
-        "pool_tail_share": float(tail.mean()),
-        "pseudo_labels_kept": int(kept.sum()),
+        "epochs": epochs,
         "pretext_accuracy": pre.final.get("eval_accuracy", float("nan")),
+        **diagnostics,
     }
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def _pseudo_label_stats(st: Any, y_pool: np.ndarray, tail_classes: list[int]) -> dict[str, Any]:
+    """How right the pseudo-labels are, overall and on the pool's tail-class samples."""
+    kept = st.pseudo_labels >= 0
+    right = st.pseudo_labels == y_pool  # dropped ones (-1) count as wrong
+    tail = np.isin(y_pool, tail_classes)  # pool samples of the 3 rarest classes
+    return {
+        "pseudo_label_accuracy": float(right[kept].mean()) if kept.any() else float("nan"),
+        "pseudo_label_accuracy_tail": float(right[tail].mean()) if tail.any() else float("nan"),
+        "pool_tail_share": float(tail.mean()),
+        "pseudo_labels_kept": int(kept.sum()),
+    }
 
 
 def _key(name: str, ratio: float) -> str:
@@ -285,6 +280,193 @@ def _key(name: str, ratio: float) -> str:
 
 def _slug(method: str) -> str:
     return method.replace(" + ", "_").replace("-", "_").replace(" ", "_").lower()  # "ce_ssp_vs_ce"
+
+
+def _metrics(cfg: ImbalanceConfig, runs: dict[tuple[str, float], list[dict]]) -> dict[str, Any]:
+    """Per setting: sizes, every arm's scores per seed and as mean/std, steps, paired gains."""
+    metrics: dict[str, Any] = {"seeds": list(seed_range(cfg)), "classes": NUM_CLASSES}
+    for (name, ratio), rs in runs.items():
+        k = _key(name, ratio)
+        metrics[f"{k}_labeled"] = rs[0]["labeled"]
+        metrics[f"{k}_unlabeled"] = rs[0]["unlabeled"]
+        metrics[f"{k}_supervised_epochs"] = rs[0]["epochs"]
+        for method in METHODS:
+            m = _slug(method)
+            for what in SCORES:
+                values = [r["scores"][method][what] for r in rs]
+                metrics[f"{k}_{m}_{what}"], metrics[f"{k}_{m}_{what}_std"] = mean_std(values)
+                metrics[f"{k}_{m}_{what}_per_seed"] = values
+            metrics[f"{k}_{m}_steps_per_seed"] = [r["steps"][method] for r in rs]
+        metrics[f"{k}_ssp_pretext_steps_per_seed"] = [r["ssp_pretext_steps"] for r in rs]
+        for what in (
+            "ce_train_balanced_accuracy",
+            "pseudo_label_accuracy",
+            "pseudo_label_accuracy_tail",
+            "pool_tail_share",
+            "pretext_accuracy",
+        ):
+            metrics[f"{k}_{what}"] = mean_std([r[what] for r in rs])[0]
+        for method, ref in PAIRS:
+            gain = f"{k}_{_slug(f'{method} vs {ref}')}_gain_points"
+            metrics[gain], metrics[f"{gain}_std"] = mean_std(
+                [
+                    100
+                    * (
+                        r["scores"][method]["balanced_accuracy"]
+                        - r["scores"][ref]["balanced_accuracy"]
+                    )
+                    for r in rs
+                ]
+            )
+    return metrics
+
+
+def _plots(cfg: ImbalanceConfig, metrics: dict[str, Any], runs: dict) -> list[dict[str, Any]]:
+    """Balanced and tail accuracy against the ratio (std band over seeds); per-class at the top."""
+    top, n = max(cfg.ratios), cfg.seeds
+    plots = []
+    for name in cfg.datasets:
+        for what, label in (
+            ("balanced_accuracy", "balanced test accuracy"),
+            ("tail_accuracy", "tail-class test accuracy"),
+        ):
+            lines = [
+                series(
+                    method,
+                    list(cfg.ratios),
+                    [metrics[f"{_key(name, r)}_{_slug(method)}_{what}"] for r in cfg.ratios],
+                    [metrics[f"{_key(name, r)}_{_slug(method)}_{what}_std"] for r in cfg.ratios],
+                )
+                for method in METHODS
+            ]
+            title = f"{name}: {label} vs imbalance ratio (mean ± std of {n} seeds)"
+            plots.append(
+                line_plot(title, "imbalance ratio", label, lines, log_x=len(cfg.ratios) > 1)
+            )
+        per_class = {m: [r["scores"][m]["per_class"] for r in runs[(name, top)]] for m in METHODS}
+        lines = [
+            series(
+                m,
+                list(range(NUM_CLASSES)),
+                np.nanmean(v, axis=0).tolist(),
+                np.nanstd(v, axis=0, ddof=1).tolist() if n > 1 else None,
+            )
+            for m, v in per_class.items()
+        ]
+        title = f"{name}, ratio {top:g}: per-class test accuracy (class 0 = head)"
+        x_label = "class (training samples fall from 0 to 9)"
+        plots.append(line_plot(title, x_label, "test accuracy", lines, integer_x=True))
+    return plots
+
+
+NOTES = (
+    "The unlabeled pool is the rest of the training split, so it is tail-heavy (the head class is "
+    "used up by the labeled set) while the paper's pool follows the labeled imbalance or is balanced; "
+    "argmax pseudo-labels from a head-biased base model are least accurate on exactly the classes "
+    "the pool is full of (see pseudo_label_accuracy_tail and pool_tail_share). Pseudo-labels have no "
+    "threshold and no per-class cap, as in the paper. Scores are last-epoch on the balanced test "
+    "split; the paper's code reports the best test epoch. Users of the paper's code reported SSP not "
+    "reproducing on CIFAR-LT (YyzHarry/imbalanced-semi-self issue #5)."
+)
+
+# ----------------------------------------------------------------------------- judging
+
+RERUN = "not in this result; rerun the full preset"
+
+
+def _gain(m: dict[str, Any], k: str, what: str, method: str, ref: str, goal: float) -> Target:
+    """``method`` beats ``ref`` by more than ``goal`` points only if the paired interval does."""
+    name = f"{what} gain over {ref} in balanced accuracy, {k.replace('_r', ' ratio ')} (points)"
+    a, b = (m.get(f"{k}_{_slug(x)}_balanced_accuracy_per_seed") for x in (method, ref))
+    if a is None or b is None:
+        mean = m.get(f"{k}_{_slug(f'{method} vs {ref}')}_gain_points")
+        rule = f"per-seed values {RERUN} (a beat needs the paired interval)"
+        return Target(name, float("nan") if mean is None else mean, goal, ">", False, None, rule)
+    return Target.beats(name, paired_diff([100 * v for v in a], [100 * v for v in b]), goal=goal)
+
+
+def _checks(m: dict[str, Any], cfg: ImbalanceConfig, name: str, ratio: float) -> list[Check]:
+    """CE learned; CE long ran as many steps as CE + SSP; every arm has its per-seed values."""
+    k, where, chance = _key(name, ratio), f"{name} ratio {ratio:g}", 1 / NUM_CLASSES
+    ce = m.get(f"{k}_ce_balanced_accuracy")
+    margin = f"CE balanced test accuracy vs chance {chance:g} plus a {CHANCE_MARGIN:g} margin"
+    out = [Check.that(f"CE above chance, {where}", ce, ">=", chance + CHANCE_MARGIN, margin)]
+    long, ssp = m.get(f"{k}_ce_long_steps_per_seed"), m.get(f"{k}_ce_ssp_steps_per_seed")
+    matched = f"CE long is step-matched to CE + SSP, {where}"
+    if long is None or ssp is None:
+        out.append(Check(matched, False, f"optimizer step counts {RERUN}"))
+    else:
+        steps = f"optimizer steps per seed: CE long {long}, CE + SSP {ssp} (pretext + fine-tuning)"
+        out.append(Check(matched, long == ssp, steps))
+    seeds = {x: m.get(f"{k}_{_slug(x)}_balanced_accuracy_per_seed") or [] for x in METHODS}
+    missing = [x for x, v in seeds.items() if len(v) != cfg.seeds]
+    detail = f"of {', '.join(missing)} {RERUN}" if missing else f"{cfg.seeds} for each arm"
+    out.append(Check(f"per-seed values of every arm, {where}", not missing, detail))
+    return out
+
+
+def _finding(m: dict[str, Any], cfg: ImbalanceConfig, top: float) -> str:
+    parts = []
+    for name in cfg.datasets:
+        k = _key(name, top)
+        st, ssp, ce = (
+            f"{m[f'{k}_{p}_gain_points']:+.1f} ± {m[f'{k}_{p}_gain_points_std']:.1f}"
+            for p in ("ce_self_training_vs_ce", "ce_ssp_vs_ce_long", "ce_ssp_vs_ce")
+        )
+        parts.append(
+            f"on {name} CE reached {m[f'{k}_ce_balanced_accuracy']:.3f} balanced accuracy, "
+            f"self-training moved it {st} points and SSP {ssp} over the step-matched CE long "
+            f"({ce} over plain CE)"
+        )
+    return f"At imbalance ratio {top:g} ({cfg.seeds} seed(s), mean ± std) " + "; ".join(parts) + "."
+
+
+def _advice(m: dict[str, Any], cfg: ImbalanceConfig, top: float, targets: list[Target]) -> str:
+    n = len(cfg.datasets)
+    lacking = [
+        what
+        for what, ts in (
+            ("self-training to gain 3 points over CE", targets[:n]),
+            ("SSP to gain 1 point over a CE run with as many steps", targets[n:]),
+        )
+        if not all(t.met for t in ts)
+    ]
+    cb = [
+        100 * (m[f"{k}_class_balanced_balanced_accuracy"] - m[f"{k}_ce_balanced_accuracy"])
+        for k in (_key(name, top) for name in cfg.datasets)
+    ]
+    rule = (
+        f"class-balanced {cfg.balancing} moved balanced accuracy {min(cb):+.1f} to {max(cb):+.1f} "
+        "points over CE with the same steps"
+    )
+    if not lacking:
+        return (
+            "Use self-training and SSP when labels are long-tailed and the unlabeled pool holds "
+            f"the same classes: both beat their baselines here, and {rule}."
+        )
+    return (
+        f"Do not expect {' or '.join(lacking)} at this scale ({rule}); use them when the unlabeled "
+        "pool follows the labeled classes, and judge them against a step-matched CE run."
+    )
+
+
+def judge(m: dict[str, Any], cfg: ImbalanceConfig) -> Judgement:
+    """Self-training vs CE (goal +3 points) and SSP vs the step-matched CE long (goal +1 point).
+
+    Each is a paired difference over seeds at the largest ratio, met only when its whole 95%
+    interval clears the goal.
+    """
+    top = max(cfg.ratios)
+    checks = [Check.that("at least 2 seeds", cfg.seeds, ">=", 2, "a paired interval needs 2")]
+    for name in cfg.datasets:
+        checks += _checks(m, cfg, name, top)
+    keys = [_key(name, top) for name in cfg.datasets]
+    targets = [_gain(m, k, "self-training", "CE + self-training", "CE", 3.0) for k in keys]
+    targets += [_gain(m, k, "SSP", "CE + SSP", "CE long", 1.0) for k in keys]
+    return Judgement(checks, targets, _finding(m, cfg, top), _advice(m, cfg, top, targets))
+
+
+# ----------------------------------------------------------------------------- the experiment
 
 
 @register_recipe(
@@ -310,227 +492,15 @@ def _slug(method: str) -> str:
     },
     takeaway=6,
     summary="long-tailed MNIST / MNIST-1D: CE vs self-training vs rotation/flip SSP (balanced acc.)",
+    judge=judge,
 )
 def run(cfg: ImbalanceConfig) -> Result:
-    # The models are tiny (batches of 64 14x14 images or 40-sample signals), so a second
-    # intra-op thread buys little, and on shared cores its spin-waits made the demo 15x
-    # slower (538 s vs 37 s measured); run single-threaded and restore the setting after.
-    previous = torch.get_num_threads()
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    try:
-        return _run(cfg)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _run(cfg: ImbalanceConfig) -> Result:
-    splits: dict[str, tuple[data.Split, data.Split]] = {}
-    for name in cfg.datasets:
-        b = data.load(name)
-        n_tr, n_te = cfg.max_train or len(b.train), cfg.max_test or len(b.test)
-        x_tr, x_te = b.train.x[:n_tr], b.test.x[:n_te]
-        if name == "mnist" and cfg.mnist_size != 28:  # 28 -> 14: the CNN costs a third
-            x_tr, x_te = _shrink(x_tr, cfg.mnist_size), _shrink(x_te, cfg.mnist_size)
-        splits[name] = (
-            data.Split(x_tr, b.train.y[:n_tr]),
-            data.Split(x_te, b.test.y[:n_te]),
-        )
-    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    splits = {name: _load(name, cfg) for name in cfg.datasets}
     runs = {
-        (name, ratio): [_run_setting(cfg, name, *splits[name], ratio, s) for s in seeds]
+        (name, ratio): [_run_setting(cfg, name, *splits[name], ratio, s) for s in seed_range(cfg)]
         for name in cfg.datasets
         for ratio in cfg.ratios
     }
-
-    metrics: dict[str, Any] = {}
-    gains: dict[tuple[str, float], dict[str, tuple[float, float]]] = {}
-    for (name, ratio), rs in runs.items():
-        k = _key(name, ratio)
-        metrics[f"{k}_labeled"] = rs[0]["labeled"]
-        metrics[f"{k}_unlabeled"] = rs[0]["unlabeled"]
-        metrics[f"{k}_supervised_epochs"] = rs[0]["epochs"]
-        for method in METHODS:
-            m = _slug(method)
-            for what in ("balanced_accuracy", "tail_accuracy", "accuracy"):
-                mean, std = _mean_std([r["scores"][method][what] for r in rs])
-                metrics[f"{k}_{m}_{what}"] = mean
-                metrics[f"{k}_{m}_{what}_std"] = std
-        for what in (
-            "ce_train_balanced_accuracy",
-            "pseudo_label_accuracy",
-            "pseudo_label_accuracy_tail",
-            "pool_tail_share",
-            "pretext_accuracy",
-        ):
-            metrics[f"{k}_{what}"] = statistics.fmean(r[what] for r in rs)
-        gains[(name, ratio)] = {
-            f"{method} vs {ref}": _mean_std(
-                [
-                    100
-                    * (
-                        r["scores"][method]["balanced_accuracy"]
-                        - r["scores"][ref]["balanced_accuracy"]
-                    )
-                    for r in rs
-                ]
-            )
-            for method, ref in (
-                ("CE + self-training", "CE"),
-                ("CE + SSP", "CE"),
-                ("CE + SSP", "CE long"),
-                ("class-balanced + SSP", "class-balanced"),
-            )
-        }
-        for pair, (g, s) in gains[(name, ratio)].items():
-            metrics[f"{k}_{_slug(pair)}_gain_points"] = g
-            metrics[f"{k}_{_slug(pair)}_gain_points_std"] = s
-
-    top = max(cfg.ratios)
-    targets = []
-    for name in cfg.datasets:
-        g, _ = gains[(name, top)]["CE + self-training vs CE"]
-        targets.append(
-            Target.check(
-                f"self-training gain in balanced accuracy, {name} ratio {top:g} (points)",
-                g,
-                ">=",
-                3.0,
-            )
-        )
-    for name in cfg.datasets:
-        g, _ = gains[(name, top)]["CE + SSP vs CE"]
-        targets.append(
-            Target.check(
-                f"SSP gain in balanced accuracy, {name} ratio {top:g} (points)", g, ">=", 1.0
-            )
-        )
-
-    plots = []
-    for name in cfg.datasets:
-        for what, label in (
-            ("balanced_accuracy", "balanced test accuracy"),
-            ("tail_accuracy", "tail-class test accuracy"),
-        ):
-            plots.append(
-                {
-                    "title": f"{name}: {label} vs imbalance ratio (mean of {len(seeds)} seeds)",
-                    "kind": "line",
-                    "x_label": "imbalance ratio",
-                    "y_label": label,
-                    "log_x": len(cfg.ratios) > 1,
-                    "series": [
-                        {
-                            "name": method,
-                            "x": list(cfg.ratios),
-                            "y": [
-                                metrics[f"{_key(name, r)}_{_slug(method)}_{what}"]
-                                for r in cfg.ratios
-                            ],
-                            "err": [
-                                metrics[f"{_key(name, r)}_{_slug(method)}_{what}_std"]
-                                for r in cfg.ratios
-                            ],
-                        }
-                        for method in METHODS
-                    ],
-                }
-            )
-        rs = runs[(name, top)]
-        plots.append(
-            {
-                "title": f"{name}, ratio {top:g}: per-class test accuracy (class 0 = head)",
-                "kind": "line",
-                "x_label": "class (training samples fall from 0 to 9)",
-                "y_label": "test accuracy",
-                "series": [
-                    {
-                        "name": method,
-                        "x": list(range(10)),
-                        "y": np.nanmean(
-                            [r["scores"][method]["per_class"] for r in rs], axis=0
-                        ).tolist(),
-                    }
-                    for method in METHODS
-                ],
-            }
-        )
-
-    notes = _notes(cfg, gains, metrics, top, len(seeds))
-    return Result(
-        recipe="imbalance",
-        claim=Claim(
-            text=(
-                "On CIFAR-10-LT, self-supervised rotation pre-training lowers the top-1 error of plain "
-                "CE(Uniform) training to 26.50% at imbalance ratio 100 (12.28% at 10), and pseudo-labeled "
-                "unlabeled data lowers the error too (16.79% at ratio 50 with 5x balanced unlabeled data)"
-            ),
-            value=26.50,
-            source=(
-                "Yang & Xu, Rethinking the Value of Labels for Improving Class-Imbalanced Learning, "
-                "NeurIPS 2020, arXiv 2006.07529 (SSP and semi-supervised CIFAR-10-LT results, ResNet-32; "
-                "as published in the YyzHarry/imbalanced-semi-self README)"
-            ),
-        ),
-        metrics=metrics,
-        targets=targets,
-        plots=plots,
-        notes=notes,
-    )
-
-
-def _notes(
-    cfg: ImbalanceConfig,
-    gains: dict[tuple[str, float], dict[str, tuple[float, float]]],
-    metrics: dict[str, Any],
-    top: float,
-    n_seeds: int,
-) -> str:
-    parts = []
-    for name in cfg.datasets:
-        k = _key(name, top)
-        st, st_s = gains[(name, top)]["CE + self-training vs CE"]
-        ssp, ssp_s = gains[(name, top)]["CE + SSP vs CE"]
-        sspl, sspl_s = gains[(name, top)]["CE + SSP vs CE long"]
-        cb, cb_s = gains[(name, top)]["class-balanced + SSP vs class-balanced"]
-        parts.append(
-            f"{name} at ratio {top:g} ({metrics[f'{k}_labeled']} labeled, {metrics[f'{k}_unlabeled']} "
-            f"unlabeled, {n_seeds} seed(s), {metrics[f'{k}_supervised_epochs']} supervised epochs): CE balanced "
-            f"accuracy {metrics[f'{k}_ce_balanced_accuracy']:.3f}; "
-            f"self-training {st:+.1f} +- {st_s:.1f} points (pseudo-labels {metrics[f'{k}_pseudo_label_accuracy']:.0%} "
-            f"correct overall, {metrics[f'{k}_pseudo_label_accuracy_tail']:.0%} on the 3 tail classes, which make "
-            f"up {metrics[f'{k}_pool_tail_share']:.0%} of the pool); SSP {ssp:+.1f} +- {ssp_s:.1f} points over CE and {sspl:+.1f} +- "
-            f"{sspl_s:.1f} over CE long, trained for as many steps (pretext accuracy "
-            f"{metrics[f'{k}_pretext_accuracy']:.0%}); SSP {cb:+.1f} +- {cb_s:.1f} points over "
-            f"{cfg.balancing} alone."
-        )
-        verdict = []
-        fitted = metrics[f"{k}_ce_train_balanced_accuracy"]
-        if fitted < 0.98:
-            verdict.append(
-                f"CE still misclassifies {1 - fitted:.0%} (balanced) of its own training set at this budget, "
-                "so part of SSP's gain over CE is the extra steps (see CE long and the full preset)"
-            )
-        if st < 3.0:
-            verdict.append("self-training does not reach the +3-point target here")
-        if ssp < 1.0 or sspl < 1.0:
-            verdict.append(
-                (
-                    "SSP does not help at this scale"
-                    if ssp < 1.0
-                    else "SSP's gain over CE does not survive "
-                    "a CE run with as many steps, so at this scale SSP buys little beyond extra training"
-                )
-                + " (users of the paper's code reported SSP not reproducing on CIFAR-LT, "
-                "YyzHarry/imbalanced-semi-self issue #5)"
-            )
-        if verdict:
-            parts.append(f"On {name}, " + "; ".join(verdict) + ".")
-    parts.append(
-        "The unlabeled pool is the rest of the training split, so it is tail-heavy (the head class is "
-        "used up by the labeled set) while the paper's pool follows the labeled imbalance or is balanced; "
-        "argmax pseudo-labels from a head-biased base model are least accurate on exactly the classes "
-        "the pool is full of. Pseudo-labels have no threshold and no per-class cap, as in the paper. "
-        "Scores are last-epoch on the balanced test split; the paper's code reports the best test epoch."
-    )
-    return " ".join(parts)
+    metrics = _metrics(cfg, runs)
+    plots = _plots(cfg, metrics, runs)
+    return Result(recipe="imbalance", claim=CLAIM, metrics=metrics, plots=plots, notes=NOTES)

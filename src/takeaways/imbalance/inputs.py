@@ -1,4 +1,14 @@
-"""Input checks shared by the imbalance modules: labels, class counts, input tensors."""
+"""Input checks shared by the imbalance modules: labels, class counts, input tensors.
+
+Each turns what a user passes (tensor, array, list) into the one type the techniques
+compute with, or raises a one-line error that says what was wrong and how to fix it.
+
+Example:
+    >>> labels_array([2, 0, 1, 1]).tolist()
+    [2, 0, 1, 1]
+    >>> class_counts(labels_array([2, 0, 1, 1]), None).tolist()
+    [1, 2, 1]
+"""
 
 from __future__ import annotations
 
@@ -8,8 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+__all__ = ["labels_array", "class_counts", "inputs_tensor"]
 
-def _labels_array(y: Any, name: str = "y") -> np.ndarray:
+
+def labels_array(y: Any, name: str = "y") -> np.ndarray:
     """(N,) int64 numpy labels from a tensor / array / list; one-line errors otherwise."""
     arr = y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
     if arr.ndim != 1:
@@ -20,7 +32,7 @@ def _labels_array(y: Any, name: str = "y") -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _class_counts(y: np.ndarray, num_classes: int | None, name: str = "labeled set") -> np.ndarray:
+def class_counts(y: np.ndarray, num_classes: int | None, name: str = "labeled set") -> np.ndarray:
     """Per-class counts (C,); every class must occur (a class-balanced rule divides by them)."""
     if len(y) == 0:
         raise ValueError(f"the {name} is empty; pass at least one labeled sample per class")
@@ -43,7 +55,8 @@ def _class_counts(y: np.ndarray, num_classes: int | None, name: str = "labeled s
     return counts
 
 
-def _inputs_tensor(x: Any, name: str) -> Tensor:
+def inputs_tensor(x: Any, name: str) -> Tensor:
+    """``x`` as a tensor (float64 becomes float32); a non-numeric input is a one-line TypeError."""
     try:
         t = torch.as_tensor(x)
     except (TypeError, RuntimeError, ValueError):
