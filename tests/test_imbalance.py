@@ -12,11 +12,15 @@ from takeaways.imbalance import (
     FlipPretext,
     RotationPretext,
     class_balanced,
+    class_counts,
     class_weights,
     flip_signals,
     imbalance_metrics,
+    inputs_tensor,
+    labels_array,
     ldam_loss,
     ldam_margins,
+    merge_fit_kwargs,
     pseudo_label,
     rotate_images,
     self_supervised_pretrain,
@@ -360,6 +364,37 @@ def test_ssp_errors_name_the_problem():
         self_supervised_pretrain(encoder, arrows(0, 0), feature_dim=8, epochs=1)
 
 
+# ----------------------------------------------------------------------------- shared input checks
+
+
+def test_input_checks_convert_and_explain():
+    assert labels_array(torch.tensor([2, 0, 1])).dtype == np.int64
+    assert labels_array([1.0, 0.0]).tolist() == [1, 0]
+    assert class_counts(np.array([0, 2, 2, 1]), None).tolist() == [1, 1, 2]
+    assert class_counts(np.array([0, 1]), 2, "pool").tolist() == [1, 1]
+    assert inputs_tensor(np.zeros((2, 3)), "x").dtype == torch.float32  # float64 -> float32
+    with pytest.raises(ValueError, match=r"y must be 1-D class ids \(N,\)"):
+        labels_array(np.zeros((2, 2), dtype=int))
+    with pytest.raises(TypeError, match="integer class ids"):
+        labels_array([0.5, 1.0])
+    with pytest.raises(ValueError, match="label -1 at row 1 is negative"):
+        class_counts(np.array([0, -1]), None)
+    with pytest.raises(ValueError, match="label 3 at row 0 is out of range for 2 classes"):
+        class_counts(np.array([3, 0]), 2)
+    with pytest.raises(ValueError, match="class 1 has no samples in the pool"):
+        class_counts(np.array([0, 2]), None, "pool")
+    with pytest.raises(TypeError, match="tokenize text first"):
+        inputs_tensor(["a", "b"], "x")
+
+
+def test_merge_fit_kwargs_concatenates_hooks_and_refuses_clashes():
+    a, b = object(), object()
+    out = merge_fit_kwargs({"hooks": [b], "loss_fn": len}, {"hooks": [a], "lr": 0.1})
+    assert out == {"hooks": [a, b], "loss_fn": len, "lr": 0.1}
+    with pytest.raises(TypeError, match="loss_fn is set by balancing="):
+        merge_fit_kwargs({"loss_fn": len}, {"loss_fn": abs})
+
+
 # ----------------------------------------------------------------------------- recipe
 
 
@@ -375,20 +410,95 @@ def test_recipe_rejects_bad_config():
         resolve_config(recipe, "smoke", ["balancing=none"])
 
 
-def test_recipe_smoke_gains_are_paired_differences_and_threads_are_restored(tmp_path):
+def test_recipe_smoke_gains_are_paired_differences_and_ce_long_is_step_matched(tmp_path):
     from takeaways.recipes import run_recipe
 
-    before = torch.get_num_threads()
     result, _ = run_recipe(
         "imbalance", preset="smoke", overrides=["datasets=mnist1d"], out_dir=tmp_path
     )
-    assert torch.get_num_threads() == before
     m = result.metrics
     k = "mnist1d_r10"
     assert m[f"{k}_ce_ssp_vs_ce_gain_points"] == pytest.approx(
         100 * (m[f"{k}_ce_ssp_balanced_accuracy"] - m[f"{k}_ce_balanced_accuracy"])
     )
     assert m[f"{k}_labeled"] + m[f"{k}_unlabeled"] == 300
-    (t_st, t_ssp) = result.targets
+    for arm in ("ce", "ce_long", "ce_self_training", "class_balanced", "ce_ssp"):
+        assert m[f"{k}_{arm}_balanced_accuracy_per_seed"] == [m[f"{k}_{arm}_balanced_accuracy"]]
+    # CE long runs the pretext's steps as supervised ones: as many steps as CE + SSP
+    pretext = m[f"{k}_ssp_pretext_steps_per_seed"][0]
+    assert m[f"{k}_ce_long_steps_per_seed"] == m[f"{k}_ce_ssp_steps_per_seed"]
+    assert m[f"{k}_ce_ssp_steps_per_seed"][0] == pretext + m[f"{k}_ce_steps_per_seed"][0]
+    matched = [c for c in result.checks if c.name.startswith("CE long is step-matched")]
+    assert len(matched) == 1 and matched[0].passed
+    t_st, t_ssp = result.targets
     assert t_st.measured == pytest.approx(m[f"{k}_ce_self_training_vs_ce_gain_points"])
-    assert t_ssp.goal == 1.0 and t_st.goal == 3.0
+    assert t_ssp.measured == pytest.approx(m[f"{k}_ce_ssp_vs_ce_long_gain_points"])
+    assert (t_st.goal, t_ssp.goal) == (3.0, 1.0) and not t_st.met  # one seed: no interval
+
+
+def _stored_metrics(seeds: dict[str, list[float]], k: str = "mnist_r100") -> dict:
+    """A result's metrics as the judge sees them, from per-seed balanced accuracies per arm."""
+    from takeaways.results import mean_std
+
+    slug = {"CE": "ce", "CE long": "ce_long", "CE + self-training": "ce_self_training",
+            "class-balanced": "class_balanced", "CE + SSP": "ce_ssp",
+            "class-balanced + SSP": "class_balanced_ssp"}  # fmt: skip
+    m = {}
+    for arm, v in seeds.items():
+        m[f"{k}_{slug[arm]}_balanced_accuracy"], _ = mean_std(v)
+        m[f"{k}_{slug[arm]}_balanced_accuracy_per_seed"] = v
+        m[f"{k}_{slug[arm]}_steps_per_seed"] = [100] * len(v)
+    for a, b in (("CE + self-training", "CE"), ("CE + SSP", "CE long"), ("CE + SSP", "CE")):
+        g = [100 * (x - y) for x, y in zip(seeds[a], seeds[b])]
+        name = f"{k}_{slug[a]}_vs_{slug[b]}_gain_points"
+        m[name], m[f"{name}_std"] = mean_std(g)
+    return m
+
+
+def test_judge_scores_ssp_against_the_step_matched_control_over_seeds():
+    from takeaways.recipes import get_recipe, resolve_config
+
+    recipe = get_recipe("imbalance")
+    cfg = resolve_config(recipe, "full", ["datasets=mnist", "ratios=100"])
+    ce = [0.80, 0.82, 0.81]
+    arms = {"CE": ce, "CE long": [0.84, 0.85, 0.845], "CE + self-training": [0.85, 0.87, 0.86],
+            "class-balanced": ce, "CE + SSP": [0.845, 0.855, 0.85],
+            "class-balanced + SSP": ce}  # fmt: skip
+    j = recipe.judge(_stored_metrics(arms), cfg)
+    assert all(c.passed for c in j.checks), j.checks
+    st, ssp = j.targets
+    assert st.met and st.measured == pytest.approx(5.0)  # +5 points on every seed
+    # +4 points over CE, but only +0.5 over CE long: the control decides, and it falls short
+    assert ssp.measured == pytest.approx(0.5) and not ssp.met
+    assert ssp.interval[0] < 1.0 and "CE long" in ssp.name
+    assert "Do not expect SSP" in j.advice and "+0.5" in j.finding
+
+    # a control trained for fewer steps than CE + SSP makes the comparison inconclusive
+    m = _stored_metrics(arms)
+    m["mnist_r100_ce_long_steps_per_seed"] = [90, 90, 90]
+    failed = [c.name for c in recipe.judge(m, cfg).checks if not c.passed]
+    assert failed == ["CE long is step-matched to CE + SSP, mnist ratio 100"]
+
+    # a CE baseline at chance: nothing learned, nothing to compare
+    m = _stored_metrics({**arms, "CE": [0.1, 0.12, 0.11]})
+    failed = [c.name for c in recipe.judge(m, cfg).checks if not c.passed]
+    assert failed == ["CE above chance, mnist ratio 100"]
+
+
+def test_judge_of_a_result_without_per_seed_values_asks_for_a_rerun():
+    from takeaways.recipes import get_recipe, resolve_config
+
+    recipe = get_recipe("imbalance")
+    cfg = resolve_config(recipe, "full", ["datasets=mnist", "ratios=100"])
+    m = {k: v for k, v in _stored_metrics({a: [0.8, 0.85, 0.9] for a in (
+        "CE", "CE long", "CE + self-training", "class-balanced", "CE + SSP",
+        "class-balanced + SSP")}).items() if "per_seed" not in k}  # fmt: skip
+    j = recipe.judge(m, cfg)
+    failed = {c.name: c.detail for c in j.checks if not c.passed}
+    assert set(failed) == {
+        "CE long is step-matched to CE + SSP, mnist ratio 100",
+        "per-seed values of every arm, mnist ratio 100",
+    }
+    assert all("rerun the full preset" in d for d in failed.values())
+    assert not any(t.met for t in j.targets)
+    assert all("rerun the full preset" in t.rule for t in j.targets)

@@ -23,8 +23,8 @@ from torch import Tensor, nn
 
 from takeaways import distributed as dist
 from takeaways import train as _train
+from takeaways.imbalance.balanced import BALANCING, class_balanced, merge_fit_kwargs
 from takeaways.imbalance.inputs import class_counts, inputs_tensor, labels_array
-from takeaways.imbalance.balanced import BALANCING, merge_fit_kwargs, class_balanced
 
 __all__ = ["pseudo_label", "self_train", "SelfTraining"]
 

@@ -30,7 +30,7 @@ each as a paired difference over seeds at the largest ratio.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -156,13 +156,59 @@ def _load(name: str, cfg: ImbalanceConfig) -> tuple[data.Split, data.Split]:
     return data.Split(x_tr, b.train.y[:n_tr]), data.Split(x_te, b.test.y[:n_te])
 
 
-@torch.no_grad()
-def _score(model: tnn.Module, test: data.Split, counts: np.ndarray) -> dict[str, Any]:
-    model.eval()
-    pred = torch.cat(
-        [model(torch.as_tensor(test.x[i : i + 500])).argmax(-1) for i in range(0, len(test), 500)]
-    )
-    return imbalance_metrics(test.y, pred.numpy(), train_counts=counts)
+@dataclass
+class _Draw:
+    """One long-tail draw of one dataset: builds each arm from the shared initial weights,
+    fine-tunes it on the labeled set, and records its test scores and optimizer steps."""
+
+    cfg: ImbalanceConfig
+    name: str
+    seed: int
+    x: np.ndarray  # (n, ...) labeled inputs
+    y: np.ndarray  # (n,) their labels, class 0 the head
+    test: data.Split
+    init: dict[str, Any]  # every arm starts from these weights
+    tag: str  # progress-bar prefix
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:  # the supervised budget: cfg.steps optimizer steps, in epochs
+        return max(1, round(self.cfg.steps * self.cfg.batch_size / len(self.y)))
+
+    @property
+    def fit_kw(self) -> dict[str, Any]:
+        return dict(lr=self.cfg.lr, batch_size=self.cfg.batch_size, warmup=0.05, seed=self.seed)
+
+    def fresh(self, state: dict[str, Any] | None = None) -> tnn.Module:
+        m = _model(self.name, self.cfg)
+        m.load_state_dict(self.init if state is None else state)
+        return m
+
+    @torch.no_grad()
+    def score(self, model: tnn.Module, split: data.Split | None = None) -> dict[str, Any]:
+        """Balanced, overall and tail accuracy on ``split`` (default: the test split)."""
+        split = self.test if split is None else split
+        model.eval()
+        chunks = [
+            model(torch.as_tensor(split.x[i : i + 500])).argmax(-1)
+            for i in range(0, len(split), 500)
+        ]
+        counts = np.bincount(self.y, minlength=NUM_CLASSES)
+        return imbalance_metrics(split.y, torch.cat(chunks).numpy(), train_counts=counts)
+
+    def record(self, arm: str, model: tnn.Module, steps: int) -> None:
+        self.scores[arm], self.steps[arm] = self.score(model), steps
+
+    def fit(
+        self, arm: str, model: tnn.Module, epochs: int, *, balanced: bool, before: int = 0
+    ) -> None:
+        """Train ``model`` on the labeled set (``before``: steps it already had), then score it."""
+        kind = self.cfg.balancing if balanced else "none"  # "none": plain CE, no fit() options
+        rule = class_balanced(self.y, kind=kind, epochs=epochs, seed=self.seed)
+        kw = {"epochs": epochs, "desc": f"{self.tag} {arm}", **self.fit_kw, **rule}
+        out = train.fit(model, (self.x, self.y), **kw)
+        self.record(arm, model, before + out.steps)
 
 
 def _run_setting(
@@ -173,105 +219,82 @@ def _run_setting(
     ratio: float,
     seed: int,
 ) -> dict[str, Any]:
-    """Every arm on one long-tail draw: scores, optimizer steps and diagnostics per arm.
+    """Every arm on one long-tail draw: scores, optimizer steps and diagnostics.
 
     Each fit reseeds, but building a model between fits draws from the global RNG, so the
     order of the arms below is part of the numbers.
     """
-    x, y = train_split.x, train_split.y
-    lab, unl = data.long_tail(y, imbalance_ratio=ratio, seed=seed)
-    x_l, y_l, x_u = x[lab], y[lab], x[unl]
-    counts = np.bincount(y_l, minlength=NUM_CLASSES)
-    epochs = max(1, round(cfg.steps * cfg.batch_size / len(lab)))  # the supervised budget
-    kw = {"lr": cfg.lr, "batch_size": cfg.batch_size, "warmup": 0.05, "seed": seed}
-    tag = f"{name} rho={ratio:g} seed {seed}"
-    scores: dict[str, dict[str, Any]] = {}
-    steps: dict[str, int] = {}
-
+    lab, unl = data.long_tail(train_split.y, imbalance_ratio=ratio, seed=seed)
     train.seed_everything(seed)
     model = _model(name, cfg)
-    init = copy.deepcopy(model.state_dict())  # every arm starts here
-
-    def fresh(state: dict[str, Any] = init) -> tnn.Module:
-        m = _model(name, cfg)
-        m.load_state_dict(state)
-        return m
-
-    def fit(m: tnn.Module, arm: str, n_epochs: int, balanced: bool) -> int:
-        rule = (
-            class_balanced(y_l, kind=cfg.balancing, epochs=n_epochs, seed=seed) if balanced else {}
-        )
-        out = train.fit(m, (x_l, y_l), epochs=n_epochs, desc=f"{tag} {arm}", **kw, **rule)
-        scores[arm] = _score(m, test, counts)
-        return out.steps
-
-    # CE and CE + self-training: the CE model is self-training's base model
-    st = self_train(
-        model,
-        (x_l, y_l),
-        x_u,
-        epochs=cfg.st_epochs,
-        base_epochs=epochs,
-        threshold=cfg.threshold,
-        balance=cfg.balance,
-        desc=f"{tag} self-train",
-        **kw,
-    )
-    scores["CE"] = _score(st.base_model, test, counts)
-    scores["CE + self-training"] = _score(model, test, counts)
-    steps["CE"] = st.base_history[-1]["step"]
-    steps["CE + self-training"] = steps["CE"] + st.history[-1]["step"]
-    diagnostics = _pseudo_label_stats(st, y[unl], scores["CE"]["tail_classes"])
-    diagnostics["ce_train_balanced_accuracy"] = _score(st.base_model, data.Split(x_l, y_l), counts)[
-        "balanced_accuracy"
-    ]
-
-    steps["class-balanced"] = fit(fresh(), "class-balanced", epochs, balanced=True)
-
-    # SSP on the labeled inputs, labels ignored; the classifier head stays at its initial weights
-    ssp = fresh()
-    encoder = tnn.Sequential(ssp.features, ssp.pool, tnn.Flatten())  # shares ssp's weights
-    _, pre = self_supervised_pretrain(
-        encoder,
-        x_l,
-        feature_dim=ssp.head[-1].in_features,
-        epochs=cfg.ssp_epochs,
-        pretext="rotation" if name == "mnist" else "flip",
-        eval_x=test.x,
-        eval_every=cfg.ssp_epochs,
-        desc=f"{tag} SSP",
-        **kw,
-    )
-    pretrained = copy.deepcopy(ssp.state_dict())
-    steps["CE + SSP"] = pre.steps + fit(ssp, "CE + SSP", epochs, balanced=False)
-    # the control: CE with SSP's pretext epochs added to its own (as many steps as CE + SSP)
-    steps["CE long"] = fit(fresh(), "CE long", epochs + cfg.ssp_epochs, balanced=False)
-    steps["class-balanced + SSP"] = pre.steps + fit(
-        fresh(pretrained), "class-balanced + SSP", epochs, balanced=True
-    )
+    tag = f"{name} rho={ratio:g} seed {seed}"
+    x, y = train_split.x, train_split.y
+    d = _Draw(cfg, name, seed, x[lab], y[lab], test, copy.deepcopy(model.state_dict()), tag)
+    diagnostics = _self_training(d, model, x[unl], y[unl])  # arms CE and CE + self-training
+    d.fit("class-balanced", d.fresh(), d.epochs, balanced=True)
+    pretext_steps, pretext_accuracy = _ssp(d)  # arms CE + SSP, CE long, class-balanced + SSP
     return {
-        "scores": scores,
-        "steps": steps,
-        "ssp_pretext_steps": pre.steps,
+        "scores": d.scores,
+        "steps": d.steps,
+        "ssp_pretext_steps": pretext_steps,
         "labeled": len(lab),
         "unlabeled": len(unl),
-        "epochs": epochs,
-        "pretext_accuracy": pre.final.get("eval_accuracy", float("nan")),
+        "epochs": d.epochs,
+        "pretext_accuracy": pretext_accuracy,
         **diagnostics,
     }
 
 
-def _pseudo_label_stats(st: Any, y_pool: np.ndarray, tail_classes: list[int]) -> dict[str, Any]:
-    """How right the pseudo-labels are, overall and on the pool's tail-class samples."""
+def _self_training(d: _Draw, model: tnn.Module, x_u: np.ndarray, y_u: np.ndarray) -> dict[str, Any]:
+    """CE and CE + self-training (the CE model is the base model); pseudo-label diagnostics."""
+    cfg = d.cfg
+    st = self_train(
+        model,
+        (d.x, d.y),
+        x_u,
+        epochs=cfg.st_epochs,
+        base_epochs=d.epochs,
+        threshold=cfg.threshold,
+        balance=cfg.balance,
+        desc=f"{d.tag} self-train",
+        **d.fit_kw,
+    )
+    base_steps = st.base_history[-1]["step"]
+    d.record("CE", st.base_model, base_steps)
+    d.record("CE + self-training", model, base_steps + st.history[-1]["step"])
+    fitted = d.score(st.base_model, data.Split(d.x, d.y))["balanced_accuracy"]
     kept = st.pseudo_labels >= 0
-    right = st.pseudo_labels == y_pool  # dropped ones (-1) count as wrong
-    tail = np.isin(y_pool, tail_classes)  # pool samples of the 3 rarest classes
+    right = st.pseudo_labels == y_u  # dropped ones (-1) count as wrong
+    tail = np.isin(y_u, d.scores["CE"]["tail_classes"])  # pool samples of the 3 rarest classes
     return {
+        "ce_train_balanced_accuracy": fitted,
         "pseudo_label_accuracy": float(right[kept].mean()) if kept.any() else float("nan"),
         "pseudo_label_accuracy_tail": float(right[tail].mean()) if tail.any() else float("nan"),
         "pool_tail_share": float(tail.mean()),
-        "pseudo_labels_kept": int(kept.sum()),
     }
+
+
+def _ssp(d: _Draw) -> tuple[int, float]:
+    """CE + SSP, the step-matched CE long, class-balanced + SSP; (pretext steps, pretext accuracy)."""
+    ssp = d.fresh()  # SSP on the labeled inputs, labels ignored; the head keeps its initial weights
+    encoder = tnn.Sequential(ssp.features, ssp.pool, tnn.Flatten())  # shares ssp's weights
+    _, pre = self_supervised_pretrain(
+        encoder,
+        d.x,
+        feature_dim=ssp.head[-1].in_features,
+        epochs=d.cfg.ssp_epochs,
+        pretext="rotation" if d.name == "mnist" else "flip",
+        eval_x=d.test.x,
+        eval_every=d.cfg.ssp_epochs,
+        desc=f"{d.tag} SSP",
+        **d.fit_kw,
+    )
+    pretrained = copy.deepcopy(ssp.state_dict())
+    d.fit("CE + SSP", ssp, d.epochs, balanced=False, before=pre.steps)
+    # the control: CE with SSP's pretext epochs added to its own, as many steps as CE + SSP
+    d.fit("CE long", d.fresh(), d.epochs + d.cfg.ssp_epochs, balanced=False)
+    d.fit("class-balanced + SSP", d.fresh(pretrained), d.epochs, balanced=True, before=pre.steps)
+    return pre.steps, pre.final.get("eval_accuracy", float("nan"))
 
 
 def _key(name: str, ratio: float) -> str:
@@ -306,18 +329,11 @@ def _metrics(cfg: ImbalanceConfig, runs: dict[tuple[str, float], list[dict]]) ->
             "pretext_accuracy",
         ):
             metrics[f"{k}_{what}"] = mean_std([r[what] for r in rs])[0]
-        for method, ref in PAIRS:
+        bal = {x: metrics[f"{k}_{_slug(x)}_balanced_accuracy_per_seed"] for x in METHODS}
+        for method, ref in PAIRS:  # paired: both arms of a pair ran on the same draw and init
             gain = f"{k}_{_slug(f'{method} vs {ref}')}_gain_points"
-            metrics[gain], metrics[f"{gain}_std"] = mean_std(
-                [
-                    100
-                    * (
-                        r["scores"][method]["balanced_accuracy"]
-                        - r["scores"][ref]["balanced_accuracy"]
-                    )
-                    for r in rs
-                ]
-            )
+            diffs = [100 * (a - b) for a, b in zip(bal[method], bal[ref])]
+            metrics[gain], metrics[f"{gain}_std"] = mean_std(diffs)
     return metrics
 
 
@@ -400,7 +416,9 @@ def _checks(m: dict[str, Any], cfg: ImbalanceConfig, name: str, ratio: float) ->
         out.append(Check(matched, long == ssp, steps))
     seeds = {x: m.get(f"{k}_{_slug(x)}_balanced_accuracy_per_seed") or [] for x in METHODS}
     missing = [x for x, v in seeds.items() if len(v) != cfg.seeds]
-    detail = f"of {', '.join(missing)} {RERUN}" if missing else f"{cfg.seeds} for each arm"
+    detail = f"{cfg.seeds} for each arm"
+    if missing:
+        detail = f"per-seed balanced accuracy of {', '.join(missing)} {RERUN}"
     out.append(Check(f"per-seed values of every arm, {where}", not missing, detail))
     return out
 
@@ -418,7 +436,9 @@ def _finding(m: dict[str, Any], cfg: ImbalanceConfig, top: float) -> str:
             f"self-training moved it {st} points and SSP {ssp} over the step-matched CE long "
             f"({ce} over plain CE)"
         )
-    return f"At imbalance ratio {top:g} ({cfg.seeds} seed(s), mean ± std) " + "; ".join(parts) + "."
+    return (
+        f"At imbalance ratio {top:g} ({cfg.seeds} seed(s), mean ± std), " + "; ".join(parts) + "."
+    )
 
 
 def _advice(m: dict[str, Any], cfg: ImbalanceConfig, top: float, targets: list[Target]) -> str:
