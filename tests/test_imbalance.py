@@ -413,9 +413,11 @@ def test_recipe_rejects_bad_config():
 def test_recipe_smoke_gains_are_paired_differences_and_ce_long_is_step_matched(tmp_path):
     from takeaways.recipes import run_recipe
 
+    before = torch.get_num_threads()
     result, _ = run_recipe(
-        "imbalance", preset="smoke", overrides=["datasets=mnist1d"], out_dir=tmp_path
+        "imbalance", preset="smoke", overrides=["datasets=mnist1d", "threads=2"], out_dir=tmp_path
     )
+    assert torch.get_num_threads() == before  # the registry restores the config's threads
     m = result.metrics
     k = "mnist1d_r10"
     assert m[f"{k}_ce_ssp_vs_ce_gain_points"] == pytest.approx(
