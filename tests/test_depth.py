@@ -368,7 +368,7 @@ def test_judge_is_inconclusive_on_the_unigram_plateau_and_within_seed_noise():
     assert passed == {
         "every run left the unigram solution": False,  # 5.79 - 5.75 < 0.1
         "depth 1 vs the best deeper depth differ beyond the seed spread": False,
-        "the ranking is not a learning-rate artifact": True,
+        "the order is not a learning-rate artifact": True,
     }
     assert j.targets[0].met and not j.targets[1].met  # the mean's winner is not a paired win
     assert "within the seed spread" in j.advice
