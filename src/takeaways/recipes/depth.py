@@ -242,7 +242,7 @@ def judge(m: dict, cfg: DepthConfig) -> Judgement:
         ),
         Target.check(f"{at_rates} (seed {cfg.seed}, nats)", lr_gap, ">", 0.0),
     ]
-    return Judgement(checks, targets, *_finding_advice(m, cfg, int(top), diff, rival))
+    return Judgement(checks, targets, *_finding_advice(m, cfg, int(top), diff, rival, checks))
 
 
 def _unigram_check(m: dict) -> Check:
@@ -278,31 +278,36 @@ def _rate_gap(m: dict, shallow: int, rival: int | None, diff: Paired):
     return gap, Check(name, gap * diff.mean > 0, detail + "; the sign must be the same")
 
 
-def _finding_advice(m: dict, cfg: DepthConfig, top: int, diff: Paired, rival) -> tuple[str, str]:
+def _finding_advice(m: dict, cfg, top: int, diff: Paired, rival, checks) -> tuple[str, str]:
     s = m["summary"][str(top)]
-    best, th = s["best_depth"], s["threshold_depth"]
+    best, th = s["best_depth"], s["threshold_depth"] or math.nan
     loss = m["sweep"][str(top)][str(best)]["val_loss"]
     finding = (
         f"At {top:,} layer parameters and {cfg.steps} steps, depth {best} had the lowest "
         f"validation loss ({loss:.3f} nats, unigram {m['unigram_val_loss']:.3f}); depth 1 minus "
         f"depth {rival}: {diff}; depth = log3(width) at {th:.1f} layers."
     )
+    why = [
+        "the runs stayed near the unigram loss",
+        "one seed: no spread to compare with" if diff.n < 2 else "within the seed spread",
+        "the order may be a learning-rate artifact",
+    ]
+    failed = [w for w, c in zip(why, checks) if not c.passed]
+    if failed:
+        return finding, (
+            f"Do not expect this sweep to rank depths at {top:,} layer parameters ({failed[0]}); "
+            "use `takeaways depth` to place a shape against log3(width) and the paper's fit, "
+            "which the paper measured at depths 6-48."
+        )
     if diff.lo > 0:
         return finding, (
             f"Use depth past 1 (up to about log3(width) = {th:.1f} layers here) when a "
             f"self-attention model of about {top:,} layer parameters trains this briefly."
         )
-    if diff.hi < 0:
-        return finding, (
-            f"Do not expect extra depth to pay at {top:,} layer parameters and {cfg.steps} steps; "
-            "use log3(width) from `takeaways depth` as the depth past which depth and width "
-            "trade evenly in larger, longer-trained models, where the paper measured it."
-        )
-    why = "one seed: no spread to compare with" if diff.n < 2 else "within the seed spread"
     return finding, (
-        f"Do not expect this sweep to rank depths at {top:,} layer parameters ({why}); use "
-        "`takeaways depth` to place a shape against log3(width) and the paper's fit, which the "
-        "paper measured at depths 6-48."
+        f"Do not expect extra depth to pay at {top:,} layer parameters and {cfg.steps} steps; "
+        "use log3(width) from `takeaways depth` as the depth past which depth and width trade "
+        "evenly in larger, longer-trained models, where the paper measured it."
     )
 
 
