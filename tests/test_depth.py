@@ -1,5 +1,5 @@
-"""takeaways.depth (threshold, parameter count, advisor, CLI, shape_for_budget), the causal
-attention kernel the depth recipe trains with, and the recipe's judge."""
+"""takeaways.depth (threshold, parameter count, advisor, CLI, shape_for_budget) and the depth
+recipe's judge (the causal kernel it trains with is tested in test_nn.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import dataclasses
 import math
 
 import pytest
-import torch
 
 from takeaways import depth as D
 from takeaways import nn
@@ -18,7 +17,6 @@ from takeaways.depth import (
     shape_for_budget,
     suggest_architecture,
 )
-from takeaways.nn.attention import causal_attention, causal_attention_reference, get_attention
 from takeaways.recipes import get_recipe, resolve_config
 
 # ----------------------------------------------------------------------------- threshold
@@ -281,38 +279,6 @@ def test_human_count_and_check_positive():
     assert D.check_positive("n", 3, integer=True) == 3.0
     with pytest.raises(ValueError, match="n must be a whole number"):
         D.check_positive("n", 2.5, integer=True)
-
-
-# ----------------------------------------------------------------------------- causal attention
-
-
-@pytest.mark.parametrize(("B", "H", "N", "Dh"), [(2, 3, 7, 8), (1, 1, 1, 4), (3, 2, 33, 16)])
-def test_causal_attention_matches_reference_and_ignores_the_future(B, H, N, Dh):
-    torch.manual_seed(N)
-    q, k, v = (torch.randn(B, H, N, Dh) for _ in range(3))
-    out = causal_attention(q, k, v)
-    torch.testing.assert_close(out, causal_attention_reference(q, k, v), atol=1e-5, rtol=1e-5)
-    v2 = v.clone()
-    v2[:, :, -1] += 100.0  # changing the last token moves only the last output
-    torch.testing.assert_close(causal_attention(q, k, v2)[:, :, :-1], out[:, :, :-1])
-    with pytest.raises(ValueError, match="no key_padding_mask"):
-        causal_attention(q, k, v, key_padding_mask=torch.ones(B, N, dtype=torch.bool))
-
-
-def test_causal_is_a_registered_kernel_and_refuses_cross_attention():
-    assert get_attention("causal") is causal_attention
-    q = torch.randn(1, 2, 5, 8)
-    with pytest.raises(ValueError, match="self-attention"):
-        causal_attention(q, torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8))
-    with pytest.raises(ValueError, match="4-D"):
-        causal_attention_reference(q[0], q[0], q[0])
-    # an encoder built on the name gives every position only its past
-    cfg = nn.EncoderConfig(vocab_size=50, dim=16, depth=2, heads=2, max_len=9, dropout=0.0)
-    enc = nn.TransformerEncoder(dataclasses.replace(cfg, attention="causal")).eval()
-    ids = torch.randint(0, 50, (2, 9))
-    ids2 = ids.clone()
-    ids2[:, -1] = (ids[:, -1] + 1) % 50
-    torch.testing.assert_close(enc(ids)[:, :-1], enc(ids2)[:, :-1])
 
 
 # ----------------------------------------------------------------------------- shapes
