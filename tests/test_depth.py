@@ -1,17 +1,23 @@
-"""takeaways.depth (threshold, parameter count, advisor, CLI) and the depth recipe's pieces."""
+"""takeaways.depth (threshold, parameter count, advisor, CLI, shape_for_budget) and the depth
+recipe's judge (the causal kernel it trains with is tested in test_nn.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
-import torch
 
 from takeaways import depth as D
 from takeaways import nn
 from takeaways.cli import main
-from takeaways.depth import depth_threshold, parameter_count, suggest_architecture
-from takeaways.recipes.depth import causal_attention, causal_attention_reference, shape_for_budget
+from takeaways.depth import (
+    depth_threshold,
+    parameter_count,
+    shape_for_budget,
+    suggest_architecture,
+)
+from takeaways.recipes import get_recipe, resolve_config
 
 # ----------------------------------------------------------------------------- threshold
 
@@ -118,7 +124,7 @@ def test_parameter_count_rejects_bad_sizes():
 
 def test_fit_reproduces_its_quoted_pairing_and_the_papers_headlines():
     # BloombergGPT (arXiv 2303.17564, sec. 3.2) pairs L = 70 with D = 7510 from this fit.
-    assert D._fit_width(70) == pytest.approx(7510, abs=1)
+    assert D.fit_width(70) == pytest.approx(7510, abs=1)
     # 1T parameters: "width of 30K" (2006.12467 v3 abstract), "depth 92" (authors' blog).
     s = suggest_architecture(params="1T", vocab=50257, max_len=2048)
     assert s.fitted is not None
@@ -154,7 +160,7 @@ def test_budget_options_keep_the_budget_and_span_both_regimes():
         assert o.width % o.heads == 0
     # the threshold depth solves L = log3(width at that depth)
     th = s.threshold_depth
-    conv = D._Conv(vocab=30522, max_len=512, ffn_ratio=4)
+    conv = D.Conventions(vocab=30522, max_len=512, ffn_ratio=4)
     assert th == pytest.approx(depth_threshold(conv.width_for(th, 350e6)), abs=1e-6)
     assert [o.depth for o in s.options] == sorted(o.depth for o in s.options)
     assert "fitted optimum" in [o.label for o in s.options]
@@ -251,20 +257,31 @@ def test_cli_plot(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-# ----------------------------------------------------------------------------- recipe pieces
+def test_fit_width_and_fit_depth_invert_each_other():
+    for L in (1.0, 12.0, 70.0, 95.5):
+        assert D.fit_depth(D.fit_width(L)) == pytest.approx(L, abs=1e-9)
+    assert D.fit_depth(100) < 1  # small widths: the fit asks for under one layer
 
 
-@pytest.mark.parametrize(("B", "H", "N", "Dh"), [(2, 3, 7, 8), (1, 1, 1, 4), (3, 2, 33, 16)])
-def test_causal_attention_matches_reference_and_ignores_the_future(B, H, N, Dh):
-    torch.manual_seed(N)
-    q, k, v = (torch.randn(B, H, N, Dh) for _ in range(3))
-    out = causal_attention(q, k, v)
-    torch.testing.assert_close(out, causal_attention_reference(q, k, v), atol=1e-5, rtol=1e-5)
-    v2 = v.clone()
-    v2[:, :, -1] += 100.0  # changing the last token moves only the last output
-    torch.testing.assert_close(causal_attention(q, k, v2)[:, :, :-1], out[:, :, :-1])
-    with pytest.raises(ValueError, match="no key_padding_mask"):
-        causal_attention(q, k, v, key_padding_mask=torch.ones(B, N, dtype=torch.bool))
+def test_budget_solvers_land_on_the_budget():
+    conv = D.Conventions(vocab=0, max_len=0, ffn_ratio=4)
+    L, w = D.fitted_for_budget(1e9, conv)
+    assert conv.count(L, w) == pytest.approx(1e9, rel=1e-6)
+    assert w == pytest.approx(D.fit_width(L))
+    assert D.fitted_for_budget(200_000, conv) is None  # under one layer: out of reach
+    th = D.threshold_for_budget(200_000, conv)
+    assert th == pytest.approx(depth_threshold(conv.width_for(th, 200_000)), abs=1e-6)
+
+
+def test_human_count_and_check_positive():
+    assert D.human_count(1.3e9) == "1.3B" and D.human_count(350e6) == "350M"
+    assert D.human_count(999) == "999"
+    assert D.check_positive("n", 3, integer=True) == 3.0
+    with pytest.raises(ValueError, match="n must be a whole number"):
+        D.check_positive("n", 2.5, integer=True)
+
+
+# ----------------------------------------------------------------------------- shapes
 
 
 @pytest.mark.parametrize("budget", [20_000, 100_000, 400_000])
@@ -274,3 +291,61 @@ def test_shape_for_budget_keeps_layer_params_near_the_budget(budget):
         assert width % heads == 0
         assert layer == parameter_count(depth, width, vocab=0, max_len=0)
         assert abs(layer / budget - 1) < 0.12, (depth, width, layer)
+
+
+# ----------------------------------------------------------------------------- the recipe's judge
+
+
+def _metrics(per_seed: dict[int, list[float]], *, unigram=5.8, lr_check=None) -> dict:
+    """Stored-JSON-shaped metrics of one budget (200,000) with these per-seed losses."""
+    rows = {
+        str(L): {"val_loss": sum(v) / len(v), "val_loss_per_seed": v} for L, v in per_seed.items()
+    }
+    best = min(per_seed, key=lambda L: rows[str(L)]["val_loss"])
+    return {
+        "sweep": {"200000": rows},
+        "summary": {"200000": {"best_depth": best, "threshold_depth": 3.8}},
+        "lr_check": lr_check or {},
+        "unigram_val_loss": unigram,
+    }
+
+
+def _judge(m: dict, **cfg):
+    recipe = get_recipe("depth")
+    return recipe.judge(m, dataclasses.replace(resolve_config(recipe, "full"), **cfg))
+
+
+def test_judge_passes_a_resolved_deeper_win_that_survives_the_rate_check():
+    per_seed = {1: [5.0, 5.1, 5.05], 2: [4.9, 4.98, 4.95], 4: [4.6, 4.7, 4.66]}
+    lr = {"1": {"1": 5.0, "0.3333": 5.2, "3": 5.1}, "4": {"1": 4.6, "0.3333": 4.8, "3": 4.5}}
+    j = _judge(_metrics(per_seed, lr_check=lr))
+    assert all(c.passed for c in j.checks), j.checks
+    assert [t.met for t in j.targets] == [True, True, True, True]
+    assert j.targets[1].interval[0] > 0 and j.targets[3].measured == pytest.approx(0.5)
+    assert j.advice.startswith("Use depth past 1")
+
+
+def test_judge_is_inconclusive_on_the_unigram_plateau_and_within_seed_noise():
+    # deeper wins on the mean, but one seed disagrees: the paired interval straddles 0
+    per_seed = {1: [5.75, 5.70], 2: [5.60, 5.72]}
+    lr = {"1": {"1": 5.75, "3": 5.8}, "2": {"1": 5.6, "3": 5.7}}
+    j = _judge(_metrics(per_seed, unigram=5.79, lr_check=lr))
+    passed = {c.name: c.passed for c in j.checks}
+    assert passed == {
+        "every run left the unigram solution": False,  # 5.79 - 5.75 < 0.1
+        "depth 1 vs the best deeper depth differ beyond the seed spread": False,
+        "the order is not a learning-rate artifact": True,
+    }
+    assert j.targets[0].met and not j.targets[1].met  # the mean's winner is not a paired win
+    assert "stayed near the unigram loss" in j.advice  # the first failed check is named
+
+
+def test_judge_fails_the_rate_check_when_the_result_lacks_it():
+    per_seed = {1: [4.8, 4.9], 2: [5.0, 5.15]}
+    j = _judge(_metrics(per_seed, lr_check={"1": {"1": 4.8, "3": 5.3}}))
+    rate = j.checks[2]
+    assert not rate.passed and "not in this result; rerun the full preset" in rate.detail
+    assert math.isnan(j.targets[3].measured) and not j.targets[3].met
+    # with one seed there is no interval: never resolved
+    one = _judge(_metrics({1: [4.8], 2: [5.0]}), seeds=1)
+    assert not one.checks[1].passed and not one.targets[1].met

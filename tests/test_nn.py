@@ -25,6 +25,7 @@ from takeaways.nn import (
     get_attention,
     register_attention,
 )
+from takeaways.nn.attention import causal_attention, causal_attention_reference
 
 VOCAB = 50
 
@@ -158,6 +159,40 @@ def test_registry_lookup_and_errors():
         del ATTENTION["test-mine"]
     with pytest.raises(TypeError, match="must be callable"):
         register_attention("x", 3)
+
+
+# ---------------------------------------------------------------- causal kernel (next-token LM)
+
+
+@pytest.mark.parametrize(("B", "H", "N", "Dh"), [(2, 3, 7, 8), (1, 1, 1, 4), (3, 2, 33, 16)])
+def test_causal_attention_matches_reference_and_ignores_the_future(B, H, N, Dh):
+    torch.manual_seed(N)
+    q, k, v = (torch.randn(B, H, N, Dh) for _ in range(3))
+    out = causal_attention(q, k, v)
+    torch.testing.assert_close(out, causal_attention_reference(q, k, v), atol=1e-5, rtol=1e-5)
+    v2 = v.clone()
+    v2[:, :, -1] += 100.0  # changing the last token moves only the last output
+    torch.testing.assert_close(causal_attention(q, k, v2)[:, :, :-1], out[:, :, :-1])
+    with pytest.raises(ValueError, match="no key_padding_mask"):
+        causal_attention(q, k, v, key_padding_mask=torch.ones(B, N, dtype=torch.bool))
+
+
+def test_causal_is_a_registered_kernel_and_refuses_cross_attention():
+    assert get_attention("causal") is causal_attention
+    q = torch.randn(1, 2, 5, 8)
+    with pytest.raises(ValueError, match="self-attention"):
+        causal_attention(q, torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8))
+    with pytest.raises(ValueError, match="4-D"):
+        causal_attention_reference(q[0], q[0], q[0])
+    # an encoder built on the name gives every position only its past
+    cfg = EncoderConfig(
+        vocab_size=50, dim=16, depth=2, heads=2, max_len=9, dropout=0.0, attention="causal"
+    )
+    enc = TransformerEncoder(cfg).eval()
+    ids = torch.randint(0, 50, (2, 9))
+    ids2 = ids.clone()
+    ids2[:, -1] = (ids[:, -1] + 1) % 50
+    torch.testing.assert_close(enc(ids)[:, :-1], enc(ids2)[:, :-1])
 
 
 # ---------------------------------------------------------------- encoder

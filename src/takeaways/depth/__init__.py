@@ -42,8 +42,9 @@ counted). Sizes from the fit use the same count, embeddings included.
 
 The package reads top to bottom: ``theory`` (threshold and fit), ``counting``
 (parameter counts), ``presets`` (known models), ``shapes`` (candidate shapes and
-solvers), ``advisor`` (``suggest_architecture``), ``plot``. Every name is
-importable from here.
+solvers, including ``shape_for_budget``: the shape of a given depth that fills a layer
+budget, which the ``depth`` recipe sweeps), ``advisor`` (``suggest_architecture``),
+``plot``. Every name is importable from here; the modules share only public names.
 
 Example:
     >>> round(depth_threshold(768), 2)
@@ -57,17 +58,29 @@ Example:
 
 # Everything below is importable as takeaways.depth.X (the CLI, recipe and tests rely on it).
 from takeaways.depth.advisor import suggest_architecture  # noqa: F401
-from takeaways.depth.counting import _Conv, parameter_count, parse_count  # noqa: F401
+from takeaways.depth.counting import (  # noqa: F401
+    Conventions,
+    human_count,
+    parameter_count,
+    parse_count,
+)
 from takeaways.depth.plot import save_regime_plot  # noqa: F401
 from takeaways.depth.presets import KNOWN_MODELS  # noqa: F401
-from takeaways.depth.shapes import Option, Suggestion  # noqa: F401
+from takeaways.depth.shapes import (  # noqa: F401
+    Option,
+    Suggestion,
+    fitted_for_budget,
+    shape_for_budget,
+    threshold_for_budget,
+)
 from takeaways.depth.theory import (  # noqa: F401
     FIT_INTERCEPT,
     FIT_SLOPE,
     PAPER_DEPTHS,
-    _fit_depth,
-    _fit_width,
+    check_positive,
     depth_threshold,
+    fit_depth,
+    fit_width,
 )
 
-__all__ = ["depth_threshold", "parameter_count", "suggest_architecture"]
+__all__ = ["depth_threshold", "parameter_count", "shape_for_budget", "suggest_architecture"]

@@ -12,22 +12,21 @@ Example:
 
 from __future__ import annotations
 
-from takeaways.depth.counting import _Conv, _human, parse_count
+from takeaways.depth.counting import Conventions, human_count, parse_count
 from takeaways.depth.presets import KNOWN_MODELS
-from takeaways.depth.shapes import (
-    _HEAD_DIM,
-    Option,
-    Suggestion,
-    _compare,
-    _fitted_for_budget,
-    _option,
-    _round_width,
-    _threshold_for_budget,
+from takeaways.depth.shapes import Option, Suggestion, fitted_for_budget, threshold_for_budget
+from takeaways.depth.theory import (
+    PAPER_DEPTHS,
+    check_positive,
+    depth_threshold,
+    fit_depth,
+    fit_width,
 )
-from takeaways.depth.theory import _fit_depth, _fit_width, _positive, depth_threshold
 
 __all__ = ["suggest_architecture"]
 
+_HEAD_DIM = 64  # head size the advisor assumes when heads are not given (BERT, GPT-2, GPT-3)
+_NEAR = 0.15  # a shape within +-15% of the fitted depth is called "close to the fit"
 # Candidate depths the advisor lists (plus the fitted and threshold depths of the query).
 _DEPTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 
@@ -83,11 +82,11 @@ def suggest_architecture(
     """
     for name, value in (("width", width), ("depth", depth), ("heads", heads)):
         if value is not None:
-            _positive(name, value, integer=True)
+            check_positive(name, value, integer=True)
     for name, value in (("vocab", vocab), ("max_len", max_len)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    _positive("ffn_ratio", ffn_ratio)
+    check_positive("ffn_ratio", ffn_ratio)
     width, depth, heads = (None if v is None else int(v) for v in (width, depth, heads))
     budget = None if params is None else parse_count(params)
     if model is not None:
@@ -100,7 +99,7 @@ def suggest_architecture(
         raise ValueError("give at most two of params, width and depth")
     if heads is not None and width is not None and width % heads:
         raise ValueError(f"width {width} is not divisible by heads {heads}")
-    conv = _Conv(vocab=vocab, max_len=max_len, ffn_ratio=int(ffn_ratio))
+    conv = Conventions(vocab=vocab, max_len=max_len, ffn_ratio=int(ffn_ratio))
     if budget is not None:
         return _for_budget(budget, conv, heads, width=width, depth=depth)
     if width is not None and depth is not None:
@@ -111,8 +110,8 @@ def suggest_architecture(
     return _for_depth(int(depth), conv, heads)  # type: ignore[arg-type]
 
 
-def _fitted_option(params: float, conv: _Conv, heads: int | None) -> Option | None:
-    fit = _fitted_for_budget(params, conv)
+def _fitted_option(params: float, conv: Conventions, heads: int | None) -> Option | None:
+    fit = fitted_for_budget(params, conv)
     if fit is None:
         return None
     L = max(1, int(round(fit[0])))
@@ -120,9 +119,9 @@ def _fitted_option(params: float, conv: _Conv, heads: int | None) -> Option | No
     return _option(L, w, h, conv, "fitted optimum")
 
 
-def _budget_options(params: float, conv: _Conv, heads: int | None) -> list[Option]:
-    fit = _fitted_for_budget(params, conv)
-    th = _threshold_for_budget(params, conv)
+def _budget_options(params: float, conv: Conventions, heads: int | None) -> list[Option]:
+    fit = fitted_for_budget(params, conv)
+    th = threshold_for_budget(params, conv)
     extra = {int(round(x)) for x in (fit[0] if fit else None, th) if x is not None and x >= 0.5}
     top = max(12, 2 * max(extra, default=1))
     out = []
@@ -141,49 +140,49 @@ def _budget_options(params: float, conv: _Conv, heads: int | None) -> list[Optio
 
 
 def _for_budget(
-    params: float, conv: _Conv, heads: int | None, *, width: int | None, depth: int | None
+    params: float, conv: Conventions, heads: int | None, *, width: int | None, depth: int | None
 ) -> Suggestion:
     min_w = max(8, heads or 1)
     if conv.count(1, min_w) > params:
         need = conv.count(1, min_w)
         raise ValueError(
-            f"a budget of {_human(params)} parameters is too small for one layer of width {min_w} "
-            f"with a vocab of {conv.vocab} (that needs {_human(need)}); raise params or lower vocab"
+            f"a budget of {human_count(params)} parameters is too small for one layer of width {min_w} "
+            f"with a vocab of {conv.vocab} (that needs {human_count(need)}); raise params or lower vocab"
         )
     if depth is not None:
         raw = conv.width_for(depth, params)
         if raw is None or raw < min_w:
             raise ValueError(
-                f"{_human(params)} parameters cannot hold {depth} layers of width >= {min_w} "
+                f"{human_count(params)} parameters cannot hold {depth} layers of width >= {min_w} "
                 f"at vocab {conv.vocab}; use fewer layers or a bigger budget"
             )
         w, h = _round_width(raw, heads)
         shape = _option(depth, w, h, conv, "asked")
-        return _for_shape(shape, conv, f"{_human(params)} parameters at depth {depth}", heads)
+        return _for_shape(shape, conv, f"{human_count(params)} parameters at depth {depth}", heads)
     if width is not None:
         lo, hi = 0.0, 1e6
         if conv.count(1, width) > params:
             raise ValueError(
-                f"one layer of width {width} already has {_human(conv.count(1, width))} parameters "
-                f"at vocab {conv.vocab}, more than {_human(params)}; lower width or vocab"
+                f"one layer of width {width} already has {human_count(conv.count(1, width))} parameters "
+                f"at vocab {conv.vocab}, more than {human_count(params)}; lower width or vocab"
             )
         for _ in range(200):
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if conv.count(mid, width) < params else (lo, mid)
         L = max(1, int(round(lo)))
         shape = _option(L, width, heads or max(1, width // _HEAD_DIM), conv, "asked")
-        return _for_shape(shape, conv, f"{_human(params)} parameters at width {width}", heads)
+        return _for_shape(shape, conv, f"{human_count(params)} parameters at width {width}", heads)
     options = _budget_options(params, conv, heads)
     fitted = _fitted_option(params, conv, heads)
-    th = _threshold_for_budget(params, conv)
+    th = threshold_for_budget(params, conv)
     if fitted is None:
         verdict = (
-            f"At {_human(params)} parameters the paper's fit asks for less than one layer, so it does "
+            f"At {human_count(params)} parameters the paper's fit asks for less than one layer, so it does "
             "not apply; every depth listed is a guess the paper does not cover."
         )
     else:
         verdict = (
-            f"At {_human(params)} parameters the paper's fit puts the optimum near {fitted.depth} "
+            f"At {human_count(params)} parameters the paper's fit puts the optimum near {fitted.depth} "
             f"layers x width {fitted.width} ({fitted.regime}: log3({fitted.width}) = "
             f"{fitted.threshold:.2f})."
         )
@@ -194,7 +193,7 @@ def _for_budget(
             "marks where depth stops being special; it is not a recommended depth."
         )
     return Suggestion(
-        query=f"params = {_human(params)} (vocab {conv.vocab}, {conv.max_len} positions)",
+        query=f"params = {human_count(params)} (vocab {conv.vocab}, {conv.max_len} positions)",
         options=tuple(options),
         fitted=fitted,
         threshold_depth=th,
@@ -204,9 +203,9 @@ def _for_budget(
     )
 
 
-def _for_width(width: int, conv: _Conv, heads: int | None) -> Suggestion:
+def _for_width(width: int, conv: Conventions, heads: int | None) -> Suggestion:
     h = heads or max(1, width // _HEAD_DIM)
-    fit_L = _fit_depth(width)
+    fit_L = fit_depth(width)
     th = depth_threshold(width)
     depths = sorted(
         set(_DEPTHS) | {int(round(th))} | ({int(round(fit_L))} if fit_L >= 0.5 else set())
@@ -235,15 +234,15 @@ def _for_width(width: int, conv: _Conv, heads: int | None) -> Suggestion:
     if fitted is not None:
         verdict += (
             f" The paper's fit pairs width {width} with about {fit_L:.1f} layers "
-            f"({_human(fitted.params)} parameters at vocab {conv.vocab})."
+            f"({human_count(fitted.params)} parameters at vocab {conv.vocab})."
         )
     else:
         verdict += f" The paper's fit pairs width {width} with less than one layer ({fit_L:.1f})."
     return Suggestion(f"width = {width}", tuple(options), fitted, None, None, verdict, _NOTES)
 
 
-def _for_depth(depth: int, conv: _Conv, heads: int | None) -> Suggestion:
-    fit_w = _fit_width(depth)
+def _for_depth(depth: int, conv: Conventions, heads: int | None) -> Suggestion:
+    fit_w = fit_width(depth)
     th_w = 3.0**depth
     widths = sorted({64 * 2**k for k in range(0, 10)} | {_round_width(fit_w, heads)[0]})
     options = []
@@ -257,14 +256,14 @@ def _for_depth(depth: int, conv: _Conv, heads: int | None) -> Suggestion:
     verdict = (
         f"Depth {depth} is at the threshold for width 3^{depth} = {th_w:,.0f}: narrower networks are "
         f"past it (depth-inefficient), wider ones below it (depth-efficient). The paper's fit pairs "
-        f"depth {depth} with width about {fit_w:,.0f} ({_human(fitted.params)} parameters at vocab "
+        f"depth {depth} with width about {fit_w:,.0f} ({human_count(fitted.params)} parameters at vocab "
         f"{conv.vocab})."
     )
     return Suggestion(f"depth = {depth}", tuple(options), fitted, None, None, verdict, _NOTES)
 
 
-def _for_shape(shape: Option, conv: _Conv, query: str, heads: int | None) -> Suggestion:
-    fit = _fitted_for_budget(shape.params, conv)
+def _for_shape(shape: Option, conv: Conventions, query: str, heads: int | None) -> Suggestion:
+    fit = fitted_for_budget(shape.params, conv)
     verdict = _compare(shape, *(fit if fit else (None, None)))
     options = _budget_options(shape.params, conv, heads)
     options = sorted(
@@ -274,7 +273,7 @@ def _for_shape(shape: Option, conv: _Conv, query: str, heads: int | None) -> Sug
         query=query,
         options=tuple(options),
         fitted=_fitted_option(shape.params, conv, heads),
-        threshold_depth=_threshold_for_budget(shape.params, conv),
+        threshold_depth=threshold_for_budget(shape.params, conv),
         model=shape,
         verdict=verdict,
         notes=_NOTES,
@@ -286,7 +285,7 @@ def _for_model(name: str) -> Suggestion:
     if key not in KNOWN_MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(KNOWN_MODELS)}")
     m = KNOWN_MODELS[key]
-    conv = _Conv(
+    conv = Conventions(
         vocab=m.vocab,
         max_len=m.max_len,
         ffn_ratio=m.ffn_ratio,
@@ -298,7 +297,7 @@ def _for_model(name: str) -> Suggestion:
     shape = _option(m.depth, m.width, m.heads, conv, key)
     s = _for_shape(shape, conv, f"model {key}", None)  # other shapes: head size 64
     verdict = (
-        f"{key} ({m.depth} layers, width {m.width}, {m.heads} heads, {_human(shape.params)} parameters; published {_human(m.published)}): "
+        f"{key} ({m.depth} layers, width {m.width}, {m.heads} heads, {human_count(shape.params)} parameters; published {human_count(m.published)}): "
         + s.verdict
     )
     if m.decoder_depth:
@@ -308,3 +307,56 @@ def _for_model(name: str) -> Suggestion:
         )
     notes = s.notes + (f"{key}: {m.source}",)
     return Suggestion(s.query, s.options, s.fitted, s.threshold_depth, shape, verdict, notes)
+
+
+def _round_width(width: float, heads: int | None) -> tuple[int, int]:
+    """Round to a width that splits into heads: multiples of ``heads``, or of 64 (8 if tiny)."""
+    if heads:
+        unit = heads
+    else:
+        unit = _HEAD_DIM if width >= 2 * _HEAD_DIM else 8
+    w = max(unit, int(round(width / unit)) * unit)
+    return w, heads or max(1, w // _HEAD_DIM)
+
+
+def _option(depth: int, width: int, heads: int, conv: Conventions, label: str = "") -> Option:
+    th = depth_threshold(width)
+    return Option(
+        depth=depth,
+        width=width,
+        heads=heads,
+        params=int(round(conv.count(depth, width))),
+        threshold=th,
+        regime="depth-efficient" if depth < th else "depth-inefficient",
+        fit_depth=fit_depth(width),
+        label=label,
+    )
+
+
+def _compare(shape: Option, fit_L: float | None, fit_w: float | None) -> str:
+    where = (
+        "below log3(width): the theory's depth-efficient regime, where a deeper network at this size "
+        "would be worth far more width"
+        if shape.regime == "depth-efficient"
+        else "past log3(width): the depth-inefficient regime, where depth and width add about equally"
+    )
+    text = f"depth {shape.depth} at width {shape.width} is {where} (log3({shape.width}) = {shape.threshold:.2f})."
+    if fit_L is None or fit_w is None:
+        return text + " The paper's fit has no optimum of at least one layer at this size."
+    ratio = shape.depth / fit_L
+    if ratio > 1 + _NEAR:
+        rel = "deeper than"
+    elif ratio < 1 - _NEAR:
+        rel = "shallower than"
+    else:
+        rel = "close to"
+    text += (
+        f" It is {rel} the paper's fitted optimum for its size, about {fit_L:.0f} layers"
+        f" x width {fit_w:,.0f} ({shape.depth} / {fit_L:.1f} = {ratio:.2f})."
+    )
+    if not PAPER_DEPTHS[0] <= fit_L <= PAPER_DEPTHS[1]:
+        text += (
+            f" That optimum lies outside the depths the paper trained ({PAPER_DEPTHS[0]}-"
+            f"{PAPER_DEPTHS[1]}), so it is an extrapolation."
+        )
+    return text

@@ -3,7 +3,7 @@
 The block is BERT's / GPT-2's with biases: ``(4 + 2 r) d^2 + (9 + r) d`` weights
 per layer plus two LayerNorms (``r`` = FFN ratio), exact for
 ``takeaways.nn.TransformerEncoder`` and the released BERT, GPT-2 and T5
-checkpoints (T5 within 0.001%). ``_Conv`` holds one query's counting
+checkpoints (T5 within 0.001%). ``Conventions`` holds one query's counting
 conventions and solves the count for a width.
 
 Example:
@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from takeaways.depth.theory import _positive
+from takeaways.depth.theory import check_positive
 
-__all__ = ["parameter_count", "parse_count"]
+__all__ = ["Conventions", "human_count", "parameter_count", "parse_count"]
 
 Head = Literal["none", "pooler", "mlm"]
 
@@ -111,14 +111,14 @@ def parameter_count(
     Raises:
         ValueError: for a non-positive depth/width, negative sizes or an unknown head.
     """
-    _positive("depth", depth, integer=True)
-    _positive("width", width, integer=True)
+    check_positive("depth", depth, integer=True)
+    check_positive("width", width, integer=True)
     for name, value in (("vocab", vocab), ("max_len", max_len), ("type_vocab", type_vocab)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     if isinstance(decoder_depth, bool) or not isinstance(decoder_depth, int) or decoder_depth < 0:
         raise ValueError(f"decoder_depth must be an int >= 0, got {decoder_depth!r}")
-    _positive("ffn_ratio", ffn_ratio)
+    check_positive("ffn_ratio", ffn_ratio)
     if head not in ("none", "pooler", "mlm"):
         raise ValueError(f"unknown head {head!r}; known: none, pooler, mlm")
     return int(
@@ -138,7 +138,8 @@ def parameter_count(
     )
 
 
-def _human(n: float) -> str:
+def human_count(n: float) -> str:
+    """A count in three significant digits with a suffix: ``human_count(1.3e9) == "1.3B"``."""
     for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= scale:
             return f"{n / scale:.3g}{unit}"
@@ -155,7 +156,7 @@ def parse_count(text: str | float) -> float:
         ValueError: if the text is not a positive count.
     """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return _positive("params", text)
+        return check_positive("params", text)
     if not isinstance(text, str):
         raise TypeError(f"params must be a number or a string like '350M', got {text!r:.40}")
     # a sign is read so that "-5M" is told it must be positive, not that it is unreadable
@@ -164,12 +165,26 @@ def parse_count(text: str | float) -> float:
     )
     if not m:
         raise ValueError(f"cannot read params {text!r}; write e.g. 350M, 1.3B, 1T or 110e6")
-    return _positive("params", float(m.group(1).replace("_", "")) * _SUFFIX[m.group(2).upper()])
+    return check_positive(
+        "params", float(m.group(1).replace("_", "")) * _SUFFIX[m.group(2).upper()]
+    )
 
 
 @dataclass(frozen=True)
-class _Conv:
-    """Counting conventions of a query: vocabulary, positions, FFN ratio, encoder-decoder."""
+class Conventions:
+    """Counting conventions of a query: vocabulary, positions, FFN ratio, encoder-decoder.
+
+    ``count(depth, width)`` is ``parameter_count`` on real numbers under these conventions
+    (an encoder-decoder gets a decoder as deep as the encoder); ``width_for(depth, params)``
+    solves it for the width. The advisor's solvers work on these.
+
+    Example:
+        >>> conv = Conventions(vocab=0, max_len=0, ffn_ratio=4)
+        >>> conv.count(2, 64) == parameter_count(2, 64, vocab=0, max_len=0)
+        True
+        >>> round(conv.width_for(2, conv.count(2, 64)), 6)
+        64.0
+    """
 
     vocab: int
     max_len: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from takeaways.depth.presets import KNOWN_MODELS
 from takeaways.depth.shapes import Suggestion
-from takeaways.depth.theory import _fit_depth, depth_threshold
+from takeaways.depth.theory import depth_threshold, fit_depth
 
 __all__ = ["save_regime_plot"]
 
@@ -26,7 +26,7 @@ def save_regime_plot(suggestion: Suggestion, path: str) -> str:
     ax.plot(
         widths, [depth_threshold(w) for w in widths], "k-", label="threshold depth = log3(width)"
     )
-    fit = [(w, _fit_depth(w)) for w in widths if _fit_depth(w) >= 1]
+    fit = [(w, fit_depth(w)) for w in widths if fit_depth(w) >= 1]
     ax.plot(
         [w for w, _ in fit],
         [d for _, d in fit],

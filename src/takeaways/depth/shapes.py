@@ -3,21 +3,27 @@
 An ``Option`` is one (depth, width, heads) with its parameter count, its
 threshold ``log3(width)``, its regime and the depth the fit pairs with its
 width. The solvers find, for a parameter budget, the depth on the fitted curve
-and the depth at which depth equals ``log3(width)`` (Levine et al., arXiv
-2006.12467).
+(``fitted_for_budget``), the depth at which depth equals ``log3(width)``
+(``threshold_for_budget``), and the trainable shape of a given depth whose layers
+fill the budget (``shape_for_budget``, what the ``depth`` recipe sweeps) (Levine et
+al., arXiv 2006.12467).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from takeaways.depth.counting import _Conv, _human
-from takeaways.depth.theory import PAPER_DEPTHS, _fit_depth, _fit_width, depth_threshold
+from takeaways.depth.counting import Conventions, human_count, parameter_count
+from takeaways.depth.theory import depth_threshold, fit_width
 
-__all__ = ["Option", "Suggestion"]
-
-_HEAD_DIM = 64  # head size the advisor assumes when heads are not given (BERT, GPT-2, GPT-3)
-_NEAR = 0.15  # a shape within +-15% of the fitted depth is called "close to the fit"
+__all__ = [
+    "Option",
+    "Suggestion",
+    "fitted_for_budget",
+    "shape_for_budget",
+    "threshold_for_budget",
+]
 
 
 @dataclass(frozen=True)
@@ -53,50 +59,58 @@ class Suggestion:
         for o in self.options:
             fit = f"{o.fit_depth:.1f}" if o.fit_depth >= 1 else "<1"
             rows.append(
-                f"{o.depth:>6} {o.width:>7} {o.heads:>5} {_human(o.params):>9} {o.threshold:>8.2f}"
+                f"{o.depth:>6} {o.width:>7} {o.heads:>5} {human_count(o.params):>9} {o.threshold:>8.2f}"
                 f" {fit:>8}  {o.regime:<18} {o.label}".rstrip()
             )
         return "\n".join(rows)
 
 
-def _round_width(width: float, heads: int | None) -> tuple[int, int]:
-    """Round to a width that splits into heads: multiples of ``heads``, or of 64 (8 if tiny)."""
-    if heads:
-        unit = heads
-    else:
-        unit = _HEAD_DIM if width >= 2 * _HEAD_DIM else 8
-    w = max(unit, int(round(width / unit)) * unit)
-    return w, heads or max(1, w // _HEAD_DIM)
+def fitted_for_budget(params: float, conv: Conventions) -> tuple[float, float] | None:
+    """The point on the paper's fitted curve whose parameter count is ``params``.
 
+    Solves ``conv.count(L, fit_width(L)) == params`` for a real depth ``L`` by bisection
+    (the count grows with ``L`` along the fit).
 
-def _option(depth: int, width: int, heads: int, conv: _Conv, label: str = "") -> Option:
-    th = depth_threshold(width)
-    return Option(
-        depth=depth,
-        width=width,
-        heads=heads,
-        params=int(round(conv.count(depth, width))),
-        threshold=th,
-        regime="depth-efficient" if depth < th else "depth-inefficient",
-        fit_depth=_fit_depth(width),
-        label=label,
-    )
+    Args:
+        params: the parameter budget, counted with ``conv``'s conventions.
+        conv: the counting conventions (vocabulary, positions, FFN ratio, ...).
 
+    Returns:
+        ``(depth, width)`` as real numbers, or ``None`` when the fit asks for under one layer
+        (or over 4096) at this budget.
 
-def _fitted_for_budget(params: float, conv: _Conv) -> tuple[float, float] | None:
-    """(depth, width) on the fitted curve whose parameter count is ``params`` (None if < 1 layer)."""
-    size = lambda L: conv.count(L, _fit_width(L))  # noqa: E731  increasing in L
+    Example:
+        >>> L, w = fitted_for_budget(1e12, Conventions(vocab=50257, max_len=2048, ffn_ratio=4))
+        >>> round(L), round(w, -3)
+        (95, 30000.0)
+    """
+    size = lambda L: conv.count(L, fit_width(L))  # noqa: E731  increasing in L
     lo, hi = 1.0, 4096.0
     if size(lo) > params or size(hi) < params:
         return None
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if size(mid) < params else (lo, mid)
-    return lo, _fit_width(lo)
+    return lo, fit_width(lo)
 
 
-def _threshold_for_budget(params: float, conv: _Conv) -> float | None:
-    """The depth L at which this budget's width satisfies L == log3(width)."""
+def threshold_for_budget(params: float, conv: Conventions) -> float | None:
+    """The real depth ``L`` at which this budget's width satisfies ``L == log3(width)``.
+
+    At a fixed budget, deeper means narrower; shallower shapes than the returned depth are
+    in the depth-efficient regime (Levine et al., arXiv 2006.12467).
+
+    Args:
+        params: the parameter budget, counted with ``conv``'s conventions.
+        conv: the counting conventions.
+
+    Returns:
+        The depth (a real number), or ``None`` if no positive width fits the budget.
+
+    Example:
+        >>> round(threshold_for_budget(200_000, Conventions(vocab=0, max_len=0, ffn_ratio=4)), 2)
+        3.81
+    """
     gap = lambda L: L - depth_threshold(conv.width_for(L, params) or 1.0)  # noqa: E731
     lo, hi = 0.05, 4096.0
     if conv.width_for(lo, params) is None or gap(lo) > 0:
@@ -110,30 +124,31 @@ def _threshold_for_budget(params: float, conv: _Conv) -> float | None:
     return lo
 
 
-def _compare(shape: Option, fit_depth: float | None, fit_width: float | None) -> str:
-    where = (
-        "below log3(width): the theory's depth-efficient regime, where a deeper network at this size "
-        "would be worth far more width"
-        if shape.regime == "depth-efficient"
-        else "past log3(width): the depth-inefficient regime, where depth and width add about equally"
-    )
-    text = f"depth {shape.depth} at width {shape.width} is {where} (log3({shape.width}) = {shape.threshold:.2f})."
-    if fit_depth is None or fit_width is None:
-        return text + " The paper's fit has no optimum of at least one layer at this size."
-    ratio = shape.depth / fit_depth
-    if ratio > 1 + _NEAR:
-        rel = "deeper than"
-    elif ratio < 1 - _NEAR:
-        rel = "shallower than"
-    else:
-        rel = "close to"
-    text += (
-        f" It is {rel} the paper's fitted optimum for its size, about {fit_depth:.0f} layers"
-        f" x width {fit_width:,.0f} ({shape.depth} / {fit_depth:.1f} = {ratio:.2f})."
-    )
-    if not PAPER_DEPTHS[0] <= fit_depth <= PAPER_DEPTHS[1]:
-        text += (
-            f" That optimum lies outside the depths the paper trained ({PAPER_DEPTHS[0]}-"
-            f"{PAPER_DEPTHS[1]}), so it is an extrapolation."
-        )
-    return text
+def shape_for_budget(budget: int, depth: int) -> tuple[int, int, int]:
+    """The trainable shape of ``depth`` blocks whose layer parameters come closest to ``budget``.
+
+    Layer parameters are ``parameter_count(depth, width, vocab=0, max_len=0)``: the blocks
+    and the final norm, no embeddings. Widths step by 1 below 32, then by 2, by 4 from 64
+    and by 8 from 128, searched within 0.7-1.3x of ``sqrt(budget / (12 depth))`` (the
+    ``12 d^2`` per block dominates). Heads are about ``width / 32`` and divide the width.
+
+    Args:
+        budget: layer parameters to hold fixed, e.g. ``50_000``.
+        depth: blocks, >= 1.
+
+    Returns:
+        ``(width, heads, layer_params)``; ``layer_params`` is the shape's exact count.
+
+    Example:
+        >>> shape_for_budget(200_000, 1)
+        (128, 4, 198528)
+    """
+    layer = lambda w: parameter_count(depth, w, vocab=0, max_len=0)  # noqa: E731
+    w0 = math.sqrt(budget / (12 * depth))  # 12 d^2 per block dominates
+    step = 1 if w0 < 32 else (2 if w0 < 64 else (4 if w0 < 128 else 8))
+    cands = [w for w in range(step, int(1.3 * w0) + 2 * step, step) if w >= 0.7 * w0]
+    width = min(cands, key=lambda w: abs(layer(w) - budget))
+    heads = max(1, width // 32)
+    while width % heads:
+        heads -= 1
+    return width, heads, layer(width)

@@ -13,7 +13,10 @@ A kernel that also takes a ``layer_index`` keyword gets the index of the layer i
 (block-sparse kernels seed their per-layer random pattern with it, arXiv 2007.14062).
 
 Rows whose keys are all padding (an empty sequence in the batch) have nothing to attend to;
-both kernels here return zeros for them, not NaN, and pass zero gradient through them.
+``dense`` and ``reference`` return zeros for them, not NaN, and pass zero gradient through them.
+
+``causal`` (``causal_attention``, reference ``causal_attention_reference``) lets query ``i``
+see keys ``0..i`` only: a next-token LM's mask. It takes no padding mask (pack full rows).
 
 Example:
     >>> q = k = v = torch.randn(2, 4, 7, 16)
@@ -33,6 +36,8 @@ from torch import Tensor
 __all__ = [
     "ATTENTION",
     "attention_reference",
+    "causal_attention",
+    "causal_attention_reference",
     "dense_attention",
     "get_attention",
     "register_attention",
@@ -145,10 +150,68 @@ def attention_reference(
     return weights @ v  # (B, H, N_q, D)
 
 
+# ----------------------------------------------------------------------------- causal
+
+
+def causal_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None
+) -> Tensor:
+    """Causal softmax attention: query ``i`` sees keys ``0..i`` (a decoder-only LM's mask).
+
+    ``F.scaled_dot_product_attention(is_causal=True)``; registered as ``"causal"``, so
+    ``EncoderConfig(attention="causal")`` turns the encoder into a next-token LM body.
+    Rows are full windows of text (no padding), as in GPT-style training on packed rows.
+
+    Args:
+        q: queries ``(B, H, N, D)``.
+        k: keys ``(B, H, N, D)``, as many as queries (self-attention).
+        v: values ``(B, H, N, D)``.
+        key_padding_mask: must be ``None``; pack rows without padding instead.
+
+    Returns:
+        ``(B, H, N, D)``.
+
+    Raises:
+        ValueError: for a padding mask, shapes that do not fit, or ``N_q != N_k``.
+    """
+    if key_padding_mask is not None:
+        raise ValueError(
+            "causal_attention takes no key_padding_mask; pass full windows without padding"
+        )
+    _check_causal_shapes(q, k, v)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, N, D)
+
+
+def causal_attention_reference(
+    q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None
+) -> Tensor:
+    """The naive path of ``causal_attention``: scores, an upper-triangular -inf mask, softmax."""
+    if key_padding_mask is not None:
+        raise ValueError("causal_attention_reference takes no key_padding_mask")
+    _check_causal_shapes(q, k, v)
+    N = q.size(-2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, N, N)
+    future = torch.ones(N, N, dtype=torch.bool, device=q.device).triu(1)  # key j > query i
+    return scores.masked_fill(future, float("-inf")).softmax(dim=-1) @ v  # (B, H, N, D)
+
+
+def _check_causal_shapes(q: Tensor, k: Tensor, v: Tensor) -> None:
+    """Raise a one-line ValueError unless q, k, v are self-attention inputs that fit."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D (B, H, N, D), got shape {tuple(t.shape)}")
+    if not q.shape == k.shape == v.shape:
+        raise ValueError(
+            "causal attention is self-attention: q, k and v must have one shape (B, H, N, D), "
+            f"got {tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}"
+        )
+
+
 # name -> kernel; technique modules (BigBird, clustered) add theirs with register_attention.
 ATTENTION: dict[str, Callable[..., Tensor]] = {
     "dense": dense_attention,
     "reference": attention_reference,
+    "causal": causal_attention,
 }
 
 

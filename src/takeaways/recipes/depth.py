@@ -1,24 +1,23 @@
 """depth: validation loss vs depth at fixed parameter budgets, beside log3(width) and the fit.
 
 Levine et al. (arXiv 2006.12467) predict a depth threshold ``L_th = log3(width)``. Below it,
-deepening a self-attention network at a fixed size pays off strongly; past it, depth
-and width help about equally. This recipe holds the layer parameters fixed
-(``takeaways.depth.parameter_count`` with ``vocab=0``: blocks and the final norm). For each
-budget it sweeps the depth from 1 up past the threshold, solving for the width that keeps
-the budget. Every shape trains for the same number of steps on the same data with the
-same seeds. Reported per budget: validation loss by depth, the best depth, where deeper
-stops helping, the depth at which the budget's network sits exactly at
-``log3(width)``, and the paper's fitted optimum.
+deepening a self-attention network at a fixed size pays off strongly; past it, depth and
+width help about equally. This recipe holds the layer parameters fixed (blocks and the final
+norm) and, per budget, sweeps the depth from 1 up past the threshold with the width from
+``takeaways.depth.shape_for_budget``. Every shape trains for the same steps on the same data
+with the same seeds. At the largest budget, depth 1 and the best deeper depth are retrained
+at other learning rates (``lr_check``) to see whether their order is a rate artifact.
 
-The task is language modelling on the ``wiki`` corpus, with a WordPiece vocabulary
-trained on it. ``objective="clm"`` (the default) predicts the next token:
-``TransformerEncoder`` with a causal attention kernel and the ``MaskedLM`` head as the
-LM head. This is the kind of language-model ablation the paper's experiments build on
-(its Figure 1 is Kaplan et al.'s). ``objective="mlm"`` is BERT's masked LM: 15% of
-positions, 80/10/10, with logits only at the masked positions (BERT's
-``masked_lm_positions`` gather). We dropped MLM as the default because here it stays at
-the unigram loss for the few hundred steps this machine affords. Measured: 6.45 vs a
-6.47-nat unigram after 400 steps at 400K layer parameters, vocab 2048.
+The task is language modelling on the ``wiki`` corpus with a WordPiece vocabulary trained
+on it. ``objective="clm"`` (the default) predicts the next token: ``TransformerEncoder`` with
+the ``"causal"`` kernel of ``takeaways.nn.attention`` and the ``MaskedLM`` head as LM head.
+``objective="mlm"`` is BERT's masked LM (15%, 80/10/10, logits only at masked positions);
+it is not the default because it stays at the unigram loss for the few hundred steps this
+machine affords (6.45 vs a 6.47-nat unigram after 400 steps at 400K layer params, vocab 2048).
+
+``judge`` reads only the metrics. Checks: every run left the unigram loss by
+``UNIGRAM_MARGIN``; depth 1 and the best deeper depth differ beyond the seed spread (paired
+t-interval over seeds); the rate check keeps their order.
 """
 
 from __future__ import annotations
@@ -27,68 +26,31 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from takeaways import data, nn, train
-from takeaways.depth import depth_threshold, parameter_count, suggest_architecture
+from takeaways.depth import depth_threshold, shape_for_budget, suggest_architecture
 from takeaways.nn.mlm import GatheredMLM, masked_copies, pack_rows, unigram_loss
-from takeaways.recipes import register_recipe
-from takeaways.results import Claim, Result, Target
+from takeaways.recipes import register_recipe, seed_range
+from takeaways.results import (
+    Check,
+    Claim,
+    Judgement,
+    Paired,
+    Result,
+    Target,
+    line_plot,
+    mean_std,
+    paired_diff,
+    series,
+)
 
-
-def causal_attention(
-    q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None
-) -> Tensor:
-    """Causal softmax attention for ``EncoderConfig(attention=...)``: query i sees keys 0..i.
-
-    ``(B, H, N, D)`` in and out through ``F.scaled_dot_product_attention(is_causal=True)``.
-    The recipe's rows are full windows of text, so it takes no padding mask.
-    """
-    if key_padding_mask is not None:
-        raise ValueError(
-            "causal_attention takes no key_padding_mask; pass full windows without padding"
-        )
-    return F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, N, D)
-
-
-def causal_attention_reference(
-    q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None
-) -> Tensor:
-    """The naive path: explicit scores, an upper-triangular -inf mask, softmax, weighted sum."""
-    if key_padding_mask is not None:
-        raise ValueError("causal_attention_reference takes no key_padding_mask")
-    N = q.size(-2)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, N, N)
-    future = torch.ones(N, N, dtype=torch.bool, device=q.device).triu(1)  # key j > query i
-    return scores.masked_fill(future, float("-inf")).softmax(dim=-1) @ v  # (B, H, N, D)
-
-
-# ----------------------------------------------------------------------------- shapes
-
-
-def shape_for_budget(budget: int, depth: int) -> tuple[int, int, int]:
-    """(width, heads, layer params) of ``depth`` blocks whose layer parameters are closest to ``budget``.
-
-    Widths step by 1 below 32, then 2, 4 from 64 and 8 from 128; heads are about width / 32
-    and divide the width. Layer parameters are ``parameter_count(depth, width, vocab=0, max_len=0)``.
-    """
-    layer = lambda w: parameter_count(depth, w, vocab=0, max_len=0)  # noqa: E731
-    w0 = math.sqrt(budget / (12 * depth))  # 12 d^2 per block dominates
-    step = 1 if w0 < 32 else (2 if w0 < 64 else (4 if w0 < 128 else 8))
-    cands = [w for w in range(step, int(1.3 * w0) + 2 * step, step) if w >= 0.7 * w0]
-    width = min(cands, key=lambda w: abs(layer(w) - budget))
-    heads = max(1, width // 32)
-    while width % heads:
-        heads -= 1
-    return width, heads, layer(width)
-
-
-# ----------------------------------------------------------------------------- config
+# A run "left the unigram solution" when its validation loss is this far below the loss of
+# predicting every token from its training frequency (nats).
+UNIGRAM_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -101,8 +63,8 @@ class DepthConfig:
     seq_len: int = 64  # tokens per sequence (consecutive wiki text, documents joined by [SEP])
     vocab: int = 1024  # WordPiece vocabulary trained on the wiki training split
     lr: float = 3e-3  # AdamW peak rate at width lr_width; warm-up then cosine decay to 0
-    lr_width: int = 46  # shapes get lr * lr_width / width (muP-style 1/width); 0 = lr for all
-    lr_check: tuple[float, ...] = ()  # largest budget: retrain depth 1 and the best at lr x these
+    lr_width: int | None = 46  # shapes get lr * lr_width / width (muP-style); None: lr for all
+    lr_check: tuple[float, ...] = ()  # largest budget: depth 1 and best deeper depth at lr x these
     warmup: float = 0.1  # fraction of the steps spent warming up
     mask_rate: float = 0.15  # mlm only: fraction of each sequence predicted (80/10/10)
     eval_rows: int = 256  # validation sequences from the wiki test split, the same for all
@@ -123,11 +85,13 @@ class DepthConfig:
             raise ValueError("seq_len must be >= 8 and vocab >= 64")
         if not 0.0 < self.mask_rate <= 1.0:
             raise ValueError("mask_rate must be in (0, 1]")
-        if self.lr <= 0 or self.lr_width < 0 or any(m <= 0 for m in self.lr_check):
-            raise ValueError("lr and lr_check factors must be > 0 and lr_width >= 0")
+        if self.lr <= 0 or any(m <= 0 for m in self.lr_check):
+            raise ValueError("lr and lr_check factors must be > 0")
+        if self.lr_width is not None and self.lr_width < 1:
+            raise ValueError("lr_width must be >= 1, or None for one rate for every shape")
 
 
-# ----------------------------------------------------------------------------- data
+# ----------------------------------------------------------------------------- pieces
 
 
 def _task(cfg: DepthConfig, tok: data.Tokenizer, texts, rows_cap: int | None, seed: int):
@@ -149,11 +113,202 @@ def _model(cfg: DepthConfig, vocab: int, width: int, depth: int, heads: int) -> 
             heads=heads,
             max_len=cfg.seq_len,
             dropout=0.0,  # under one pass over the data: nothing to regularize
-            attention=causal_attention if cfg.objective == "clm" else "dense",
+            attention="causal" if cfg.objective == "clm" else "dense",
         )
     )
     mlm = nn.MaskedLM(enc)  # its dense + LN + tied decoder is the LM head for clm too
     return mlm if cfg.objective == "clm" else GatheredMLM(mlm)
+
+
+def _train_one(cfg, vocab, train_set, val_set, width, depth, heads, lr, seed):
+    """Train one shape; return (validation loss, train seconds, total parameters)."""
+    train.seed_everything(seed)
+    model = _model(cfg, vocab, width, depth, heads)
+    t0 = time.perf_counter()
+    epochs = math.ceil(cfg.steps * cfg.batch_size / len(train_set[1]))
+    desc = f"width {width} depth {depth} lr {lr:.2g} seed {seed}"
+    train.fit(
+        model,
+        train_set,
+        epochs=epochs,
+        max_steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=lr,
+        warmup=cfg.warmup,
+        seed=seed,
+        desc=desc,
+    )
+    seconds = time.perf_counter() - t0
+    loss = train.evaluate(model, val_set, batch_size=128)["loss"]
+    return loss, seconds, sum(p.numel() for p in model.parameters())
+
+
+def _shape_row(cfg: DepthConfig, train_one, budget: int, depth: int) -> dict[str, Any]:
+    """One (budget, depth) shape trained over the seeds: its size, rate and losses per seed."""
+    width, heads, layer = shape_for_budget(budget, depth)
+    lr = cfg.lr * cfg.lr_width / width if cfg.lr_width else cfg.lr  # muP: Adam's rate ~ 1/width
+    runs = [train_one(width, depth, heads, lr, s) for s in seed_range(cfg)]
+    losses = [r[0] for r in runs]
+    mean, std = mean_std(losses)
+    return {
+        "width": width,
+        "heads": heads,
+        "lr": lr,
+        "layer_params": layer,
+        "total_params": runs[0][2],
+        "threshold": depth_threshold(width),
+        "val_loss": mean,
+        "val_loss_std": std,
+        "val_loss_range": max(losses) - min(losses),
+        "val_loss_per_seed": losses,
+        "train_seconds": mean_std([r[1] for r in runs])[0],
+    }
+
+
+def _summarise(rows: dict[int, dict], depths: list[int], budget: int) -> dict[str, Any]:
+    """Per budget: best depth, where deeper stops helping, the threshold depth, the fit."""
+    best = min(depths, key=lambda L: rows[L]["val_loss"])
+    stop = depths[-1]
+    for a, b in zip(depths, depths[1:]):
+        noise = max(rows[a]["val_loss_range"], rows[b]["val_loss_range"])
+        if rows[a]["val_loss"] - rows[b]["val_loss"] <= noise:
+            stop = a
+            break
+    advice = suggest_architecture(params=budget, vocab=0, max_len=0)
+    fit = advice.fitted
+    return {
+        "best_depth": best,
+        "best_width": rows[best]["width"],
+        "stop_depth": stop,
+        "threshold_depth": advice.threshold_depth,
+        "fit_depth": fit.depth if fit else None,
+        "fit_width": fit.width if fit else None,
+        "gap_vs_depth1": rows[depths[0]]["val_loss"] - rows[best]["val_loss"],
+        "seed_range": max(rows[depths[0]]["val_loss_range"], rows[best]["val_loss_range"]),
+    }
+
+
+def _best_deeper(rows: dict, depths: list[int]) -> int | None:
+    """The depth past the shallowest with the lowest mean loss (None with one depth)."""
+    return min(depths[1:], key=lambda L: rows[L]["val_loss"]) if len(depths) > 1 else None
+
+
+def _rate_check(cfg: DepthConfig, train_one, rows: dict, depths: list[int]) -> dict:
+    """Depth 1 and the best deeper depth retrained at lr x ``cfg.lr_check`` (first seed)."""
+    out: dict[int, dict[float, float]] = {}
+    for L in sorted({depths[0], _best_deeper(rows, depths) or depths[0]}):
+        w, h, lr = rows[L]["width"], rows[L]["heads"], rows[L]["lr"]
+        out[L] = {1.0: rows[L]["val_loss_per_seed"][0]}
+        out[L].update({m: train_one(w, L, h, m * lr, cfg.seed)[0] for m in cfg.lr_check})
+    return out
+
+
+# ----------------------------------------------------------------------------- judge
+
+
+def judge(m: dict, cfg: DepthConfig) -> Judgement:
+    """Checks and targets from the stored metrics; the largest budget decides.
+
+    Depth 1 (the shallowest swept) is compared with the deeper depth of lowest mean loss,
+    paired over seeds. Targets keep their goals: the best depth is past 1; depth 1 loses to
+    it beyond the seed spread; the best depth reaches 0.75x the depth where depth =
+    log3(width); depth 1 still loses when each gets its best checked learning rate.
+    """
+    top = max(m["sweep"], key=int)
+    rows = {int(L): r for L, r in m["sweep"][top].items()}
+    depths, s = sorted(rows), m["summary"][top]
+    shallow, rival = depths[0], _best_deeper(rows, depths)
+    nan = lambda x: math.nan if x is None else x  # noqa: E731  JSON stores nan as null
+    seeds = {L: [nan(x) for x in r["val_loss_per_seed"]] for L, r in rows.items()}
+    diff = paired_diff(seeds[shallow], seeds[rival or shallow])  # one depth: no comparison
+    lr_gap, lr_check = _rate_gap(m, shallow, rival, diff)
+    resolved = (
+        f"at {int(top):,}: depth-{shallow} minus depth-{rival} loss {diff}; the paired 95% "
+        "t-interval must exclude 0, else the order (and the best depth) is seed noise"
+    )
+    spread = "depth 1 vs the best deeper depth differ beyond the seed spread"
+    checks = [_unigram_check(m), Check(spread, diff.excludes(0.0), resolved), lr_check]
+    vs = f"depth-{shallow} loss minus the best deeper depth's (depth {rival})"
+    at_rates = f"largest budget, each at its best of the checked rates: {vs}"
+    best, to_threshold = s["best_depth"], s["best_depth"] / (s["threshold_depth"] or math.nan)
+    targets = [
+        Target.check(f"best depth at the largest budget ({int(top):,} layer params)", best, ">", 1),
+        Target.beats(f"largest budget: {vs}, paired over seeds (nats)", diff, goal=0.0, op=">"),
+        Target.check(
+            "largest budget: best depth over the depth where depth = log3(width)",
+            to_threshold,
+            ">=",
+            0.75,
+        ),
+        Target.check(f"{at_rates} (seed {cfg.seed}, nats)", lr_gap, ">", 0.0),
+    ]
+    return Judgement(checks, targets, *_finding_advice(m, cfg, int(top), diff, rival, checks))
+
+
+def _unigram_check(m: dict) -> Check:
+    unigram = m["unigram_val_loss"]
+    runs = [
+        (math.inf if loss is None else loss, b, L)
+        for b, rows in m["sweep"].items()
+        for L, r in rows.items()
+        for loss in r["val_loss_per_seed"]
+    ]
+    worst, b, L = max(runs)
+    detail = (
+        f"unigram loss {unigram:.3f} minus the worst of {len(runs)} runs' validation losses "
+        f"({worst:.3f}, depth {L} at {int(b):,}); the margin is {UNIGRAM_MARGIN} nats"
+    )
+    name = "every run left the unigram solution"
+    return Check.that(name, unigram - worst, ">=", UNIGRAM_MARGIN, detail)
+
+
+def _rate_gap(m: dict, shallow: int, rival: int | None, diff: Paired):
+    """(depth-1 minus best-deeper loss with each at its best checked rate, the check on it)."""
+    name, lr = "the order is not a learning-rate artifact", m.get("lr_check", {})
+    missing = [str(L) for L in (shallow, rival) if L is None or str(L) not in lr]
+    if missing:
+        why = f"rate check for depth {', '.join(missing)} not in this result; rerun the full preset"
+        return None, Check(name, False, why)
+    if max(len(lr[str(shallow)]), len(lr[str(rival)])) < 2:
+        return None, Check(name, False, "no other learning rate was tried (lr_check is empty)")
+    best = {L: min(lr[str(L)].items(), key=lambda kv: kv[1]) for L in (shallow, rival)}
+    gap = best[shallow][1] - best[rival][1]
+    detail = ", ".join(f"depth {L} best {v:.3f} at lr x{f}" for L, (f, v) in best.items())
+    detail += f": gap {gap:+.3f} at the best rates vs {diff.mean:+.3f} (mean) at 1/width rates"
+    return gap, Check(name, gap * diff.mean > 0, detail + "; the sign must be the same")
+
+
+def _finding_advice(m: dict, cfg, top: int, diff: Paired, rival, checks) -> tuple[str, str]:
+    s = m["summary"][str(top)]
+    best, th = s["best_depth"], s["threshold_depth"] or math.nan
+    loss = m["sweep"][str(top)][str(best)]["val_loss"]
+    finding = (
+        f"At {top:,} layer parameters and {cfg.steps} steps, depth {best} had the lowest "
+        f"validation loss ({loss:.3f} nats, unigram {m['unigram_val_loss']:.3f}); depth 1 minus "
+        f"depth {rival}: {diff}; depth = log3(width) at {th:.1f} layers."
+    )
+    why = [
+        "the runs stayed near the unigram loss",
+        "one seed: no spread to compare with" if diff.n < 2 else "within the seed spread",
+        "the order may be a learning-rate artifact",
+    ]
+    failed = [w for w, c in zip(why, checks) if not c.passed]
+    if failed:
+        return finding, (
+            f"Do not expect this sweep to rank depths at {top:,} layer parameters ({failed[0]}); "
+            "use `takeaways depth` to place a shape against log3(width) and the paper's fit, "
+            "which the paper measured at depths 6-48."
+        )
+    if diff.lo > 0:
+        return finding, (
+            f"Use depth past 1 (up to about log3(width) = {th:.1f} layers here) when a "
+            f"self-attention model of about {top:,} layer parameters trains this briefly."
+        )
+    return finding, (
+        f"Do not expect extra depth to pay at {top:,} layer parameters and {cfg.steps} steps; "
+        "use log3(width) from `takeaways depth` as the depth past which depth and width trade "
+        "evenly in larger, longer-trained models, where the paper measured it."
+    )
 
 
 # ----------------------------------------------------------------------------- run
@@ -174,270 +329,110 @@ def _model(cfg: DepthConfig, vocab: int, width: int, depth: int, heads: int) -> 
         },
     },
     takeaway=10,
-    summary="MLM loss vs depth at fixed parameter budgets, beside log3(width) and the paper's fit",
+    summary="LM loss vs depth at fixed parameter budgets, beside log3(width) and the paper's fit",
+    judge=judge,
 )
 def run(cfg: DepthConfig) -> Result:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        return _sweep(cfg)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _sweep(cfg: DepthConfig) -> Result:
     wiki = data.load("wiki")
     tok = data.train_wordpiece(wiki.train.x, vocab_size=cfg.vocab)
     train_set = _task(cfg, tok, wiki.train.x, None, cfg.seed)
     val_set = _task(cfg, tok, wiki.test.x, cfg.eval_rows, cfg.seed + 10_000)
-    n_train = len(train_set[1])
-    epochs = math.ceil(cfg.steps * cfg.batch_size / n_train)
+    train_one = partial(_train_one, cfg, tok.vocab_size, train_set, val_set)
+    budgets, depths = sorted(cfg.budgets), sorted(set(cfg.depths))
 
-    budgets = sorted(cfg.budgets)
-    depths = sorted(set(cfg.depths))
+    # the sweep: every depth at every budget, the width solved to keep the layer parameters
+    sweep = {b: {L: _shape_row(cfg, train_one, b, L) for L in depths} for b in budgets}
+    summary = {b: _summarise(sweep[b], depths, b) for b in budgets}
+    # is the order of depth 1 and the best deeper depth at the largest budget a rate artifact?
+    lr_check = _rate_check(cfg, train_one, sweep[budgets[-1]], depths)
 
-    def lr_for(width: int) -> float:
-        return cfg.lr * cfg.lr_width / width if cfg.lr_width else cfg.lr
-
-    def train_one(
-        width: int, depth: int, heads: int, lr: float, seed: int
-    ) -> tuple[float, float, int]:
-        """Train one shape; return (validation loss, train seconds, total parameters)."""
-        train.seed_everything(seed)
-        model = _model(cfg, tok.vocab_size, width, depth, heads)
-        t0 = time.perf_counter()
-        train.fit(
-            model,
-            train_set,
-            epochs=epochs,
-            max_steps=cfg.steps,
-            batch_size=cfg.batch_size,
-            lr=lr,
-            warmup=cfg.warmup,
-            seed=seed,
-            desc=f"width {width} depth {depth} lr {lr:.2g} seed {seed}",
-        )
-        seconds = time.perf_counter() - t0
-        loss = train.evaluate(model, val_set, batch_size=128)["loss"]
-        return loss, seconds, sum(p.numel() for p in model.parameters())
-
-    sweep: dict[int, dict[int, dict]] = {}
-    for budget in budgets:
-        sweep[budget] = {}
-        for L in depths:
-            width, heads, layer = shape_for_budget(budget, L)
-            runs = [
-                train_one(width, L, heads, lr_for(width), s)
-                for s in range(cfg.seed, cfg.seed + cfg.seeds)
-            ]
-            losses = [r[0] for r in runs]
-            sweep[budget][L] = {
-                "width": width,
-                "heads": heads,
-                "lr": lr_for(width),
-                "layer_params": layer,
-                "total_params": runs[0][2],
-                "threshold": depth_threshold(width),
-                "val_loss": statistics.fmean(losses),
-                "val_loss_range": max(losses) - min(losses),
-                "val_loss_per_seed": losses,
-                "train_seconds": statistics.fmean(r[1] for r in runs),
-            }
-
-    # per budget: best depth, where deeper stops helping, threshold depth, the fit's depth
-    summary: dict[int, dict] = {}
-    for budget in budgets:
-        rows = sweep[budget]
-        best = min(depths, key=lambda L: rows[L]["val_loss"])
-        stop = depths[-1]
-        for a, b in zip(depths, depths[1:]):
-            noise = max(rows[a]["val_loss_range"], rows[b]["val_loss_range"])
-            if rows[a]["val_loss"] - rows[b]["val_loss"] <= noise:
-                stop = a
-                break
-        advice = suggest_architecture(params=budget, vocab=0, max_len=0)
-        fit = advice.fitted
-        summary[budget] = {
-            "best_depth": best,
-            "best_width": rows[best]["width"],
-            "stop_depth": stop,
-            "threshold_depth": advice.threshold_depth,
-            "fit_depth": fit.depth if fit else None,
-            "fit_width": fit.width if fit else None,
-            "gap_vs_depth1": rows[depths[0]]["val_loss"] - rows[best]["val_loss"],
-            "seed_range": max(rows[depths[0]]["val_loss_range"], rows[best]["val_loss_range"]),
-        }
-
-    # learning-rate check at the largest budget: depth 1 and the best depth, each at lr x factors
-    top = budgets[-1]
-    s_top = summary[top]
-    lr_check: dict[int, dict[float, float]] = {}
-    for L in sorted({depths[0], s_top["best_depth"]}):
-        row = sweep[top][L]
-        lr_check[L] = {1.0: row["val_loss_per_seed"][0]}
-        for m in cfg.lr_check:
-            loss, _, _ = train_one(row["width"], L, row["heads"], m * row["lr"], cfg.seed)
-            lr_check[L][m] = loss
-    best_lr_gap = min(lr_check[depths[0]].values()) - min(lr_check[s_top["best_depth"]].values())
-    targets = [
-        Target.check(
-            f"best depth at the largest budget ({top:,} layer params)", s_top["best_depth"], ">", 1
-        ),
-        Target.check(
-            "largest budget: depth-1 loss minus best loss, minus their seed range (nats)",
-            s_top["gap_vs_depth1"] - s_top["seed_range"],
-            ">",
-            0.0,
-        ),
-        Target.check(
-            "largest budget: best depth over the depth where depth = log3(width)",
-            s_top["best_depth"] / (s_top["threshold_depth"] or float("nan")),
-            ">=",
-            0.75,
-        ),
-        Target.check(
-            "largest budget, each at its best of the checked rates: depth-1 loss minus "
-            "best-depth loss (seed 0, nats)",
-            best_lr_gap,
-            ">",
-            0.0,
-        ),
-    ]
-
-    def fmt(b: int) -> str:
-        s, rows = summary[b], sweep[b]
-        fit = f"{s['fit_depth']} layers" if s["fit_depth"] else "under one layer (does not apply)"
-        losses = ", ".join(f"L{L} {rows[L]['val_loss']:.3f}" for L in depths)
-        spread = max(rows[L]["val_loss_range"] for L in depths)
-        return (
-            f"{b:,} layer params: {losses}; best depth {s['best_depth']} "
-            f"(width {s['best_width']}), deeper stops helping after depth {s['stop_depth']}, "
-            f"depth = log3(width) at {s['threshold_depth']:.1f}, the paper's fit: {fit}; "
-            f"largest seed range {spread:.3f} nats"
-        )
-
-    task = "next-token LM" if cfg.objective == "clm" else "masked LM"
-    n_seeds = f"{cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}"
     unigram = unigram_loss(train_set[1], val_set[1], tok.vocab_size)
-    notes = (
-        f"Validation loss ({task} on wiki, vocab {tok.vocab_size}, {cfg.steps} steps x "
-        f"{cfg.batch_size} x {cfg.seq_len} tokens per shape, {n_seeds}, mean over seeds; "
-        f"unigram baseline {unigram:.3f}). "
-        + " | ".join(fmt(b) for b in budgets)
-        + ". What this supports: at these sizes and this training length, whether the loss "
-        "at a fixed parameter count improves from depth 1 up to about log3(width), and whether "
-        "the best depth sits below, at or past that threshold. What it cannot show: the "
-        "double-exponential separation (the theory is about expressivity, not about trained "
-        "loss); anything about the paper's fitted optimum (fit on depths 6-48 at far larger "
-        "sizes, it asks for less than one layer here); converged training (under one pass "
-        "over the data; deep, narrow shapes start slower, so equal steps favour shallow ones). "
-        "Differences between neighbouring depths are often of the size of the seed spread, so "
-        "read the curve's shape, not single points. "
-        + (
-            f"Learning rates scale as 1/width ({cfg.lr:g} at width {cfg.lr_width}; muP's rule for "
-            "Adam, arXiv 2203.03466), the same rule for every depth. A shared rate per budget "
-            "decided the ranking in an earlier run: at 200K with 1e-3 for all depths, depth 1 was "
-            "best (4.71 vs 4.94 at depth 2, 300 steps, 2 seeds), while 3e-3 made depth 6 best "
-            "(1 seed). Width, not depth, moved the best rate."
-            if cfg.lr_width
-            else f"One learning rate ({cfg.lr:g}) for every shape."
-        )
-        + (
-            f" Rate check at {top:,} (seed {cfg.seed}, lr x "
-            + ", ".join(f"{m:.3g}" for m in (1.0, *cfg.lr_check))
-            + "): "
-            + "; ".join(
-                f"depth {L}: " + ", ".join(f"{v:.3f}" for v in lr_check[L].values())
-                for L in lr_check
-            )
-            + f"; depth-1 best minus best-depth best = {best_lr_gap:+.3f} nats."
-            if cfg.lr_check
-            else ""
-        )
-    )
-    loss_plot = {
-        "title": f"Validation {task} loss vs depth at fixed layer parameters",
-        "kind": "line",
-        "x_label": "depth (width solved to keep the budget)",
-        "y_label": "validation cross-entropy (nats)",
-        "log_x": True,
-        "series": [
-            {
-                "name": f"{b:,} params",
-                "x": depths,
-                "y": [sweep[b][L]["val_loss"] for L in depths],
-                "err": [sweep[b][L]["val_loss_range"] / 2 for L in depths],
-            }
-            for b in budgets
-        ],
+    seconds = [sweep[b][L]["train_seconds"] for b in budgets for L in depths]
+    metrics = {
+        "sweep": {str(b): {str(L): sweep[b][L] for L in depths} for b in budgets},
+        "summary": {str(b): summary[b] for b in budgets},
+        "lr_check": {str(L): {f"{k:.4g}": v for k, v in r.items()} for L, r in lr_check.items()},
+        "vocab": tok.vocab_size,
+        "train_sequences": len(train_set[1]),
+        "val_sequences": len(val_set[1]),
+        "unigram_val_loss": unigram,
+        "train_tokens_per_run": cfg.steps * cfg.batch_size * cfg.seq_len,
+        "samples_per_s": statistics.median(cfg.steps * cfg.batch_size / s for s in seconds),
     }
-    depth_series = [
-        {"name": "best depth", "x": budgets, "y": [summary[b]["best_depth"] for b in budgets]},
-        {
-            "name": "deeper stops helping after",
-            "x": budgets,
-            "y": [summary[b]["stop_depth"] for b in budgets],
-        },
-        {
-            "name": "depth = log3(width)",
-            "x": budgets,
-            "y": [summary[b]["threshold_depth"] for b in budgets],
-        },
+    notes = _notes(cfg, tok.vocab_size, unigram)
+    return Result("depth", CLAIM, metrics, plots=_plots(cfg, sweep, summary), notes=notes)
+
+
+CLAIM = Claim(
+    text=(
+        "Self-attention is depth-efficient only below the threshold depth log3(width); past it "
+        "depth and width help about equally. The paper's fitted optimum is much deeper than the "
+        "threshold, e.g. width 30K (about 92 layers) at 1 trillion parameters"
+    ),
+    value=None,
+    source=(
+        "Levine et al., arXiv 2006.12467 (NeurIPS 2020; v3 'The Depth-to-Width Interplay in "
+        "Self-Attention'): abstract; threshold log3(d_x) per the authors' summary post; 92 "
+        "layers per the authors' blog"
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _plots(cfg: DepthConfig, sweep: dict, summary: dict) -> list[dict]:
+    """Loss vs depth per budget (band: std over seeds); best depth vs threshold per budget."""
+    budgets = list(sweep)
+    task = "next-token LM" if cfg.objective == "clm" else "masked LM"
+    by_depth = []
+    for b, rows in sweep.items():
+        mean, std = ([r[k] for r in rows.values()] for k in ("val_loss", "val_loss_std"))
+        by_depth.append(series(f"{b:,} params", list(rows), mean, std))
+    pick = lambda key, bs: [summary[b][key] for b in bs]  # noqa: E731
+    by_budget = [
+        series("best depth", budgets, pick("best_depth", budgets)),
+        series("deeper stops helping after", budgets, pick("stop_depth", budgets)),
+        series("depth = log3(width)", budgets, pick("threshold_depth", budgets)),
     ]
-    fitted = [b for b in budgets if summary[b]["fit_depth"]]
-    if fitted:
-        depth_series.append(
-            {
-                "name": "paper's fit (extrapolated)",
-                "x": fitted,
-                "y": [summary[b]["fit_depth"] for b in fitted],
-            }
-        )
-    depth_plot = {
-        "title": "Best depth per budget vs the threshold depth",
-        "kind": "line",
-        "x_label": "layer parameters",
-        "y_label": "depth",
-        "log_x": True,
-        "series": depth_series,
-    }
-    return Result(
-        recipe="depth",
-        claim=Claim(
-            text=(
-                "Self-attention is depth-efficient only below the threshold depth log3(width); past it "
-                "depth and width help about equally. The paper's fitted optimum is much deeper than the "
-                "threshold, e.g. width 30K (about 92 layers) at 1 trillion parameters"
-            ),
-            value=None,
-            source=(
-                "Levine et al., arXiv 2006.12467 (NeurIPS 2020; v3 'The Depth-to-Width Interplay in "
-                "Self-Attention'): abstract; threshold log3(d_x) per the authors' summary post; 92 "
-                "layers per the authors' blog"
-            ),
+    if fitted := [b for b in budgets if summary[b]["fit_depth"]]:
+        by_budget.append(series("paper's fit (extrapolated)", fitted, pick("fit_depth", fitted)))
+    loss_title = f"Validation {task} loss vs depth at fixed layer parameters"
+    loss_y = f"validation cross-entropy (nats; band: std over {cfg.seeds} seed(s))"
+    where_title = "Best depth per budget vs the threshold depth"
+    return [
+        line_plot(
+            loss_title,
+            "depth (width solved to keep the budget)",
+            loss_y,
+            by_depth,
+            log_x=True,
+            integer_x=True,
         ),
-        metrics={
-            "sweep": {str(b): {str(L): sweep[b][L] for L in depths} for b in budgets},
-            "summary": {str(b): summary[b] for b in budgets},
-            "lr_check": {
-                str(L): {f"{m:.4g}": v for m, v in row.items()} for L, row in lr_check.items()
-            },
-            "vocab": tok.vocab_size,
-            "train_sequences": n_train,
-            "val_sequences": len(val_set[1]),
-            "unigram_val_loss": unigram,
-            "train_tokens_per_run": cfg.steps * cfg.batch_size * cfg.seq_len,
-            "samples_per_s": float(
-                np.median(
-                    [
-                        cfg.steps * cfg.batch_size / sweep[b][L]["train_seconds"]
-                        for b in budgets
-                        for L in depths
-                    ]
-                )
-            ),
-        },
-        targets=targets,
-        plots=[loss_plot, depth_plot],
-        notes=notes,
+        line_plot(where_title, "layer parameters", "depth", by_budget, log_x=True),
+    ]
+
+
+_LIMITS = (
+    "What this supports: at these sizes and this training length, whether the loss at a fixed "
+    "parameter count improves from depth 1 up to about log3(width). What it cannot show: the "
+    "double-exponential separation (the theory is about expressivity, not trained loss); the "
+    "paper's fitted optimum (fit on depths 6-48 at far larger sizes, it asks for under one "
+    "layer here); converged training (under one pass over the data; deep, narrow shapes start "
+    "slower, so equal steps favour shallow ones). "
+)
+_RATES = (
+    "Learning rates scale as 1/width ({lr:g} at width {lr_width}; muP's rule for Adam, arXiv "
+    "2203.03466) for every depth: with one shared rate per budget, the rate decided the order "
+    "in an earlier run (at 200K, 1e-3 made depth 1 best, 3e-3 depth 6)."
+)
+
+
+def _notes(cfg: DepthConfig, vocab: int, unigram: float) -> str:
+    task = "next-token LM" if cfg.objective == "clm" else "masked LM"
+    rates = _RATES.format(lr=cfg.lr, lr_width=cfg.lr_width) if cfg.lr_width else "One rate."
+    return (
+        f"Validation loss of a {task} on wiki (vocab {vocab}, {cfg.steps} steps x "
+        f"{cfg.batch_size} x {cfg.seq_len} tokens per shape, {cfg.seeds} seed(s); unigram "
+        f"loss {unigram:.3f}). {_LIMITS}{rates}"
     )
