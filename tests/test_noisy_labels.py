@@ -10,7 +10,7 @@ import pytest
 
 from takeaways import nn
 from takeaways.cli import _rows_in_file_order, main
-from takeaways.recipes.noisy_labels import cross_val_probs
+from takeaways.train import cross_val_probs
 
 
 def _blobs(n_per_class: int = 50, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -45,7 +45,13 @@ from torch import Tensor, nn
 
 from takeaways import distributed
 
-__all__ = ["facility_location", "select_coreset", "last_layer_gradients", "CRUST"]
+__all__ = [
+    "facility_location",
+    "facility_location_reference",
+    "select_coreset",
+    "last_layer_gradients",
+    "CRUST",
+]
 
 
 # ----------------------------------------------------------------------------- distances
@@ -73,7 +79,7 @@ def _as_features(features: Any) -> Tensor:
 # ----------------------------------------------------------------------------- facility location
 
 
-def _facility_location_naive(features: Any, budget: int) -> tuple[np.ndarray, np.ndarray]:
+def facility_location_reference(features: Any, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """Reference: plain greedy over the full similarity matrix, every gain recomputed each step.
 
     Returns (selected, gains): the medoids in selection order and the marginal gain of each.
