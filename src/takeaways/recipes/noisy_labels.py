@@ -130,27 +130,41 @@ class NoisyLabelsConfig:
 # ----------------------------------------------------------------------------- pieces
 
 
+@dataclass(frozen=True)
+class _Task:
+    """One (dataset, noise, seed) setting: what every arm trains on and is tested on."""
+
+    setup: _Setup
+    epochs: int
+    x: Any  # (N, ...) training inputs
+    noisy: np.ndarray  # (N,) labels with the planted noise
+    flipped: np.ndarray  # (N,) bool: which labels were flipped
+    test: tuple[Any, Any]  # the clean test split
+    seed: int
+
+
 def _fit(
-    setup: _Setup,
-    epochs: int,
+    t: _Task,
     train_data: tuple[Any, Any],
-    seed: int,
     *,
     hooks: tuple[Any, ...] = (),
     attach: Callable[[tnn.Module], Any] | None = None,
-    eval_data: Any = None,
-) -> tuple[tnn.Module, list[dict[str, float]]]:
-    """Train a fresh model (10 outputs) with the dataset's run; ``attach`` may hook into it first."""
-    train.seed_everything(seed)
+    eval_test: bool = False,
+) -> tuple[float, list[dict[str, float]]]:
+    """Train a fresh model (10 outputs) with the dataset's run; ``attach`` may hook into it first.
+
+    Returns the final test accuracy and fit()'s per-epoch history (with test accuracy if asked).
+    """
+    train.seed_everything(t.seed)
     x = train_data[0]["inputs"] if isinstance(train_data[0], dict) else train_data[0]
-    model = setup.make(int(np.prod(x.shape[1:])), 10)
+    model = t.setup.make(int(np.prod(x.shape[1:])), 10)
     if attach is not None:
         attach(model)
     out = train.fit(
-        model, train_data, epochs=epochs, batch_size=setup.batch_size, lr=setup.lr,
-        hooks=hooks, seed=seed, progress=False, eval_data=eval_data,
+        model, train_data, epochs=t.epochs, batch_size=t.setup.batch_size, lr=t.setup.lr,
+        hooks=hooks, seed=t.seed, progress=False, eval_data=t.test if eval_test else None,
     )  # fmt: skip
-    return model, out.history
+    return train.evaluate(model, t.test)["accuracy"], out.history
 
 
 class _RandomSubset:
@@ -205,21 +219,20 @@ def _run_setting(
 ) -> dict[str, Any]:
     """Plant ``noise`` with ``seed``, detect it three ways, train every arm; numbers by key."""
     setup = SETUPS[name]
-    epochs = cfg.epochs or setup.epochs
     x, y_true = bundle.train.x, bundle.train.y
     if cfg.max_train and len(x) > cfg.max_train:
         keep = np.random.default_rng(0).permutation(len(x))[: cfg.max_train]
         x, y_true = x[keep], y_true[keep]
-    test = (bundle.test.x, bundle.test.y)
     noisy, flipped = noise.apply(y_true, num_classes=10, seed=seed)
+    test = (bundle.test.x, bundle.test.y)
+    t = _Task(setup, cfg.epochs or setup.epochs, x, noisy, flipped, test, seed)
     out: dict[str, Any] = {"flipped": int(flipped.sum()), "n": len(x), "flipped_mask": flipped}
     t0 = time.perf_counter()
-    aum_flags, cleanlab_flags = _detect(cfg, setup, epochs, x, noisy, flipped, seed, out)
+    aum_flags, cleanlab_flags = _detect(cfg, t, out)
 
     # the noisy baseline; its mean training loss gives the small-loss ranking
     loss = train.MeanLoss(len(x))
-    model, hist = _fit(setup, epochs, (x, noisy), seed, hooks=(loss,), eval_data=test)
-    out["acc_noisy"] = train.evaluate(model, test)["accuracy"]
+    out["acc_noisy"], hist = _fit(t, (x, noisy), hooks=(loss,), eval_test=True)
     out["best_noisy"] = max(h["eval_accuracy"] for h in hist)
     top = np.argsort(-loss.mean, kind="stable")[: int(flipped.sum())]
     small_loss = np.zeros(len(x), dtype=bool)
@@ -229,61 +242,51 @@ def _run_setting(
     # training on the cleaned sets and on the oracle set
     cleaned = {"acc_aum": ~aum_flags, "acc_cleanlab": ~cleanlab_flags, "acc_oracle": ~flipped}
     for key, keep in cleaned.items():
-        model, _ = _fit(setup, epochs, (x[keep], noisy[keep]), seed)
-        out[key] = train.evaluate(model, test)["accuracy"]
+        out[key], _ = _fit(t, (x[keep], noisy[keep]))
 
-    warm = max(1, round(cfg.crust_warmup * epochs))
-    out |= _train_crust(cfg, setup, epochs, warm, x, noisy, flipped, seed, test)
+    warm = max(1, round(cfg.crust_warmup * t.epochs))
+    out |= _train_crust(cfg, t, warm)
     if noise == SYM50:  # the control: random per-class subsets of the coreset's size
         rnd = _RandomSubset(noisy, cfg.crust_fraction, warm, seed)
-        model, _ = _fit(setup, epochs, (x, noisy), seed, hooks=(rnd,))
-        out["acc_random_subset"] = train.evaluate(model, test)["accuracy"]
+        out["acc_random_subset"], _ = _fit(t, (x, noisy), hooks=(rnd,))
     out["seconds"] = time.perf_counter() - t0
     return out
 
 
-def _detect(
-    cfg: NoisyLabelsConfig, setup: _Setup, epochs: int, x: Any, noisy: np.ndarray,
-    flipped: np.ndarray, seed: int, out: dict[str, Any],
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _detect(cfg: NoisyLabelsConfig, t: _Task, out: dict[str, Any]) -> tuple[np.ndarray, ...]:
     """AUM and cleanlab flags (N,) with the same model and run; their scores go into ``out``."""
     from cleanlab.filter import find_label_issues
 
-    d = int(np.prod(x.shape[1:]))
+    d = int(np.prod(t.x.shape[1:]))
     found = find_mislabeled(
-        lambda k: setup.make(d, k), x, noisy, num_classes=10, epochs=epochs,
-        batch_size=setup.batch_size, lr=setup.lr, seed=seed,
+        lambda k: t.setup.make(d, k), t.x, t.noisy, num_classes=10, epochs=t.epochs,
+        batch_size=t.setup.batch_size, lr=t.setup.lr, seed=t.seed,
     )  # fmt: skip
-    out["aum"] = data.detection_scores(found.mask, flipped)
+    out["aum"] = data.detection_scores(found.mask, t.flipped)
     out["aum_removed"] = float(found.mask.mean())
     out["aum_values"] = (found.aum, found.thresholds)
 
     probs = train.cross_val_probs(
-        lambda k: setup.make(d, k), x, noisy, folds=cfg.folds, epochs=epochs,
-        batch_size=setup.batch_size, lr=setup.lr, seed=seed,
+        lambda k: t.setup.make(d, k), t.x, t.noisy, folds=cfg.folds, epochs=t.epochs,
+        batch_size=t.setup.batch_size, lr=t.setup.lr, seed=t.seed,
     )  # fmt: skip
-    issues = find_label_issues(noisy, probs, n_jobs=1)
-    out["cleanlab"] = data.detection_scores(issues, flipped)
+    issues = find_label_issues(t.noisy, probs, n_jobs=1)
+    out["cleanlab"] = data.detection_scores(issues, t.flipped)
     out["cleanlab_removed"] = float(issues.mean())
     return found.mask, issues
 
 
-def _train_crust(
-    cfg: NoisyLabelsConfig, setup: _Setup, epochs: int, warm: int, x: Any, noisy: np.ndarray,
-    flipped: np.ndarray, seed: int, test: tuple[Any, Any],
-) -> dict[str, float]:  # fmt: skip
+def _train_crust(cfg: NoisyLabelsConfig, t: _Task, warm: int) -> dict[str, float]:
     """Train with CRUST; test accuracy, how clean its coresets were, selection time."""
     crust = CRUST(
-        x, noisy, fraction=cfg.crust_fraction, warmup_epochs=warm,
-        mixup=(1.0, 0.1) if cfg.crust_mixup else None, seed=seed,
+        t.x, t.noisy, fraction=cfg.crust_fraction, warmup_epochs=warm,
+        mixup=(1.0, 0.1) if cfg.crust_mixup else None, seed=t.seed,
     )  # fmt: skip
-    stats = _CoresetStats(crust, flipped)
-    model, hist = _fit(
-        setup, epochs, crust.train_data, seed, hooks=(crust, stats),
-        attach=crust.attach if cfg.crust_mixup else None, eval_data=test,
-    )  # fmt: skip
+    stats = _CoresetStats(crust, t.flipped)
+    attach = crust.attach if cfg.crust_mixup else None
+    acc, hist = _fit(t, crust.train_data, hooks=(crust, stats), attach=attach, eval_test=True)
     return {
-        "acc_crust": train.evaluate(model, test)["accuracy"],
+        "acc_crust": acc,
         "best_crust": max(h["eval_accuracy"] for h in hist),
         "coreset_clean": _stats(stats.clean)[0],
         "coreset_clean_weighted": _stats(stats.clean_weighted)[0],
@@ -361,7 +364,7 @@ CHANCE = 0.1  # 10 balanced classes in every dataset here
 MISSING = "per-(dataset, seed) values not in this result; rerun the full preset"
 
 
-def _per_pair(m: dict[str, Any], cfg: NoisyLabelsConfig, noise: Noise, key: str) -> list[float] | None:  # fmt: skip
+def _per_pair(m: dict[str, Any], cfg: NoisyLabelsConfig, noise: Noise, key: str) -> list | None:
     """``key``'s values over (dataset, seed) pairs in config order; None if any are missing."""
     out: list[float] = []
     for name in cfg.datasets:
@@ -373,9 +376,10 @@ def _per_pair(m: dict[str, Any], cfg: NoisyLabelsConfig, noise: Noise, key: str)
 
 
 def _beats(
-    m: dict[str, Any], cfg: NoisyLabelsConfig, name: str, noise: Noise, a: str, b: str, goal: float
+    m: dict[str, Any], cfg: NoisyLabelsConfig, what: str, noise: Noise, a: str, b: str, goal: float
 ) -> Target:
     """``a - b`` paired over (dataset, seed) beats ``goal``; not met when per-seed values are missing."""
+    name = f"{what} at {noise.label}, paired over datasets x seeds (goal: > {goal:+g})"
     pa, pb = _per_pair(m, cfg, noise, a), _per_pair(m, cfg, noise, b)
     if pa is not None and pb is not None:
         return Target.beats(name, paired_diff(pa, pb), goal=goal)
@@ -385,55 +389,66 @@ def _beats(
 
 
 def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
+    """Per-seed values present; the noisy baseline learned; noise costs enough to win back."""
     needed = [(n, k) for n in (SYM20, PAIR40) if n in cfg.noises for k in ("aum_f1", "cleanlab_f1")]
     needed += [(SYM50, k) for k in ("acc_crust", "acc_noisy") if SYM50 in cfg.noises]
     absent = [f"{n.label} {k}" for n, k in needed if _per_pair(m, cfg, n, k) is None]
+    present = f"{len(cfg.datasets)} dataset(s) x {cfg.seeds} seed(s) for {len(needed)} arm(s)"
     checks = [
         Check(
             "per-(dataset, seed) values of every compared arm are in the metrics",
             not absent,
-            f"{MISSING} ({', '.join(absent)})" if absent
-            else f"{len(cfg.datasets)} dataset(s) x {cfg.seeds} seed(s) for {len(needed)} arm(s)",
+            f"{MISSING} ({', '.join(absent)})" if absent else present,
         )
-    ]  # fmt: skip
+    ]
     noisy = {
-        f"{d} {n.label}": m.get(f"{d} {n.label}", {}).get("acc_noisy") for d in cfg.datasets for n in cfg.noises
-    }  # fmt: skip
-    worst = min(noisy, key=lambda k: -1.0 if noisy[k] is None else noisy[k])
+        f"{d} {n.label}": _num(m.get(f"{d} {n.label}", {}).get("acc_noisy"))
+        for d in cfg.datasets
+        for n in cfg.noises
+    }
+    worst = min(noisy, key=lambda k: -1.0 if math.isnan(noisy[k]) else noisy[k])
     checks.append(
         Check.that(
-            "the noisy baseline learned: test accuracy >= chance + 10 points on every dataset and noise",
-            noisy[worst], ">=", CHANCE + 0.10, f"lowest is {worst}; chance is {CHANCE:g} (10 classes)",
+            "the noisy baseline learned: test accuracy >= chance + 10 points, every dataset and noise",
+            noisy[worst],
+            ">=",
+            CHANCE + 0.10,
+            f"lowest is {worst}; chance is {CHANCE:g} (10 balanced classes)",
         )
-    )  # fmt: skip
+    )
     if SYM50 in cfg.noises:
         pooled = m.get(f"mean over datasets, {SYM50.label}", {})
-        room = _num(pooled.get("acc_oracle")) - _num(pooled.get("acc_noisy"))
         checks.append(
             Check.that(
-                "the CRUST goal is reachable: clean oracle >= noisy baseline + 5 points at symmetric 50%",
-                room, ">=", 0.05, "mean over datasets x seeds; otherwise noise costs too little to win back",
+                "the CRUST goal is reachable: clean oracle >= noisy baseline + 5 points at "
+                "symmetric 50%",
+                _num(pooled.get("acc_oracle")) - _num(pooled.get("acc_noisy")),
+                ">=",
+                0.05,
+                "mean over datasets x seeds; below it, noise costs too little to win 5 points back",
             )
-        )  # fmt: skip
+        )
     return checks
 
 
 def judge(m: dict[str, Any], cfg: NoisyLabelsConfig) -> Judgement:
     """Checks, paired targets over (dataset, seed), a finding and advice from the metrics alone."""
     aum = {
-        n: _beats(m, cfg, f"AUM F1 - cleanlab F1 at {n.label}, paired over datasets x seeds "
-                  "(goal: > 0)", n, "aum_f1", "cleanlab_f1", 0.0)
-        for n in (SYM20, PAIR40) if n in cfg.noises
-    }  # fmt: skip
+        n: _beats(m, cfg, "AUM F1 - cleanlab F1", n, "aum_f1", "cleanlab_f1", 0.0)
+        for n in (SYM20, PAIR40)
+        if n in cfg.noises
+    }
     crust = None
     if SYM50 in cfg.noises:
-        crust = _beats(m, cfg, "CRUST - noisy baseline test accuracy at symmetric 50%, paired over "
-                       "datasets x seeds (goal: > +5 points)", SYM50, "acc_crust", "acc_noisy", 0.05)  # fmt: skip
+        what = "CRUST - noisy baseline test accuracy"
+        crust = _beats(m, cfg, what, SYM50, "acc_crust", "acc_noisy", 0.05)
     ov = m["aum_overhead"]
     overhead = Target.check(
         f"AUM tracking overhead, fraction of epoch CPU time ({ov['dataset']})",
-        ov["overhead_cpu"], "<=", 0.05,
-    )  # fmt: skip
+        ov["overhead_cpu"],
+        "<=",
+        0.05,
+    )
     targets = [*aum.values(), *([crust] if crust else []), overhead]
 
     parts = []
@@ -581,10 +596,11 @@ def _summarize(
                 row[f"{a}_seeds"] = [r[a] for r in rs]
         metrics[f"{name} {noise.label}"] = row
     for noise, pool in by_noise.items():
-        spread = {f"{k}_std": _stats(v)[1] for k, v in pool.items() if k.endswith("f1") or k.startswith("acc")}  # fmt: skip
-        metrics[f"mean over datasets, {noise.label}"] = {
-            k: _stats(v)[0] for k, v in pool.items()
-        } | spread
+        means = {k: _stats(v)[0] for k, v in pool.items()}
+        spread = {
+            f"{k}_std": _stats(v)[1] for k, v in pool.items() if k[-2:] == "f1" or k[:3] == "acc"
+        }
+        metrics[f"mean over datasets, {noise.label}"] = means | spread
     return metrics, by_noise
 
 
@@ -594,7 +610,10 @@ def _mean_of(by_noise: Pooled, noise: Noise, key: str) -> float:
 
 def _papers_vs_ours(by_noise: Pooled) -> dict[str, float]:
     """The papers' claims beside ours (accuracy differences in points)."""
-    gain = [100 * (_mean_of(by_noise, n, "acc_aum") - _mean_of(by_noise, n, "acc_noisy")) for n in by_noise]  # fmt: skip
+    gain = [
+        100 * (_mean_of(by_noise, n, "acc_aum") - _mean_of(by_noise, n, "acc_noisy"))
+        for n in by_noise
+    ]
     removed = statistics.fmean(_mean_of(by_noise, n, "aum_removed") for n in by_noise)
     crust = _mean_of(by_noise, SYM50, "acc_crust") - _mean_of(by_noise, SYM50, "acc_noisy")
     return {
