@@ -225,3 +225,17 @@ def test_crust_bad_config():
         CRUST(np.zeros((4, 2)), np.zeros(4, dtype=int), mixup=(1.0, 0.0))
     with pytest.raises(ValueError, match=r"y must be \(N,\)"):
         CRUST(np.zeros((4, 2)), np.zeros(3, dtype=int))
+
+
+def test_random_subset_control_keeps_the_per_class_share_and_redraws_each_epoch():
+    from takeaways.crust import RandomSubset
+
+    y = np.repeat(np.arange(3), [10, 20, 1])
+    rnd = RandomSubset(y, 0.5, warmup_epochs=2, seed=0)
+    assert rnd.on_epoch_start(0, None) is None and rnd.on_epoch_start(1, None) is None
+    a, w = rnd.on_epoch_start(2, None)
+    b, _ = rnd.on_epoch_start(3, None)
+    assert w is None and np.bincount(y[a]).tolist() == [5, 10, 1] and len(set(a)) == len(a)
+    assert sorted(a.tolist()) != sorted(b.tolist())
+    with pytest.raises(ValueError, match="fraction must be in"):
+        RandomSubset(y, 0.0, warmup_epochs=0)

@@ -205,7 +205,7 @@ def test_judge_fails_its_checks_on_a_chance_baseline_and_on_missing_seeds():
     j = _recipe().judge(_metrics(chance, chance, chance, chance), _cfg())
     failed = [c.name for c in j.checks if not c.passed]
     assert failed == [
-        "the noisy baseline learned: test accuracy >= chance + 10 points on every dataset and noise"
+        "the noisy baseline learned: test accuracy >= chance + 10 points, every dataset and noise"
     ]
     m = _metrics(chance, chance, chance, chance)
     del m["mnist symmetric 50%"]["acc_crust_seeds"]

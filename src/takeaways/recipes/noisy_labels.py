@@ -17,7 +17,7 @@ in the training split with ``Noise.apply`` (so the flipped samples are known) an
    cleanlab-cleaned set, with CRUST (per-class coresets, re-selected every
    epoch after a warm-up) and on the clean oracle set (flipped samples
    removed); at 50% symmetric noise also on a random per-class subset of the
-   CRUST coreset's size each epoch, which separates "fewer steps on the data"
+   CRUST coreset's size each epoch (``crust.RandomSubset``), which separates "fewer steps on the data"
    from "the coreset chose well". Test accuracy is the final epoch's on the
    clean test split: no model selection on the test set.
 
@@ -44,7 +44,7 @@ from torch import nn as tnn
 
 from takeaways import data, distributed, nn, train
 from takeaways.aum import AUMTracker, find_mislabeled
-from takeaways.crust import CRUST
+from takeaways.crust import CRUST, RandomSubset
 from takeaways.data import Noise, parse_noise
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
@@ -167,24 +167,6 @@ def _fit(
     return train.evaluate(model, t.test)["accuracy"], out.history
 
 
-class _RandomSubset:
-    """fit() hook: after warm-up, a fresh random per-class subset each epoch (the CRUST control)."""
-
-    def __init__(self, y: np.ndarray, fraction: float, warmup: int, seed: int) -> None:
-        self.y, self.fraction, self.warmup = y, fraction, warmup
-        self.rng = np.random.default_rng(seed)
-
-    def on_epoch_start(self, epoch: int, model: tnn.Module) -> tuple[np.ndarray, None] | None:
-        if epoch < self.warmup:
-            return None
-        keep = []
-        for k in np.unique(self.y):
-            members = np.flatnonzero(self.y == k)
-            size = max(1, int(round(self.fraction * len(members))))
-            keep.append(self.rng.choice(members, size=size, replace=False))
-        return np.concatenate(keep), None
-
-
 class _CoresetStats:
     """fit() hook: how clean CRUST's coresets are (plain and weighted share of unflipped samples)."""
 
@@ -247,7 +229,7 @@ def _run_setting(
     warm = max(1, round(cfg.crust_warmup * t.epochs))
     out |= _train_crust(cfg, t, warm)
     if noise == SYM50:  # the control: random per-class subsets of the coreset's size
-        rnd = _RandomSubset(noisy, cfg.crust_fraction, warm, seed)
+        rnd = RandomSubset(noisy, cfg.crust_fraction, warm, seed)
         out["acc_random_subset"], _ = _fit(t, (x, noisy), hooks=(rnd,))
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -362,6 +344,7 @@ def _aum_overhead(cfg: NoisyLabelsConfig, name: str, bundle: data.Bundle) -> dic
 
 CHANCE = 0.1  # 10 balanced classes in every dataset here
 MISSING = "per-(dataset, seed) values not in this result; rerun the full preset"
+PAIRED = ", paired over datasets x seeds"
 
 
 def _per_pair(m: dict[str, Any], cfg: NoisyLabelsConfig, noise: Noise, key: str) -> list | None:
@@ -376,10 +359,9 @@ def _per_pair(m: dict[str, Any], cfg: NoisyLabelsConfig, noise: Noise, key: str)
 
 
 def _beats(
-    m: dict[str, Any], cfg: NoisyLabelsConfig, what: str, noise: Noise, a: str, b: str, goal: float
+    m: dict[str, Any], cfg: NoisyLabelsConfig, name: str, noise: Noise, a: str, b: str, goal: float
 ) -> Target:
     """``a - b`` paired over (dataset, seed) beats ``goal``; not met when per-seed values are missing."""
-    name = f"{what} at {noise.label}, paired over datasets x seeds (goal: > {goal:+g})"
     pa, pb = _per_pair(m, cfg, noise, a), _per_pair(m, cfg, noise, b)
     if pa is not None and pb is not None:
         return Target.beats(name, paired_diff(pa, pb), goal=goal)
@@ -434,14 +416,16 @@ def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
 def judge(m: dict[str, Any], cfg: NoisyLabelsConfig) -> Judgement:
     """Checks, paired targets over (dataset, seed), a finding and advice from the metrics alone."""
     aum = {
-        n: _beats(m, cfg, "AUM F1 - cleanlab F1", n, "aum_f1", "cleanlab_f1", 0.0)
+        n: _beats(
+            m, cfg, f"AUM F1 - cleanlab F1 at {n.label}{PAIRED}", n, "aum_f1", "cleanlab_f1", 0
+        )
         for n in (SYM20, PAIR40)
         if n in cfg.noises
     }
     crust = None
     if SYM50 in cfg.noises:
-        what = "CRUST - noisy baseline test accuracy"
-        crust = _beats(m, cfg, what, SYM50, "acc_crust", "acc_noisy", 0.05)
+        name = f"CRUST - noisy baseline test accuracy at {SYM50.label}{PAIRED} (goal: +5 points)"
+        crust = _beats(m, cfg, name, SYM50, "acc_crust", "acc_noisy", 0.05)
     ov = m["aum_overhead"]
     overhead = Target.check(
         f"AUM tracking overhead, fraction of epoch CPU time ({ov['dataset']})",
