@@ -1,4 +1,5 @@
-"""The noisy-labels recipe's pieces and `takeaways find-mislabeled` on a user's own files."""
+"""The noisy-labels recipe (its config and judge, through the registry), `train.cross_val_probs`
+and `takeaways find-mislabeled` on a user's own files."""
 
 from __future__ import annotations
 
