@@ -7,6 +7,9 @@ indices to the hooks (AUM margins and CRUST gradient proxies need exactly
 those). Evaluation, atomic checkpoints with resume, a progress bar and
 ``torchrun`` data parallelism are built in; nothing else is hidden.
 
+Around the loop: ``predict_probs``, ``cross_val_probs`` (out-of-sample probabilities
+from K-fold training, what cleanlab needs) and the ``MeanLoss`` hook (small-loss ranking).
+
 Example:
     >>> from takeaways import data, nn, train
     >>> digits = data.load("digits")
