@@ -36,7 +36,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from takeaways.crust import _facility_location_naive, facility_location, select_coreset  # noqa: E402
+from takeaways.crust import facility_location, facility_location_reference, select_coreset  # noqa: E402
 from takeaways.results import Target, machine_info, now_iso, write_json_atomic  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -158,11 +158,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # plain greedy vs lazy greedy on one class of 600 points: same answer, how much faster
     x1, _ = proxies(600, 1, dim, "clustered", seed=1)
-    plain = timed(lambda: _facility_location_naive(x1, 300), args.runs)
+    plain = timed(lambda: facility_location_reference(x1, 300), args.runs)
     lazy1 = timed(lambda: facility_location(x1, 300), args.runs)
     x64 = x1.astype(np.float64)  # compare the gains in float64: both exact up to rounding
     same = np.allclose(
-        _facility_location_naive(x64, 300)[1],
+        facility_location_reference(x64, 300)[1],
         facility_location(x64, 300, return_gains=True)[2],
         rtol=1e-9,
     )

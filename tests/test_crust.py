@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from takeaways import nn, train
 from takeaways.crust import (
     CRUST,
-    _facility_location_naive,
     facility_location,
+    facility_location_reference,
     last_layer_gradients,
     select_coreset,
 )
@@ -35,7 +35,7 @@ def _objective(x: np.ndarray, chosen: np.ndarray) -> float:
 )
 def test_lazy_greedy_takes_the_plain_greedy_gains(n, d, budget, opts):
     x = np.random.default_rng(n * d + budget).normal(size=(n, d))
-    ref, ref_gains = _facility_location_naive(x, budget)
+    ref, ref_gains = facility_location_reference(x, budget)
     sel, weights, gains = facility_location(x, budget, return_gains=True, **opts)
     # same marginal gain at every step (near-ties may swap two equally good medoids)
     np.testing.assert_allclose(gains, ref_gains, rtol=1e-9, atol=1e-9)
@@ -45,7 +45,7 @@ def test_lazy_greedy_takes_the_plain_greedy_gains(n, d, budget, opts):
 
 def test_lazy_greedy_picks_the_same_medoids_when_gains_are_distinct():
     x = np.random.default_rng(3).normal(size=(60, 4))
-    ref, _ = _facility_location_naive(x, 6)
+    ref, _ = facility_location_reference(x, 6)
     assert facility_location(x, 6)[0].tolist() == ref.tolist()
 
 
@@ -225,3 +225,17 @@ def test_crust_bad_config():
         CRUST(np.zeros((4, 2)), np.zeros(4, dtype=int), mixup=(1.0, 0.0))
     with pytest.raises(ValueError, match=r"y must be \(N,\)"):
         CRUST(np.zeros((4, 2)), np.zeros(3, dtype=int))
+
+
+def test_random_subset_control_keeps_the_per_class_share_and_redraws_each_epoch():
+    from takeaways.crust import RandomSubset
+
+    y = np.repeat(np.arange(3), [10, 20, 1])
+    rnd = RandomSubset(y, 0.5, warmup_epochs=2, seed=0)
+    assert rnd.on_epoch_start(0, None) is None and rnd.on_epoch_start(1, None) is None
+    a, w = rnd.on_epoch_start(2, None)
+    b, _ = rnd.on_epoch_start(3, None)
+    assert w is None and np.bincount(y[a]).tolist() == [5, 10, 1] and len(set(a)) == len(a)
+    assert sorted(a.tolist()) != sorted(b.tolist())
+    with pytest.raises(ValueError, match="fraction must be in"):
+        RandomSubset(y, 0.0, warmup_epochs=0)

@@ -406,3 +406,20 @@ def test_load_text_errors_name_the_file_and_line(tmp_path, text, message):
 def test_load_text_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_text(tmp_path / "gone.txt")
+
+
+def test_split_indices_is_stratified_and_partitions_the_rows():
+    from takeaways.data import split_indices, text_array
+
+    y = np.repeat(np.arange(3), [10, 20, 5])
+    tr, te = split_indices(len(y), y, test_fraction=0.2, seed=0)
+    assert sorted([*tr, *te]) == list(range(35))
+    assert np.bincount(y[te]).tolist() == [2, 4, 1]  # round(0.2 * n_c) per class
+    again = split_indices(len(y), y, test_fraction=0.2, seed=0)
+    assert np.array_equal(tr, again[0]) and np.array_equal(te, again[1])
+    order, none = split_indices(7, None, test_fraction=0.0, seed=3)
+    assert sorted(order.tolist()) == list(range(7)) and len(none) == 0
+    with pytest.raises(ValueError, match=r"test_fraction must be in \[0, 1\)"):
+        split_indices(5, None, test_fraction=1.0, seed=0)
+    texts = text_array(["a", "bcd"])
+    assert texts.dtype == object and texts.tolist() == ["a", "bcd"]

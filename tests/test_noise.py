@@ -175,3 +175,47 @@ def test_long_tail_errors():
         long_tail(y, imbalance_ratio=21)
     with pytest.raises(ValueError, match="class 1 has no samples in y"):
         long_tail(np.array([0, 0, 2, 2]), imbalance_ratio=2)
+
+
+# ---------------------------------------------------------------------------- Noise, detection_scores
+
+
+def test_parse_noise_gives_a_typed_setting_once():
+    from takeaways.data import Noise, parse_noise
+
+    n = parse_noise("symmetric:0.50")
+    assert n == Noise("symmetric", 0.5) == parse_noise(n) and str(n) == "symmetric:0.5"
+    assert n.label == "symmetric 50%" and parse_noise(" pairflip:0.4").label == "pairflip 40%"
+    assert len({parse_noise("symmetric:0.2"), parse_noise("symmetric:0.20")}) == 1
+    y = np.repeat(np.arange(10), 20)
+    noisy, flipped = parse_noise("pairflip:0.25").apply(y, seed=3)
+    expect = corrupt_labels(y, rate=0.25, kind="pairflip", seed=3)
+    assert np.array_equal(noisy, expect[0]) and np.array_equal(flipped, expect[1])
+
+
+@pytest.mark.parametrize(
+    "text", ["uniform:0.2", "symmetric", "symmetric:abc", "symmetric:0", "pairflip:1.0"]
+)
+def test_parse_noise_errors_are_one_line(text):
+    from takeaways.data import Noise, parse_noise
+
+    with pytest.raises(
+        ValueError, match="must be kind:rate with kind symmetric, pairflip, asymmetric"
+    ) as e:
+        parse_noise(text)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="0 < rate < 1"):
+        Noise("symmetric", 1.5)
+
+
+def test_detection_scores_against_a_planted_mask():
+    from takeaways.data import detection_scores
+
+    truth = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    flagged = np.array([1, 1, 1, 0, 1, 0, 0, 0], dtype=bool)
+    p, r, f1 = detection_scores(flagged, truth)
+    assert (p, r) == (0.75, 0.75) and f1 == pytest.approx(0.75)
+    assert detection_scores(np.zeros(8, bool), truth) == (0.0, 0.0, 0.0)
+    assert detection_scores(truth, truth) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="flagged has shape"):
+        detection_scores(flagged[:3], truth)

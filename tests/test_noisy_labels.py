@@ -1,4 +1,5 @@
-"""The noisy-labels recipe's pieces and `takeaways find-mislabeled` on a user's own files."""
+"""The noisy-labels recipe (its config and judge, through the registry), `train.cross_val_probs`
+and `takeaways find-mislabeled` on a user's own files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from takeaways import nn
 from takeaways.cli import _rows_in_file_order, main
-from takeaways.recipes.noisy_labels import cross_val_probs
+from takeaways.train import cross_val_probs
 
 
 def _blobs(n_per_class: int = 50, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -123,3 +124,106 @@ def test_find_mislabeled_bad_input_exits_2_with_one_line(tmp_path, capsys, args,
     assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("takeaways: error: ") and needle in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------- config and judge
+
+
+def _recipe():
+    from takeaways.recipes import get_recipe
+
+    return get_recipe("noisy-labels")
+
+
+def test_noise_settings_are_parsed_once_into_typed_values():
+    from takeaways.data import Noise
+    from takeaways.recipes import resolve_config
+
+    cfg = resolve_config(_recipe(), "smoke", ["noises=symmetric:0.5,symmetric:0.50,pairflip:0.4"])
+    assert cfg.noises == (Noise("symmetric", 0.5), Noise("pairflip", 0.4))
+    assert cfg.epochs == 2 and resolve_config(_recipe(), "demo").max_train is None
+    with pytest.raises(ValueError, match="noise 'gauss:0.2' must be kind:rate"):
+        resolve_config(_recipe(), "smoke", ["noises=gauss:0.2"])
+    with pytest.raises(ValueError, match="epochs and max_train must be >= 1"):
+        resolve_config(_recipe(), "smoke", ["epochs=0"])
+
+
+def _metrics(
+    aum: list[float], cleanlab: list[float], crust: list[float], noisy: list[float]
+) -> dict:
+    """Stored metrics for datasets (digits, mnist) x 3 seeds: per-seed lists split in halves."""
+    m: dict = {"aum_overhead": {"overhead_cpu": 0.03, "dataset": "mnist"}}
+    pooled = {}
+    for label in ("symmetric 20%", "symmetric 50%", "pairflip 40%"):
+        for i, name in enumerate(("digits", "mnist")):
+            part = slice(3 * i, 3 * i + 3)
+            m[f"{name} {label}"] = {
+                "aum_f1_seeds": aum[part], "cleanlab_f1_seeds": cleanlab[part],
+                "acc_crust_seeds": crust[part], "acc_noisy_seeds": noisy[part],
+                "acc_noisy": float(np.mean(noisy[part])),
+            }  # fmt: skip
+        pooled = {"acc_noisy": float(np.mean(noisy)), "acc_oracle": float(np.mean(noisy)) + 0.1,
+                  "acc_random_subset": float(np.mean(noisy)), "aum_f1": float(np.mean(aum)),
+                  "cleanlab_f1": float(np.mean(cleanlab))}  # fmt: skip
+        m[f"mean over datasets, {label}"] = pooled
+    return m
+
+
+def _cfg():
+    from takeaways.recipes import resolve_config
+
+    return resolve_config(_recipe(), "demo", ["datasets=digits,mnist", "seeds=3"])
+
+
+def test_judge_pairs_arms_over_datasets_and_seeds():
+    noisy = [0.70, 0.72, 0.71, 0.80, 0.82, 0.78]
+    better = [0.90, 0.91, 0.89, 0.85, 0.86, 0.84]
+    j = _recipe().judge(
+        _metrics(better, [v - 0.05 for v in better], [v + 0.08 for v in noisy], noisy), _cfg()
+    )
+    assert all(c.passed for c in j.checks), j.checks
+    aum20, aum40, crust, overhead = j.targets
+    assert aum20.met and aum20.measured == pytest.approx(0.05) and aum20.interval[0] > 0
+    assert crust.met and crust.measured == pytest.approx(0.08) and crust.goal == 0.05
+    assert overhead.met and "CPU time" in overhead.name
+    assert j.finding.startswith("AUM's F1 minus cleanlab's was +0.050") and j.advice.startswith(
+        "Use AUM when"
+    )
+    # a mean gain past the goal that the seed spread swallows is not met: +0.08, one seed -0.05
+    noisy_gain = [v + d for v, d in zip(noisy, [0.20, 0.15, 0.10, -0.05, 0.05, 0.03])]
+    j = _recipe().judge(_metrics(better, better, noisy_gain, noisy), _cfg())
+    assert (
+        not j.targets[0].met
+        and not j.targets[2].met
+        and j.targets[2].measured == pytest.approx(0.08)
+        and j.targets[2].interval[0] < 0.05
+    )
+    assert "do not expect CRUST" in j.advice
+
+
+def test_judge_fails_its_checks_on_a_chance_baseline_and_on_missing_seeds():
+    chance = [0.11, 0.12, 0.10, 0.13, 0.12, 0.11]
+    j = _recipe().judge(_metrics(chance, chance, chance, chance), _cfg())
+    failed = [c.name for c in j.checks if not c.passed]
+    assert failed == [
+        "the noisy baseline learned: test accuracy >= chance + 10 points, every dataset and noise"
+    ]
+    m = _metrics(chance, chance, chance, chance)
+    del m["mnist symmetric 50%"]["acc_crust_seeds"]
+    j = _recipe().judge(m, _cfg())
+    assert not j.checks[0].passed and "rerun the full preset" in j.checks[0].detail
+    assert "symmetric 50% acc_crust" in j.checks[0].detail
+    assert not j.targets[2].met and "rerun the full preset" in j.targets[2].rule
+
+
+def test_published_full_result_rejudges_inconclusive_without_per_seed_values(tmp_path):
+    import shutil
+
+    from takeaways.recipes import rejudge
+
+    src = Path(__file__).resolve().parents[1] / "results" / "full" / "noisy-labels.json"
+    shutil.copy(src, tmp_path / "noisy-labels.json")
+    r = rejudge(tmp_path / "noisy-labels.json")
+    assert r.verdict.startswith("inconclusive: per-(dataset, seed) values")
+    assert [c.passed for c in r.checks] == [False, True, True]
+    assert [t.met for t in r.targets] == [False, False, False, True]

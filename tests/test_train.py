@@ -260,3 +260,30 @@ def test_non_finite_loss_is_reported():
     x[0] = float("nan")
     with pytest.raises(FloatingPointError, match="loss became nan"):
         fit(mlp(), (x, y), epochs=1, batch_size=256, progress=False)
+
+
+# ---------------------------------------------------------------- predictions, small-loss ranking
+
+
+def test_predict_probs_are_softmax_rows_in_batches():
+    from takeaways.train import predict_probs
+
+    x, _ = blobs(50)
+    model = mlp()
+    p = predict_probs(model, x, batch_size=7)
+    assert p.shape == (50, 3) and p.dtype == np.float32 and not model.training
+    np.testing.assert_allclose(p, torch.softmax(model(x), -1).detach().numpy(), rtol=1e-5)
+
+
+def test_mean_loss_ranks_planted_label_errors_first():
+    from takeaways.train import MeanLoss
+
+    x, y = blobs(300, seed=1)
+    noisy = y.clone()
+    planted = torch.arange(0, 300, 10)  # 30 labels moved to the next class
+    noisy[planted] = (y[planted] + 1) % 3
+    loss = MeanLoss(len(y))
+    fit(mlp(), (x, noisy), epochs=6, batch_size=32, lr=1e-2, hooks=[loss], progress=False)
+    assert loss.epochs.tolist() == [5.0] * 300  # the first epoch is skipped
+    top = set(np.argsort(-loss.mean)[:30].tolist())
+    assert len(top & set(planted.tolist())) >= 27

@@ -187,7 +187,6 @@ def _rows_in_file_order(path: Path, label: str | None):
     import numpy as np
 
     from takeaways import data
-    from takeaways.data.embedded import _split_indices
 
     if not path.exists():
         raise FileNotFoundError(
@@ -226,7 +225,7 @@ def _rows_in_file_order(path: Path, label: str | None):
             y_file = np.asarray([int(v) for v in labels], dtype=np.int64)
         else:
             y_file = np.asarray([bundle.classes.index(v) for v in labels], dtype=np.int64)
-    order, _ = _split_indices(len(y_file), y_file, test_fraction=0.0, seed=0)
+    order, _ = data.split_indices(len(y_file), y_file, test_fraction=0.0, seed=0)
     if not np.array_equal(bundle.train.y, y_file[order]):
         raise ValueError(
             f"{path}: could not match loaded rows to the file's rows; please report this"
@@ -272,7 +271,7 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_self_confidence_for_each_label
 
-        from takeaways.recipes.noisy_labels import cross_val_probs
+        from takeaways.train import cross_val_probs
 
         _print("cleanlab: 5-fold cross-validated probabilities of the same model ...")
         probs = cross_val_probs(make, x, y, folds=5, fit_kwargs={"progress": True}, **opts)

@@ -45,7 +45,14 @@ from torch import Tensor, nn
 
 from takeaways import distributed
 
-__all__ = ["facility_location", "select_coreset", "last_layer_gradients", "CRUST"]
+__all__ = [
+    "facility_location",
+    "facility_location_reference",
+    "select_coreset",
+    "last_layer_gradients",
+    "CRUST",
+    "RandomSubset",
+]
 
 
 # ----------------------------------------------------------------------------- distances
@@ -73,7 +80,7 @@ def _as_features(features: Any) -> Tensor:
 # ----------------------------------------------------------------------------- facility location
 
 
-def _facility_location_naive(features: Any, budget: int) -> tuple[np.ndarray, np.ndarray]:
+def facility_location_reference(features: Any, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """Reference: plain greedy over the full similarity matrix, every gain recomputed each step.
 
     Returns (selected, gains): the medoids in selection order and the marginal gain of each.
@@ -535,3 +542,35 @@ class CRUST:
         partner = self.x[pick].to(xb.device, xb.dtype)
         shape = (-1,) + (1,) * (xb.dim() - 1)
         return lam.view(shape) * xb + (1 - lam.view(shape)) * partner
+
+
+class RandomSubset:
+    """fit() hook: the control CRUST must beat, a fresh random per-class subset each epoch.
+
+    Same warm-up and the same per-class share as a ``CRUST(fraction=...)`` run, unweighted,
+    so "fewer, different steps on the data each epoch" is separated from "the coreset chose
+    well". Pass it in ``fit(..., hooks=[RandomSubset(y, 0.5, warmup_epochs=3)])``.
+
+    Args:
+        y: (N,) labels (the noisy ones, as CRUST sees them).
+        fraction: share of each class kept per epoch, at least one sample per class.
+        warmup_epochs: epochs trained on everything before subsets start.
+        seed: seeds the subsets (one generator, drawn from in epoch order).
+    """
+
+    def __init__(self, y: np.ndarray, fraction: float, warmup_epochs: int, seed: int = 0) -> None:
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1]; got {fraction}")
+        self.y, self.fraction, self.warmup = np.asarray(y), fraction, warmup_epochs
+        self.rng = np.random.default_rng(seed)
+
+    def on_epoch_start(self, epoch: int, model: nn.Module) -> tuple[np.ndarray, None] | None:
+        """This epoch's indices (None during warm-up: train on everything)."""
+        if epoch < self.warmup:
+            return None
+        keep = []
+        for k in np.unique(self.y):
+            members = np.flatnonzero(self.y == k)
+            size = max(1, int(round(self.fraction * len(members))))
+            keep.append(self.rng.choice(members, size=size, replace=False))
+        return np.concatenate(keep), None

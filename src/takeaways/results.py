@@ -30,7 +30,6 @@ import operator
 import os
 import platform
 import statistics
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from takeaways.files import atomic_write
 
 __all__ = [
     "Claim",
@@ -402,18 +403,9 @@ def to_jsonable(x: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:
-    """Write JSON to ``path`` via a temp file and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(to_jsonable(data), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write JSON to ``path`` atomically (``files.atomic_write``): readers never see half a file."""
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n"
+    return atomic_write(Path(path), text)
 
 
 def write_result(result: Result, root: str | Path = "results") -> Path:

@@ -7,6 +7,9 @@ indices to the hooks (AUM margins and CRUST gradient proxies need exactly
 those). Evaluation, atomic checkpoints with resume, a progress bar and
 ``torchrun`` data parallelism are built in; nothing else is hidden.
 
+Around the loop: ``predict_probs``, ``cross_val_probs`` (out-of-sample probabilities
+from K-fold training, what cleanlab needs) and the ``MeanLoss`` hook (small-loss ranking).
+
 Example:
     >>> from takeaways import data, nn, train
     >>> digits = data.load("digits")
@@ -36,8 +39,19 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from takeaways import distributed as dist
+from takeaways.files import atomic_path
 
-__all__ = ["fit", "evaluate", "BatchInfo", "FitResult", "seed_everything", "as_tensors"]
+__all__ = [
+    "fit",
+    "evaluate",
+    "BatchInfo",
+    "FitResult",
+    "seed_everything",
+    "as_tensors",
+    "predict_probs",
+    "cross_val_probs",
+    "MeanLoss",
+]
 
 IGNORE_INDEX = -100
 
@@ -315,10 +329,8 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
+    with atomic_path(path) as tmp:  # a crash leaves the previous checkpoint intact
+        torch.save(state, tmp)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -564,3 +576,127 @@ def fit(
     out.steps = step
     out.wall_s = time.perf_counter() - t_start
     return out
+
+
+# ----------------------------------------------------------------------------- predictions
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, x: Any, *, batch_size: int = 1024) -> np.ndarray:
+    """Softmax probabilities (N, C) of ``model`` on inputs ``x`` (N, ...), in eval mode, float32.
+
+    Leaves the model in eval mode. Runs on the CPU tensors given (no device moves).
+    """
+    model.eval()
+    xs = torch.as_tensor(x)
+    out = [
+        torch.softmax(model(xs[i : i + batch_size]).float(), -1)
+        for i in range(0, len(xs), batch_size)
+    ]
+    return torch.cat(out).numpy()
+
+
+def cross_val_probs(
+    make_model: Callable[[int], nn.Module],
+    x: Any,
+    y: np.ndarray,
+    *,
+    folds: int = 5,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    fit_kwargs: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Out-of-sample predicted probabilities (N, C) from stratified K-fold training of fresh models.
+
+    What cleanlab's ``find_label_issues(labels, pred_probs)`` needs: each row comes from
+    a model that never saw that sample (probabilities on the training set itself are
+    overfit). Fold ``f`` seeds everything with ``seed + f`` before building its model.
+
+    Args:
+        make_model: ``num_classes -> fresh model`` (C = max(y) + 1).
+        x: (N, ...) inputs, indexable by an index array.
+        y: (N,) integer labels, the possibly noisy ones.
+        folds: K; scikit-learn's ``StratifiedKFold(K, shuffle=True, random_state=seed)``.
+        epochs, batch_size, lr: passed to ``fit`` for every fold.
+        fit_kwargs: more ``fit`` options (default: ``progress=False``).
+
+    Returns:
+        (N, C) float32 rows summing to 1.
+
+    Raises:
+        ValueError: a class with fewer samples than folds.
+
+    Example:
+        >>> probs = cross_val_probs(lambda k: MLP(64, k), x, y, epochs=5, batch_size=64, lr=1e-3)  # doctest: +SKIP
+        >>> issues = cleanlab.filter.find_label_issues(y, probs)  # doctest: +SKIP
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    c = int(y.max()) + 1
+    counts = np.bincount(y, minlength=c)
+    if counts.min() < folds:
+        raise ValueError(
+            f"class {int(counts.argmin())} has {int(counts.min())} samples, fewer than {folds} folds; "
+            "lower folds or add data"
+        )
+    probs = np.zeros((len(y), c), dtype=np.float32)
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    for f, (tr, te) in enumerate(split):
+        seed_everything(seed + f)
+        model = make_model(c)
+        opts = {"progress": False, **(fit_kwargs or {})}
+        fit(
+            model,
+            (x[tr], y[tr]),
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed + f,
+            **opts,
+        )
+        probs[te] = predict_probs(model, x[te])
+    return probs
+
+
+class MeanLoss:
+    """fit() hook: each sample's training loss, averaged per epoch, then over epochs.
+
+    The "small-loss" ranking of label-noise work (Han et al. 2018, arXiv:1804.06872):
+    mislabeled samples keep a high loss while the network fits the clean majority. The
+    first ``skip_epochs`` epochs are left out, as AUM leaves them out. Per-sample losses
+    are gathered across ranks under ``torchrun``.
+
+    Example:
+        >>> loss = MeanLoss(len(y))
+        >>> fit(model, (x, y), epochs=10, hooks=[loss])  # doctest: +SKIP
+        >>> suspects = np.argsort(-loss.mean)[:100]  # doctest: +SKIP
+    """
+
+    def __init__(self, num_samples: int, *, skip_epochs: int = 1) -> None:
+        self.n, self.skip = num_samples, skip_epochs
+        self.sum = torch.zeros(num_samples, dtype=torch.float64)
+        self.epochs = torch.zeros(num_samples)
+        self._vals: list[Tensor] = []
+        self._idx: list[Tensor] = []
+
+    def on_batch(self, info: BatchInfo) -> None:
+        if info.epoch >= self.skip:
+            loss = F.cross_entropy(info.logits.float(), info.targets, reduction="none")
+            self._vals.append(loss.cpu())
+            self._idx.append(info.indices.cpu())
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        if epoch >= self.skip and self._vals:
+            s, c = dist.reduce_per_sample(torch.cat(self._vals), torch.cat(self._idx), self.n)
+            seen = c > 0
+            self.sum[seen] += s[seen] / c[seen]
+            self.epochs[seen] += 1
+            self._vals, self._idx = [], []
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(N,) mean loss per sample over the epochs it was seen in (0 if never)."""
+        return (self.sum / self.epochs.clamp(min=1)).numpy()

@@ -1,8 +1,24 @@
 """Data for takeaways: embedded offline datasets, user-data loaders, planted label
 noise and long tails, and WordPiece tokenizers."""
 
-from takeaways.data.embedded import Bundle, DatasetInfo, Split, cache_dir, list_datasets, load
-from takeaways.data.noise import ASYMMETRIC_MNIST, corrupt_labels, long_tail
+from takeaways.data.embedded import (
+    Bundle,
+    DatasetInfo,
+    Split,
+    cache_dir,
+    list_datasets,
+    load,
+    split_indices,
+    text_array,
+)
+from takeaways.data.noise import (
+    ASYMMETRIC_MNIST,
+    Noise,
+    corrupt_labels,
+    detection_scores,
+    long_tail,
+    parse_noise,
+)
 from takeaways.data.tokenize import Tokenizer, minilm_tokenizer, train_wordpiece
 from takeaways.data.user import load_csv, load_image_folder, load_npz, load_text
 
@@ -13,11 +29,16 @@ __all__ = [
     "cache_dir",
     "list_datasets",
     "load",
+    "split_indices",
+    "text_array",
     "load_csv",
     "load_image_folder",
     "load_npz",
     "load_text",
     "corrupt_labels",
+    "Noise",
+    "parse_noise",
+    "detection_scores",
     "long_tail",
     "ASYMMETRIC_MNIST",
     "Tokenizer",

@@ -27,7 +27,6 @@ import importlib.util
 import json
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -36,7 +35,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Split", "Bundle", "DatasetInfo", "load", "list_datasets", "cache_dir"]
+from takeaways.files import atomic_path, atomic_write
+
+__all__ = [
+    "Split",
+    "Bundle",
+    "DatasetInfo",
+    "load",
+    "list_datasets",
+    "cache_dir",
+    "split_indices",
+    "text_array",
+]
 
 # Bump when a builder changes what it produces, so stale caches are ignored.
 _CACHE_VERSION = 1
@@ -106,16 +116,25 @@ def _round_half_up(x: float) -> int:
     return int(np.floor(x + 0.5))
 
 
-def _text_array(texts: list[str]) -> np.ndarray:
+def text_array(texts: list[str]) -> np.ndarray:
+    """Strings as a 1-D object array (N,), the ``x`` of a text Split (never a fixed-width dtype)."""
     out = np.empty(len(texts), dtype=object)
     out[:] = texts
     return out
 
 
-def _split_indices(
+def split_indices(
     n: int, y: np.ndarray | None, *, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled (train_idx, test_idx); per class round(test_fraction * n_c) go to test."""
+    """Shuffled (train_idx, test_idx) of ``n`` rows; per class round(test_fraction * n_c) go to test.
+
+    Stratified by ``y`` (None: one group). Every loader splits with this, so with
+    ``test_fraction=0`` the train indices are the one permutation a loader applied, and
+    ``x[train_idx] = loaded_x`` restores file order (the CLI does this).
+
+    Raises:
+        ValueError: test_fraction outside [0, 1).
+    """
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     rng = np.random.default_rng(seed)
@@ -130,7 +149,7 @@ def _split_indices(
 
 
 def _split(x: np.ndarray, y: np.ndarray | None) -> tuple[Split, Split]:
-    tr, te = _split_indices(len(x), y, test_fraction=_TEST_FRACTION, seed=_SEED)
+    tr, te = split_indices(len(x), y, test_fraction=_TEST_FRACTION, seed=_SEED)
     whole = Split(x, y)
     return whole.subset(tr), whole.subset(te)
 
@@ -152,7 +171,7 @@ def _labelled_texts(
     """(label, text) pairs -> (x object array, y int64); rows with other labels or no text drop."""
     index = {c: i for i, c in enumerate(classes)}
     kept = [(index[lab], text.strip()) for lab, text in rows if lab in index and text.strip()]
-    return _text_array([t for _, t in kept]), np.array([c for c, _ in kept], dtype=np.int64)
+    return text_array([t for _, t in kept]), np.array([c for c, _ in kept], dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------- builders
@@ -205,14 +224,14 @@ def _build_wiki() -> tuple[Split, Split]:
             text = _clean_wiki(filter_wiki(markup))
             if not text.upper().startswith("#REDIRECT") and len(text) >= _MIN_DOC_CHARS:
                 docs.append(text)
-    return _split(_text_array(docs), None)
+    return _split(text_array(docs), None)
 
 
 def _build_pydoc() -> tuple[Split, Split]:
     from pydoc_data.topics import topics
 
     docs = [topics[k].strip() for k in sorted(topics)]
-    return _split(_text_array(docs), None)
+    return _split(text_array(docs), None)
 
 
 _REVIEW_CLASSES = ["rotten", "fresh"]
@@ -300,20 +319,6 @@ _DATASETS: dict[str, _Spec] = {
 # ---------------------------------------------------------------------------- cache
 
 
-def _write_atomic(path: Path, write: Callable[[object], None]) -> None:
-    """Write through a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache is fine to share read-only
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(path: Path, train: Split, test: Split, text: bool) -> None:
     if text:
         payload = {
@@ -321,17 +326,18 @@ def _save(path: Path, train: Split, test: Split, text: bool) -> None:
             for part, s in (("train", train), ("test", test))
         }
         blob = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        _write_atomic(path, lambda fh: fh.write(blob))
+        atomic_write(path, blob)
     else:
         arrays = {"train_x": train.x, "train_y": train.y, "test_x": test.x, "test_y": test.y}
-        _write_atomic(path, lambda fh: np.savez(fh, **arrays))
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)  # a handle: given a name, savez would append ".npz"
 
 
 def _read(path: Path, text: bool) -> tuple[Split, Split]:
     if text:
         payload = json.loads(path.read_text(encoding="utf-8"))
         train, test = (
-            Split(_text_array(d["x"]), None if d["y"] is None else np.array(d["y"], np.int64))
+            Split(text_array(d["x"]), None if d["y"] is None else np.array(d["y"], np.int64))
             for d in (payload["train"], payload["test"])
         )
         return train, test

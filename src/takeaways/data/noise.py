@@ -2,6 +2,8 @@
 
 `corrupt_labels` flips exactly round(rate * N) labels (rounding half up), so a
 detector's precision and recall can be measured against a known mask.
+`Noise` is a noise setting as a typed value, parsed once from text such as
+"symmetric:0.2"; `detection_scores` rates a detector's flags against the mask.
 `long_tail` keeps an exponentially decaying number of samples per class, the
 long-tailed profile of Cui et al. 2019 (arXiv:1901.05555) used by Yang & Xu
 2020 (arXiv:2006.07529); the rest becomes an unlabeled pool.
@@ -19,10 +21,18 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["corrupt_labels", "long_tail", "ASYMMETRIC_MNIST"]
+__all__ = [
+    "corrupt_labels",
+    "Noise",
+    "parse_noise",
+    "detection_scores",
+    "long_tail",
+    "ASYMMETRIC_MNIST",
+]
 
 # Class-dependent noise for 10 digit classes (Patrini et al. 2017, arXiv:1609.03683):
 # visually similar digits, 2 -> 7, 3 -> 8, 5 <-> 6, 7 -> 1. Other classes never flip.
@@ -143,6 +153,77 @@ def corrupt_labels(
     y, c = _labels(y, num_classes)
     noisy = _KINDS[kind](y, _round_half_up(rate * len(y)), c, np.random.default_rng(seed))
     return noisy, noisy != y
+
+
+@dataclass(frozen=True)
+class Noise:
+    """A label-noise setting: ``kind`` (a `corrupt_labels` kind) and ``rate`` in (0, 1).
+
+    Equal settings compare equal whatever their text was ("symmetric:0.50" == "symmetric:0.5").
+    """
+
+    kind: str  # symmetric | pairflip | asymmetric
+    rate: float  # fraction of all samples flipped
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS or not 0.0 < self.rate < 1.0:
+            raise ValueError(
+                f"noise {self.kind}:{self.rate:g} must have kind {', '.join(_KINDS)} and 0 < rate < 1, "
+                "e.g. symmetric:0.2"
+            )
+
+    def __str__(self) -> str:  # the text form parse_noise reads back
+        return f"{self.kind}:{self.rate:g}"
+
+    @property
+    def label(self) -> str:
+        """For people: ``symmetric 20%``."""
+        return f"{self.kind} {round(100 * self.rate)}%"
+
+    def apply(
+        self, y: np.ndarray, *, num_classes: int | None = None, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``corrupt_labels(y, rate=self.rate, kind=self.kind, ...)``: (noisy_y, flipped)."""
+        return corrupt_labels(y, rate=self.rate, kind=self.kind, num_classes=num_classes, seed=seed)
+
+
+def parse_noise(text: str | Noise) -> Noise:
+    """``"kind:rate"`` -> `Noise` (a `Noise` passes through).
+
+    Raises:
+        ValueError: one line naming the text, the valid kinds and the rate range.
+    """
+    if isinstance(text, Noise):
+        return text
+    kind, _, rate = str(text).strip().partition(":")
+    try:
+        r = float(rate)
+    except ValueError:
+        r = -1.0
+    if kind not in _KINDS or not 0.0 < r < 1.0:
+        raise ValueError(
+            f"noise {text!r} must be kind:rate with kind {', '.join(_KINDS)} "
+            "and 0 < rate < 1, e.g. symmetric:0.2"
+        )
+    return Noise(kind, r)
+
+
+def detection_scores(flagged: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """Precision, recall and F1 of boolean ``flagged`` (N,) against the planted mask ``truth`` (N,).
+
+    Empty sets score 0 (nothing flagged: precision 0; nothing planted: recall 0).
+
+    Example:
+        >>> detection_scores(np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool))
+        (0.5, 0.5, 0.5)
+    """
+    flagged, truth = np.asarray(flagged, dtype=bool), np.asarray(truth, dtype=bool)
+    if flagged.shape != truth.shape:
+        raise ValueError(f"flagged has shape {flagged.shape}, truth {truth.shape}; they must match")
+    tp = float((flagged & truth).sum())
+    p = tp / max(1.0, float(flagged.sum()))
+    r = tp / max(1.0, float(truth.sum()))
+    return p, r, (2 * p * r / (p + r) if p + r > 0 else 0.0)
 
 
 def long_tail(

@@ -25,7 +25,8 @@ import numpy as np
 from tokenizers import Tokenizer as _Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from takeaways.data.embedded import _write_atomic, cache_dir
+from takeaways.data.embedded import cache_dir
+from takeaways.files import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -189,7 +190,7 @@ def train_wordpiece(
     backend = _train(corpus, vocab_size)
     if cache:
         blob = backend.to_str().encode("utf-8")
-        _write_atomic(path, lambda fh: fh.write(blob))
+        atomic_write(path, blob)
     return Tokenizer(backend)
 
 

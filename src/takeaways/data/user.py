@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from takeaways.data.embedded import Bundle, Split, _split_indices, _text_array
+from takeaways.data.embedded import Bundle, Split, split_indices, text_array
 
 __all__ = ["load_npz", "load_csv", "load_image_folder", "load_text"]
 
@@ -55,7 +55,7 @@ def _bundle(
     test_fraction: float,
     seed: int,
 ) -> Bundle:
-    train_idx, test_idx = _split_indices(len(x), y, test_fraction=test_fraction, seed=seed)
+    train_idx, test_idx = split_indices(len(x), y, test_fraction=test_fraction, seed=seed)
     whole = Split(x, y)
     return Bundle(
         path.stem,
@@ -313,7 +313,7 @@ def load_text(
     jsonl = p.suffix.lower() in (".jsonl", ".ndjson") or lines[0][1].lstrip().startswith("{")
     if not jsonl:
         return _bundle(
-            p, _text_array([s for _, s in lines]), None, [], "corpus", test_fraction, seed
+            p, text_array([s for _, s in lines]), None, [], "corpus", test_fraction, seed
         )
     texts, labels, where = [], [], []
     for n, s in lines:
@@ -327,7 +327,7 @@ def load_text(
         texts.append(rec[text_field])
         labels.append(rec.get(label_field))
         where.append(f"{p} line {n}")
-    x = _text_array(texts)
+    x = text_array(texts)
     if all(v is None for v in labels):
         return _bundle(p, x, None, [], "corpus", test_fraction, seed)
     for w, v in zip(where, labels):

@@ -14,6 +14,7 @@ from takeaways.nn.attention import (
     register_attention,
 )
 from takeaways.nn.minilm import MiniLMEncoder, load_minilm
+from takeaways.nn.signal import SignalCNN
 from takeaways.nn.transformer import (
     Block,
     EncoderConfig,
@@ -35,6 +36,7 @@ __all__ = [
     "MiniLMEncoder",
     "MultiHeadAttention",
     "SequenceClassifier",
+    "SignalCNN",
     "SmallCNN",
     "SmallCNN1d",
     "SmallResNet",
