@@ -313,10 +313,13 @@ def test_recipe_smoke_numbers_and_judge(tmp_path):
     good = dict(m, **{"baseline final val loss": m["unigram val loss"] - 0.2,
                       "PLD final val loss": m["unigram val loss"] - 0.15,
                       "reviews accuracy, baseline": m["reviews majority-class accuracy"] + 0.05,
-                      "reviews accuracy, PLD": m["reviews majority-class accuracy"] + 0.02})  # fmt: skip
+                      "reviews accuracy, PLD": m["reviews majority-class accuracy"] + 0.02,
+                      "time to the baseline's final val loss, baseline / PLD": 1.1})  # fmt: skip
     j = judge(good, cfg)
     assert all(c.passed for c in j.checks), j.checks
-    assert j.finding and j.advice.startswith("Use it when")
+    assert j.finding and j.advice.startswith("Do not expect to reach")  # ratio < 1.5
+    faster = dict(good, **{"time to the baseline's final val loss, baseline / PLD": 2.0})
+    assert judge(faster, cfg).advice.startswith("Use it when")
     edge = dict(good, **{"PLD final val loss": m["unigram val loss"] - 0.05})
     failed = [c.name for c in judge(edge, cfg).checks if not c.passed]
     assert failed == ["PLD pre-training left the unigram plateau (nats below the unigram loss)"]

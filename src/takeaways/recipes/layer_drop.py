@@ -159,7 +159,7 @@ def judge(m: dict[str, Any], cfg: LayerDropConfig) -> Judgement:
         Target.check("time to the baseline's final val loss: baseline / PLD", time_ratio, ">=", 1.5),
         Target.check("reviews accuracy, PLD minus baseline (points)", diff, ">=", -1.0),
     ]  # fmt: skip
-    return Judgement(checks, targets, _finding(m), _advice(m, checks))
+    return Judgement(checks, targets, _finding(m), _advice(m, checks, targets))
 
 
 def _finding(m: dict[str, Any]) -> str:
@@ -176,17 +176,22 @@ def _finding(m: dict[str, Any]) -> str:
     )
 
 
-def _advice(m: dict[str, Any], checks: list[Check]) -> str:
+def _advice(m: dict[str, Any], checks: list[Check], targets: list[Target]) -> str:
     speed = m["time per sample, baseline / PLD"]
     per_sample = (
         f"the per-sample saving ({speed:.2f}x here) holds regardless"
         if speed > 1
         else f"not even the per-sample saving showed ({speed:.2f}x here)"
     )
-    if all(c.passed for c in checks):
+    if all(c.passed for c in checks) and targets[1].met:
         return (
             f"Use it when a deep Pre-LN stack's blocks dominate the step ({speed:.2f}x samples "
             "per second here) and the pre-training budget is fixed in time, not in steps."
+        )
+    if all(c.passed for c in checks):
+        return (
+            "Do not expect to reach the baseline's loss sooner at this scale (time-to-loss ratio "
+            f"{targets[1].measured:.2f}); use it when the step itself must be cheaper ({per_sample})."
         )
     return (
         "Do not expect a time-to-loss or downstream gain at this scale (the runs did not learn "
