@@ -1,4 +1,4 @@
-"""Tests for takeaways.layerdrop: schedules, gates, the fit() hook, bad input."""
+"""Tests for takeaways.layerdrop: schedules, gates, the fit() hook, bad input; the layer-drop recipe."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from takeaways.layerdrop import keep_probs, pld_theta, prepare_layer_drop
+from takeaways.layerdrop import keep_probs, pld_theta, prepare_layer_drop, scaled_gamma
 from takeaways.nn import EncoderConfig, MaskedLM, TransformerEncoder
+from takeaways.recipes import get_recipe, resolve_config, run_recipe
 from takeaways.train import BatchInfo, fit
 
 
@@ -181,6 +182,24 @@ def test_tuple_output_blocks():
     assert sum(pld.dropped) > 0 and sum(pld.executed) > 0
 
 
+def test_scaled_gamma_saturates_at_the_papers_fraction():
+    assert scaled_gamma(200_000) == pytest.approx(0.001)
+    assert scaled_gamma(1000) == pytest.approx(0.2)
+    assert scaled_gamma(6) == 0.001 * 200_000 / 6  # bit for bit: published results use it
+    # theta at 2.5% of the run is the same as the paper's at 5K of 200K steps
+    paper = pld_theta(5000, theta_bar=0.5, gamma=0.001)
+    ours = pld_theta(25, theta_bar=0.5, gamma=scaled_gamma(1000))
+    assert ours == pytest.approx(paper) and paper == pytest.approx(0.5034, abs=1e-4)
+    # another fraction: saturated (e^-5 of the way left) after 10% of 400 steps
+    assert pld_theta(40, gamma=scaled_gamma(400, fraction=0.1)) == pytest.approx(
+        0.5 + 0.5 * math.exp(-5)
+    )
+    for bad, match in ((dict(steps=0), "steps"), (dict(steps=10, fraction=0.0), "fraction"),
+                       (dict(steps=10, fraction=1.5), "fraction")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            scaled_gamma(**bad)
+
+
 def test_on_batch_follows_fit_step():
     pld = prepare_layer_drop(stack(3), theta_bar=0.4, gamma=0.01)
     assert pld.theta == 1.0
@@ -243,3 +262,64 @@ def test_bad_input():
         run(layers, torch.randn(2, 4))
     with pytest.raises(TypeError, match="first positional"):
         layers[0](x=torch.randn(2, 4))
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+def test_recipe_config_errors_are_one_line():
+    recipe = get_recipe("layer-drop")
+    assert resolve_config(recipe, "full").gamma_eff == pytest.approx(0.2)
+    assert resolve_config(recipe, "demo", ["gamma=0.05"]).gamma_eff == 0.05
+    for bad, match in (
+        ("theta_bar=1.5", "theta_bar must be in"),
+        ("theta_bar=0", "theta_bar must be in"),
+        ("gamma=-1", "gamma must be >= 0"),
+        ("heads=3", "not divisible"),
+    ):
+        with pytest.raises(ValueError, match=match) as err:
+            resolve_config(recipe, "demo", [bad])
+        assert "\n" not in str(err.value)
+
+
+def test_recipe_smoke_numbers_and_judge(tmp_path):
+    result, _ = run_recipe("layer-drop", preset="smoke", out_dir=tmp_path)
+    assert [t.name for t in result.targets] == [
+        "PLD time per sample: baseline / PLD",
+        "time to the baseline's final val loss: baseline / PLD",
+        "reviews accuracy, PLD minus baseline (points)",
+    ]
+    m = result.metrics
+    for key in ("baseline samples/s", "PLD samples/s", "time per sample, baseline / PLD",
+                "baseline final val loss", "unigram val loss", "reviews accuracy, baseline",
+                "reviews accuracy, PLD"):  # fmt: skip
+        assert math.isfinite(m[key]) and m[key] > 0, key
+    assert result.targets[0].measured == pytest.approx(m["time per sample, baseline / PLD"])
+    # smoke: 6 steps, 4 layers, theta 1 -> 0.5; the top layer is dropped, the curves line up
+    assert m["gamma (scaled)"] == pytest.approx(0.001 * 200_000 / 6)
+    assert 0.5 < m["PLD share of layer calls run"] < 1.0
+    c = m["curves"]
+    assert c["baseline"]["steps"] == c["PLD"]["steps"] == [0, 2, 4, 6]
+    assert c["baseline"]["val_loss"][0] == pytest.approx(c["PLD"]["val_loss"][0])  # same init
+    assert all(b > a for a, b in zip(c["PLD"]["seconds"], c["PLD"]["seconds"][1:]))
+    bf16 = m["bf16"]
+    assert bf16["fp32 seconds per step"] > 0 and bf16["bf16 seconds per step"] > 0
+    assert abs(bf16["val loss difference (bf16 - fp32)"]) < 0.05
+
+    # the judge: smoke runs sit on the plateau and at the majority class, so checks fail ...
+    judge, cfg = get_recipe("layer-drop").judge, resolve_config(get_recipe("layer-drop"), "smoke")
+    assert not all(c.passed for c in result.checks)
+    # ... and pass once both runs are 0.1 nats under the unigram loss and 1 point over majority
+    good = dict(m, **{"baseline final val loss": m["unigram val loss"] - 0.2,
+                      "PLD final val loss": m["unigram val loss"] - 0.15,
+                      "reviews accuracy, baseline": m["reviews majority-class accuracy"] + 0.05,
+                      "reviews accuracy, PLD": m["reviews majority-class accuracy"] + 0.02,
+                      "time to the baseline's final val loss, baseline / PLD": 1.1})  # fmt: skip
+    j = judge(good, cfg)
+    assert all(c.passed for c in j.checks), j.checks
+    assert j.finding and j.advice.startswith("Do not expect to reach")  # ratio < 1.5
+    faster = dict(good, **{"time to the baseline's final val loss, baseline / PLD": 2.0})
+    assert judge(faster, cfg).advice.startswith("Use it when")
+    edge = dict(good, **{"PLD final val loss": m["unigram val loss"] - 0.05})
+    failed = [c.name for c in judge(edge, cfg).checks if not c.passed]
+    assert failed == ["PLD pre-training left the unigram plateau (nats below the unigram loss)"]

@@ -298,3 +298,51 @@ def test_recipe_config_errors_are_one_line():
         with pytest.raises(ValueError, match=needle) as err:
             resolve_config(recipe, "demo", [bad])
         assert "\n" not in str(err.value)
+
+
+def _metrics(mpnet, mlm, scratch, *, loss=4.3, majority=0.55):
+    """Recipe metrics, as stored in JSON, for one task and three seeds."""
+    arm = lambda xs: {"mean": sum(xs) / len(xs), "per_seed": xs}  # noqa: E731
+    return {
+        "accuracy": {
+            "reviews": {
+                "scratch": arm(scratch),
+                "mlm": arm(mlm),
+                "plm": arm(mlm),
+                "mpnet": arm(mpnet),
+            }
+        },  # fmt: skip
+        "val_loss": {o: arm([loss] * 3) for o in ("mlm", "plm", "mpnet")},
+        "unigram_val_loss": 4.6,
+        "majority_class_accuracy": {"reviews": majority},
+    }
+
+
+def test_recipe_judge_checks_before_the_paired_target():
+    from takeaways.recipes import get_recipe, resolve_config
+
+    recipe = get_recipe("mpnet")
+    cfg = resolve_config(recipe, "full", ["tasks=reviews"])
+    good = _metrics([0.66, 0.68, 0.67], [0.63, 0.64, 0.645], [0.60, 0.61, 0.60])
+    j = recipe.judge(good, cfg)
+    assert all(c.passed for c in j.checks), j.checks
+    (target,) = j.targets
+    assert target.met and target.interval[0] > 0 and target.measured == pytest.approx(9.5 / 3)
+    assert j.advice.startswith("Use it when")
+    # a mean gain inside the seed spread: the paired interval includes 0, the target is missed
+    noisy = _metrics([0.66, 0.62, 0.65], [0.63, 0.64, 0.645], [0.60, 0.61, 0.60])
+    assert not recipe.judge(noisy, cfg).targets[0].met
+    # pre-training that loses to a random init, or stays on the unigram plateau, fails a check
+    failed = lambda m: [c.name for c in recipe.judge(m, cfg).checks if not c.passed]  # noqa: E731
+    assert failed(_metrics([0.66] * 3, [0.63] * 3, [0.7] * 3)) == [
+        "reviews: every pre-trained arm beat a randomly initialized encoder (points, worst arm)"
+    ]
+    assert len(failed(_metrics([0.66] * 3, [0.63] * 3, [0.6] * 3, loss=4.55))) == 3
+    assert failed(_metrics([0.66] * 3, [0.63] * 3, [0.6] * 3, majority=0.625)) == [
+        "reviews: every pre-trained arm beat the majority class (points, worst arm)"
+    ]
+    # a result stored before the majority class was recorded cannot pass that check
+    old = dict(good)
+    del old["majority_class_accuracy"]
+    (missing,) = [c for c in recipe.judge(old, cfg).checks if not c.passed]
+    assert "not in this result; rerun the full preset" in missing.detail

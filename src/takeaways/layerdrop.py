@@ -5,7 +5,8 @@ random subset of them switched off on each step. Two schedules set how many:
 
 * over time, ``theta(t) = (1 - theta_bar) * exp(-gamma * t) + theta_bar`` starts at 1 (keep
   everything) and decays to ``theta_bar``; with the defaults it is 0.68 at step 1k and about
-  0.5 from step 5k on (``pld_theta``);
+  0.5 from step 5k on (``pld_theta``); ``scaled_gamma(steps)`` gives a shorter run the same
+  shape (saturated after 2.5% of it);
 * over depth, block ``l`` of ``L`` (counted from 1) is kept with probability
   ``p_l = 1 - (l / L) * (1 - theta)``, so the bottom blocks are kept most (``keep_probs``).
 
@@ -42,7 +43,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["pld_theta", "keep_probs", "prepare_layer_drop", "LayerDrop"]
+__all__ = ["pld_theta", "keep_probs", "scaled_gamma", "prepare_layer_drop", "LayerDrop"]
+
+_SATURATED = 5.0  # theta counts as saturated once gamma * t reaches this (within e^-5 of theta_bar)
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -73,6 +76,36 @@ def pld_theta(step: int, *, theta_bar: float = 0.5, gamma: float = 0.001) -> flo
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
     return (1.0 - theta_bar) * math.exp(-gamma * step) + theta_bar
+
+
+def scaled_gamma(steps: int, *, fraction: float = 0.025) -> float:
+    """The ``gamma`` at which ``theta`` saturates after ``fraction`` of a ``steps``-step run.
+
+    ``theta`` counts as saturated once ``gamma * t = 5``: it is then within ``e^-5`` (0.7%) of
+    its way from 1 to ``theta_bar``. The paper's ``gamma = 0.001`` over BERT's 200K steps
+    saturates at step 5K, 2.5% of training: the default ``fraction``. A shorter run needs a
+    larger ``gamma`` for the same shape of schedule.
+
+    Args:
+        steps: optimizer steps of the whole run, ``>= 1``.
+        fraction: the share of the run after which ``theta`` has saturated, in ``(0, 1]``.
+
+    Returns:
+        ``5 / fraction / steps``; 0.001 for 200K steps, 0.2 for 1,000.
+
+    Raises:
+        ValueError: for ``steps < 1`` or ``fraction`` outside ``(0, 1]``.
+
+    Example:
+        >>> gamma = scaled_gamma(1000)  # 0.2: saturated after 25 of 1,000 steps
+        >>> round(pld_theta(25, gamma=gamma), 4) == round(pld_theta(5000, gamma=0.001), 4)
+        True
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}; the paper's is 0.025")
+    return _SATURATED / fraction / steps
 
 
 def keep_probs(theta: float, num_layers: int) -> list[float]:

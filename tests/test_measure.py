@@ -1,0 +1,107 @@
+"""takeaways.measure: thread pinning, the training clocks and time-to-loss."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+
+from takeaways.measure import StepTimer, TrainClock, clock_for, time_to_loss, torch_threads
+from takeaways.train import BatchInfo
+
+
+def test_torch_threads_restores_the_count():
+    before = torch.get_num_threads()
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        with torch_threads(0):
+            pass
+
+
+def test_time_to_loss_interpolates_between_evaluations():
+    # 6.0 at 10 s, 5.0 at 20 s: 5.5 is halfway, 5.2 is 80% of the way
+    assert time_to_loss([0.0, 10.0, 20.0], [7.0, 6.0, 5.0], 5.5) == pytest.approx(15.0)
+    assert time_to_loss([0.0, 10.0, 20.0], [7.0, 6.0, 5.0], 5.2) == pytest.approx(18.0)
+    # exactly at an evaluation
+    assert time_to_loss([0.0, 10.0, 20.0], [7.0, 6.0, 5.0], 6.0) == pytest.approx(10.0)
+
+
+def test_time_to_loss_takes_the_first_crossing():
+    # dips below 5.5 at 10-20 s, comes back up, dips again later: the first one counts
+    secs, losses = [0.0, 10.0, 20.0, 30.0, 40.0], [6.0, 6.0, 5.0, 6.0, 4.0]
+    assert time_to_loss(secs, losses, 5.5) == pytest.approx(15.0)
+
+
+def test_time_to_loss_never_reached_is_nan():
+    assert math.isnan(time_to_loss([0.0, 10.0, 20.0], [7.0, 6.0, 5.1], 5.0))
+
+
+def test_time_to_loss_reached_at_the_first_point():
+    assert time_to_loss([3.0, 10.0], [4.0, 3.0], 5.0) == 3.0
+
+
+def test_time_to_loss_rejects_mismatched_curves():
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        time_to_loss([0.0, 1.0], [1.0], 0.5)
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        time_to_loss([], [], 0.5)
+
+
+def test_clock_for_is_cpu_time_with_one_thread_else_wall_time():
+    assert clock_for(1) is time.process_time
+    assert clock_for(4) is time.perf_counter
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        clock_for(0)
+
+
+class FakeClock:
+    """A clock that reads ``now``; tests move it by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _info(step: int) -> BatchInfo:
+    z = torch.zeros(1)
+    return BatchInfo(logits=z, targets=z, indices=z, loss=0.0, epoch=0, step=step)
+
+
+def test_train_clock_keeps_evaluation_time_off_the_clock():
+    clock = FakeClock()
+    losses = iter([5.0, 4.0, 3.0, 2.5])
+
+    def evaluate() -> float:
+        clock.now += 100.0  # evaluation is slow; none of it may count
+        return next(losses)
+
+    tc = TrainClock(evaluate, every=2, last=5, clock=clock)
+    for step in range(1, 6):
+        clock.now += 1.0  # one second of training per step
+        tc.on_batch(_info(step))
+    assert tc.curve == [(0.0, 0, 5.0), (2.0, 2, 4.0), (4.0, 4, 3.0), (5.0, 5, 2.5)]
+    assert tc.seconds == 5.0
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        TrainClock(evaluate, every=0, last=5)
+
+
+def test_step_timer_times_every_step_and_drops_the_first_from_steady():
+    clock = FakeClock()
+    timer = StepTimer(clock)
+    for step, seconds in enumerate([9.0, 1.0, 3.0, 2.0], start=1):
+        clock.now += seconds
+        timer.on_batch(_info(step))
+    assert timer.times == [9.0, 1.0, 3.0, 2.0]
+    assert timer.steady() == 2.0  # median of 1, 3, 2
+    one = StepTimer(clock)
+    clock.now += 4.0
+    one.on_batch(_info(1))
+    assert one.steady() == 4.0
+    with pytest.raises(ValueError, match="no step was timed"):
+        StepTimer(clock).steady()
