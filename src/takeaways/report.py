@@ -303,13 +303,27 @@ def _draw_bars(ax: Any, plot: dict[str, Any]) -> None:
     pos = list(range(len(names)))
     has_err = any(math.isfinite(e) for e in errs)
     yerr = [e if math.isfinite(e) else 0.0 for e in errs] if has_err else None
-    ax.bar(pos, [v if math.isfinite(v) else 0.0 for v in values], yerr=yerr, capsize=5,
-           color="#6b8fb8", edgecolor="#34557a", error_kw={"elinewidth": 1.2})  # fmt: skip
+    ax.bar(
+        pos,
+        [v if math.isfinite(v) else 0.0 for v in values],
+        yerr=yerr,
+        capsize=5,
+        color="#6b8fb8",
+        edgecolor="#34557a",
+        error_kw={"elinewidth": 1.2},
+    )
     for p, v, e in zip(pos, values, errs):
         if math.isfinite(v):  # the value above its error bar
             top = v + (abs(e) if math.isfinite(e) else 0.0)
-            ax.annotate(_tick(v), (p, top), ha="center", va="bottom", fontsize=7.5,
-                        xytext=(0, 3), textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                _tick(v),
+                (p, top),
+                ha="center",
+                va="bottom",
+                fontsize=7.5,
+                xytext=(0, 3),
+                textcoords="offset points",
+            )
     ref = plot.get("reference")
     extra = []
     if ref and ref.get("y") is not None:
@@ -317,8 +331,11 @@ def _draw_bars(ax: Any, plot: dict[str, Any]) -> None:
         ax.legend(fontsize=8)
         extra.append(float(ref["y"]))
     ax.set_xticks(pos)
-    ax.set_xticklabels(names, rotation=20 if max(map(len, names), default=0) > 8 else 0,
-                       ha="right" if max(map(len, names), default=0) > 8 else "center")  # fmt: skip
+    ax.set_xticklabels(
+        names,
+        rotation=20 if max(map(len, names), default=0) > 8 else 0,
+        ha="right" if max(map(len, names), default=0) > 8 else "center",
+    )
     ax.set_ylim(*_zoom(values, errs, extra))
     ax.ticklabel_format(axis="y", useOffset=False, style="plain")
 
@@ -338,9 +355,18 @@ def _draw_lines(ax: Any, plot: dict[str, Any]) -> list[float]:
             hi = [a + b if math.isfinite(b) else a for a, b in zip(y, e)]
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
             if few:
-                ax.errorbar(x, y, yerr=[[max(a - b, 0) for a, b in zip(y, lo)],
-                                        [max(b - a, 0) for a, b in zip(y, hi)]],
-                            fmt="none", ecolor=line.get_color(), capsize=3, lw=1)  # fmt: skip
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=[
+                        [max(a - b, 0) for a, b in zip(y, lo)],
+                        [max(b - a, 0) for a, b in zip(y, hi)],
+                    ],
+                    fmt="none",
+                    ecolor=line.get_color(),
+                    capsize=3,
+                    lw=1,
+                )
         all_x += x
         all_y += y
         all_e += e
@@ -506,7 +532,14 @@ def _published_html(r: Result, pub: Result | None, *, full: bool) -> str:
     return f"<div class=demo>{body}</div>"
 
 
-def _card(number: str, title: str, sub: str, rs: list[Result], pubs: dict[str, Result], names: Iterable[str]) -> str:  # fmt: skip
+def _card(
+    number: str,
+    title: str,
+    sub: str,
+    rs: list[Result],
+    pubs: dict[str, Result],
+    names: Iterable[str],
+) -> str:
     parts = [f"<div class=card><h3>{_esc(number)} {_esc(title)}</h3><small>{sub}</small>"]
     have = {r.recipe for r in rs}
     for r in rs:
@@ -522,7 +555,9 @@ def _card(number: str, title: str, sub: str, rs: list[Result], pubs: dict[str, R
         parts.append("</div>")
     for n in names:
         if n not in have:
-            parts.append(f"<div class=recipe><p><code>{_esc(n)}</code> <span class=muted>no result yet</span></p></div>")  # fmt: skip
+            parts.append(
+                f"<div class=recipe><p><code>{_esc(n)}</code> <span class=muted>no result yet</span></p></div>"
+            )
     return "".join(parts) + "</div>"
 
 
