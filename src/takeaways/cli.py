@@ -113,11 +113,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     results_dir = Path(args.results) / args.preset
     published = Path(args.published) if args.published else Path(args.results) / "full"
+    if args.no_run and not any(results_dir.glob("*.json")):
+        raise ValueError(f"no results in {results_dir} to render; drop --no-run to run the recipes")
     names = args.only or [r.name for r in list_recipes()]
     timings: dict[str, float] = {}
     for recipe in (r for r in list_recipes() if r.name in names):
         path = results_dir / f"{recipe.name}.json"
         cfg = resolve_config(recipe, args.preset)
+        if args.no_run:
+            continue
         if not args.force and path.exists():
             try:
                 fresh = read_result(path).code_hash == recipe.source_hash(cfg)
@@ -432,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--force", action="store_true", help="rerun recipes whose results are up to date"
+    )
+    s.add_argument(
+        "--no-run",
+        action="store_true",
+        help="only render the results already written; run nothing",
     )
     s.add_argument("--only", nargs="+", metavar="NAME", help="only these recipes")
     s.add_argument("--results", default="results", help="results root (default results/)")
