@@ -189,6 +189,17 @@ def test_run_then_report_skips_up_to_date_and_writes_html(tmp_path, capsys):
     assert "No published full result for this recipe" in html  # no results/full in tmp_path
 
 
+def test_report_no_run_renders_written_results_only(tmp_path, capsys):
+    _write_judged(tmp_path / "results" / "full", failing=False)
+    out_html = tmp_path / "index.html"
+    args = ["report", "--preset", "full", "--no-run", "--results", str(tmp_path / "results")]
+    assert main([*args, "--out", str(out_html)]) == 0
+    assert "running" not in capsys.readouterr().out
+    assert "all 1 targets met" in out_html.read_text()
+    assert main(["report", "--no-run", "--results", str(tmp_path / "none")]) == 2
+    assert "no results in" in capsys.readouterr().err
+
+
 def test_demo_report_shows_published_full_verdict(tmp_path, capsys):
     res = tmp_path / "results"
     _write_judged(res / "full", failing=True)

@@ -343,6 +343,7 @@ def _draw_bars(ax: Any, plot: dict[str, Any]) -> None:
 def _draw_lines(ax: Any, plot: dict[str, Any]) -> list[float]:
     """Draw each series (a band or error bars where it has ``err``); return every x drawn."""
     all_x, all_y, all_e = [], [], []
+    caps = len(plot.get("series", [])) <= 3  # with more lines, bands alone stay readable
     for s in plot.get("series", []):
         x, y = _floats(s.get("x", [])), _floats(s.get("y", []))
         e = _errs(s.get("err"), len(y))
@@ -354,7 +355,7 @@ def _draw_lines(ax: Any, plot: dict[str, Any]) -> list[float]:
             lo = [a - b if math.isfinite(b) else a for a, b in zip(y, e)]
             hi = [a + b if math.isfinite(b) else a for a, b in zip(y, e)]
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
-            if few:
+            if few and caps:
                 ax.errorbar(
                     x,
                     y,
@@ -443,7 +444,7 @@ text-align:left;vertical-align:top;font-size:0.88em}th{background:#f4f4f4}td.n{t
 .card .recipe{border-top:1px dashed #ddd;margin-top:6px;padding-top:4px}
 .demo{border-left:4px solid #777;background:#f6f6f6;padding:6px 10px;margin:8px 0}
 .advice{font-style:italic}section{border-top:2px solid #eee;margin-top:2em}
-img{max-width:100%}code{background:#f6f6f6;padding:0 3px}small,.muted{color:#666}
+img{max-width:100%}.plots{display:flex;flex-wrap:wrap;gap:8px}.plots img{width:calc(50% - 4px)}code{background:#f6f6f6;padding:0 3px}small,.muted{color:#666}
 details summary{cursor:pointer;color:#345}
 """
 
@@ -592,10 +593,12 @@ def _recipe_section(r: Result, pub: Result | None) -> str:
     parts.append(f"<h4>Checks <small>({_esc(checks_summary(r))})</small></h4>{_checks_table(r)}")
     parts.append(f"<h4>Targets</h4>{_targets_table(r)}")
     parts.append(_metrics_html(r))
-    for plot in r.plots:
-        parts.append(
-            f"<img alt='{html.escape(plot.get('title', ''))}' src='data:image/png;base64,{plot_png(plot)}'>"
-        )
+    imgs = [
+        f"<img alt='{html.escape(p.get('title', ''))}' src='data:image/png;base64,{plot_png(p)}'>"
+        for p in r.plots
+    ]
+    if imgs:
+        parts.append(f"<div class=plots>{''.join(imgs)}</div>")
     cfg = ", ".join(f"{k}={v}" for k, v in r.config.items())
     m = r.machine
     parts.append(
