@@ -213,6 +213,40 @@ def test_plots_render_old_and_new_formats(plot):
     assert len(plot_png(plot)) > 1000
 
 
+def _tick_labels(plot):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from takeaways import report
+
+    fig, ax = plt.subplots()
+    report._format_axes(ax, plot, report._draw_lines(ax, plot))
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    xs = [t.get_text() for t in ax.get_xticklabels()]
+    plt.close(fig)
+    return labels, xs
+
+
+def test_ticks_are_plain_and_integer_where_x_is_integer():
+    labels, xs = _tick_labels(
+        line_plot(
+            "t",
+            "N",
+            "s",
+            [series("d", [2, 5, 10, 25], [0.1, 0.4, 1.6, 3.0])],
+            log_x=True,
+            log_y=True,
+        )
+    )
+    assert not any("times" in t or "$" in t for t in labels)  # no 2×10^0
+    assert {"2", "5", "10", "25"} <= set(xs)
+    _, xs = _tick_labels(line_plot("t", "epoch", "acc", [series("a", [1, 2, 3], [0.5, 0.6, 0.7])]))
+    assert xs and all(t.lstrip("−-").isdigit() for t in xs if t)  # no epoch 1.5
+
+
 def test_bar_axis_zooms_to_the_data():
     import matplotlib
 

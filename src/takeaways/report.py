@@ -440,7 +440,7 @@ text-align:left;vertical-align:top;font-size:0.88em}th{background:#f4f4f4}td.n{t
 .s-notcounted{color:#c77700;font-weight:600}.s-passed{color:#1e7b34}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
 .card{border:1px solid #ddd;border-radius:8px;padding:10px 12px;background:#fcfcfc}
-.card h3{margin:0 0 4px;font-size:1em}.card p{margin:5px 0;font-size:0.9em}
+.card h3{margin:0 0 4px;font-size:1em}.card .demo{font-size:0.9em}.card p{margin:5px 0;font-size:0.9em}
 .card .recipe{border-top:1px dashed #ddd;margin-top:6px;padding-top:4px}
 .demo{border-left:4px solid #777;background:#f6f6f6;padding:6px 10px;margin:8px 0}
 .advice{font-style:italic}section{border-top:2px solid #eee;margin-top:2em}
@@ -522,15 +522,34 @@ def _metrics_html(r: Result) -> str:
     return f"<details{opened}><summary>metrics ({n} rows)</summary>{''.join(parts)}</details>"
 
 
-def _published_html(r: Result, pub: Result | None, *, full: bool) -> str:
-    """For a demo/smoke result: what the published full run of the same recipe found."""
-    head = "<b>Demo scale — not evidence.</b> These numbers show the pipeline runs on this machine."
+def _published_html(pub: Result | None, *, full: bool) -> str:
+    """Beside a demo/smoke result: what the published full run of the same recipe found."""
     if pub is None:
-        return f"<div class=demo>{head} No published full result for this recipe.</div>"
-    body = f"{head}<br><b>Published full run:</b> {_badge(pub)} {_esc(_finding(pub))}"
+        return "<div class=demo>No published full result for this recipe.</div>"
+    body = f"<b>Published full run:</b> {_badge(pub)} {_esc(_finding(pub))}"
+    if pub.advice:
+        body += f"<br><span class=advice>{_esc(pub.advice)}</span>"
     if full:
         body += f"<br><small>checks: {_esc(checks_summary(pub))}</small>" + _checks_table(pub)
     return f"<div class=demo>{body}</div>"
+
+
+def _card_entry(r: Result, pub: Result | None) -> str:
+    """One recipe in a takeaway card; a demo result leads with the published full run."""
+    link = f"<a href='#{html.escape(r.recipe)}'><code>{_esc(r.recipe)}</code></a>"
+    parts = [
+        f"<div class=recipe><p>{link} {_badge(r)} <small>checks: {_esc(checks_summary(r))}</small></p>",
+        f"<p><b>Paper:</b> {_esc(r.claim.text)} <small>({_esc(r.claim.source)})</small></p>",
+    ]
+    found = _esc(_finding(r)) or "<span class=muted>(no finding recorded)</span>"
+    if _is_evidence(r):
+        parts.append(f"<p><b>We found:</b> {found}</p>")
+        if r.advice:
+            parts.append(f"<p class=advice>{_esc(r.advice)}</p>")
+    else:
+        parts.append(_published_html(pub, full=False))
+        parts.append(f"<p><small><b>This {_esc(r.preset or 'demo')} run:</b> {found}</small></p>")
+    return "".join(parts) + "</div>"
 
 
 def _card(
@@ -542,23 +561,16 @@ def _card(
     names: Iterable[str],
 ) -> str:
     parts = [f"<div class=card><h3>{_esc(number)} {_esc(title)}</h3><small>{sub}</small>"]
+    parts += [_card_entry(r, pubs.get(r.recipe)) for r in rs]
     have = {r.recipe for r in rs}
-    for r in rs:
-        parts.append(
-            f"<div class=recipe><p><a href='#{html.escape(r.recipe)}'><code>{_esc(r.recipe)}</code></a> "
-            f"{_badge(r)} <small>checks: {_esc(checks_summary(r))}</small></p><p><b>Paper:</b> {_esc(r.claim.text)} <small>({_esc(r.claim.source)})</small></p>"
-            f"<p><b>We found:</b> {_esc(_finding(r)) or '<span class=muted>(no finding recorded)</span>'}</p>"
-        )
-        if r.advice:
-            parts.append(f"<p class=advice>{_esc(r.advice)}</p>")
-        if not _is_evidence(r):
-            parts.append(_published_html(r, pubs.get(r.recipe), full=False))
-        parts.append("</div>")
     for n in names:
-        if n not in have:
-            parts.append(
-                f"<div class=recipe><p><code>{_esc(n)}</code> <span class=muted>no result yet</span></p></div>"
-            )
+        if n in have:
+            continue
+        pub = pubs.get(n)
+        later = _published_html(pub, full=False) if pub is not None else ""
+        parts.append(
+            f"<div class=recipe><p><code>{_esc(n)}</code> <span class=muted>no result yet</span></p>{later}</div>"
+        )
     return "".join(parts) + "</div>"
 
 
@@ -587,7 +599,10 @@ def _recipe_section(r: Result, pub: Result | None) -> str:
     if r.advice:
         parts.append(f"<p class=advice>{_esc(r.advice)}</p>")
     if not _is_evidence(r):
-        parts.append(_published_html(r, pub, full=True))
+        parts.append(
+            f"<p><b>{_esc(NOT_EVIDENCE.capitalize())}.</b> These numbers show the pipeline runs "
+            "on this machine.</p>" + _published_html(pub, full=True)
+        )
     if r.notes:
         parts.append(f"<p><b>Notes:</b> {_esc(r.notes)}</p>")
     parts.append(f"<h4>Checks <small>({_esc(checks_summary(r))})</small></h4>{_checks_table(r)}")
@@ -635,8 +650,15 @@ def render_html(
         "makes it <span class='badge v-inconclusive'>inconclusive</span> and no target counts. "
         "Smoke and demo runs are <span class='badge v-demo'>not evidence</span>: they show the "
         "published full-run verdict beside their own numbers.</p>",
-        _cards(results, pubs),
     ]
+    if any(not _is_evidence(r) for r in results.values()):
+        body.append(
+            f"<div class=demo><b>{html.escape(NOT_EVIDENCE.capitalize())}.</b> These runs take seconds "
+            "to a minute: they show that the pipeline works on this machine. What the full runs "
+            "found is the <b>published full run</b> beside each recipe (from "
+            "<code>results/full</code>).</div>"
+        )
+    body.append(_cards(results, pubs))
     if machine:
         body.append(
             f"<p><small>Machine: {_esc(machine.get('cpu'))}, {_esc(machine.get('cores'))} cores, "
