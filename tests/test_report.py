@@ -13,6 +13,7 @@ from takeaways.report import (
     START,
     checks_summary,
     display_verdict,
+    draw_plot,
     fmt_num,
     load_results,
     metric_tables,
@@ -219,10 +220,8 @@ def _tick_labels(plot):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from takeaways import report
-
     fig, ax = plt.subplots()
-    report._format_axes(ax, plot, report._draw_lines(ax, plot))
+    draw_plot(ax, plot)
     fig.canvas.draw()
     labels = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
     xs = [t.get_text() for t in ax.get_xticklabels()]
@@ -253,10 +252,8 @@ def test_bar_axis_zooms_to_the_data():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from takeaways import report
-
     fig, ax = plt.subplots()
-    report._draw_bars(ax, bar_plot("a", "acc", [("x", 0.975, 0.002), ("y", 0.98, 0.001)]))
+    draw_plot(ax, bar_plot("a", "acc", [("x", 0.975, 0.002), ("y", 0.98, 0.001)]))
     lo, hi = ax.get_ylim()
     plt.close(fig)
     assert 0.96 < lo < 0.973 and 0.981 < hi < 0.99  # a 0.5-point difference is visible

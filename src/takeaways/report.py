@@ -37,6 +37,9 @@ __all__ = [
     "target_status",
     "checks_summary",
     "metric_tables",
+    "fmt_num",
+    "fmt_value",
+    "draw_plot",
     "plot_png",
 ]
 
@@ -402,6 +405,18 @@ def _format_axes(ax: Any, plot: dict[str, Any], xs: list[float]) -> None:
         ax.yaxis.set_major_formatter(FuncFormatter(_tick))
 
 
+def draw_plot(ax: Any, plot: dict[str, Any]) -> None:
+    """Draw one plot's data (old or new format) onto matplotlib axes ``ax``."""
+    if plot.get("kind", "line") == "bar":
+        _draw_bars(ax, plot)
+    else:
+        _format_axes(ax, plot, _draw_lines(ax, plot))
+    ax.set_title(plot.get("title", ""), fontsize=9.5)
+    ax.set_xlabel(plot.get("x_label", ""))
+    ax.set_ylabel(plot.get("y_label", ""))
+    ax.grid(alpha=0.3)
+
+
 def plot_png(plot: dict[str, Any]) -> str:
     """One plot (old or new format) as base64 PNG."""
     import matplotlib
@@ -411,14 +426,7 @@ def plot_png(plot: dict[str, Any]) -> str:
 
     fig, ax = plt.subplots(figsize=(6.4, 3.7), dpi=110)
     try:
-        if plot.get("kind", "line") == "bar":
-            _draw_bars(ax, plot)
-        else:
-            _format_axes(ax, plot, _draw_lines(ax, plot))
-        ax.set_title(plot.get("title", ""), fontsize=9.5)
-        ax.set_xlabel(plot.get("x_label", ""))
-        ax.set_ylabel(plot.get("y_label", ""))
-        ax.grid(alpha=0.3)
+        draw_plot(ax, plot)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
