@@ -101,6 +101,16 @@ def checks_summary(r: Result) -> str:
     return f"{len(r.checks)}/{len(r.checks)} passed"
 
 
+def _checks_count(r: Result) -> str:
+    """'3/3 checks passed', '2 of 7 checks failed' or 'no checks recorded'."""
+    failed = sum(not c.passed for c in r.checks)
+    if not r.checks:
+        return "no checks recorded"
+    if failed:
+        return f"{failed} of {len(r.checks)} checks failed"
+    return f"{len(r.checks)}/{len(r.checks)} checks passed"
+
+
 def _finding(r: Result) -> str:
     """The Result's finding; for results written before findings existed, the first target."""
     if r.finding:
@@ -546,7 +556,7 @@ def _card_entry(r: Result, pub: Result | None) -> str:
     """One recipe in a takeaway card; a demo result leads with the published full run."""
     link = f"<a href='#{html.escape(r.recipe)}'><code>{_esc(r.recipe)}</code></a>"
     parts = [
-        f"<div class=recipe><p>{link} {_badge(r)} <small>checks: {_esc(checks_summary(r))}</small></p>",
+        f"<div class=recipe><p>{link} {_badge(r)} <small>{_esc(_checks_count(r))}</small></p>",
         f"<p><b>Paper:</b> {_esc(r.claim.text)} <small>({_esc(r.claim.source)})</small></p>",
     ]
     found = _esc(_finding(r)) or "<span class=muted>(no finding recorded)</span>"
@@ -613,7 +623,7 @@ def _recipe_section(r: Result, pub: Result | None) -> str:
         )
     if r.notes:
         parts.append(f"<p><b>Notes:</b> {_esc(r.notes)}</p>")
-    parts.append(f"<h4>Checks <small>({_esc(checks_summary(r))})</small></h4>{_checks_table(r)}")
+    parts.append(f"<h4>Checks <small>({_esc(_checks_count(r))})</small></h4>{_checks_table(r)}")
     parts.append(f"<h4>Targets</h4>{_targets_table(r)}")
     parts.append(_metrics_html(r))
     imgs = [
