@@ -191,6 +191,7 @@ def test_fmt_num():
     [
         OLD_LINE,
         OLD_BAR,
+        {**OLD_LINE, "series": [{"name": "s", "x": ["a", "b"], "y": [1, 2], "err": [0.1, 0.2]}]},
         {**OLD_LINE, "log_x": True, "series": [{"name": "s", "x": [2, 5, 10], "y": [1, 2, 3]}]},
         line_plot(
             "loss",

@@ -357,8 +357,12 @@ def _draw_lines(ax: Any, plot: dict[str, Any]) -> list[float]:
     """Draw each series (a band or error bars where it has ``err``); return every x drawn."""
     all_x, all_y, all_e = [], [], []
     caps = len(plot.get("series", [])) <= 3  # with more lines, bands alone stay readable
+    names: list[str] = []  # x given as names (categories): drawn at 0, 1, 2, ...
     for s in plot.get("series", []):
-        x, y = _floats(s.get("x", [])), _floats(s.get("y", []))
+        names += [v for v in s.get("x", []) if isinstance(v, str) and v not in names]
+    for s in plot.get("series", []):
+        raw_x = [names.index(v) if isinstance(v, str) else v for v in s.get("x", [])]
+        x, y = _floats(raw_x), _floats(s.get("y", []))
         e = _errs(s.get("err"), len(y))
         n = min(len(x), len(y))
         x, y, e = x[:n], y[:n], e[:n]
@@ -388,6 +392,10 @@ def _draw_lines(ax: Any, plot: dict[str, Any]) -> list[float]:
         ax.set_ylim(*_zoom(all_y, all_e))
     if len(plot.get("series", [])) > 1:
         ax.legend(fontsize=8)
+    if names:
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names)
+        return []
     return [v for v in all_x if math.isfinite(v)]
 
 
@@ -395,7 +403,7 @@ def _format_axes(ax: Any, plot: dict[str, Any], xs: list[float]) -> None:
     """Plain tick labels (no 2×10^0, no offsets); integer x ticks for epochs and steps."""
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-    integer_x = bool(plot.get("integer_x")) or (bool(xs) and all(float(v).is_integer() for v in xs))
+    integer_x = bool(xs) and (plot.get("integer_x") or all(float(v).is_integer() for v in xs))
     distinct = sorted(set(xs))
     if plot.get("log_x") and all(v > 0 for v in xs):
         ax.set_xscale("log")
