@@ -62,7 +62,8 @@ def _is_evidence(r: Result) -> bool:
 
 
 def _conclusive(r: Result) -> bool:
-    return _is_evidence(r) and all(c.passed for c in r.checks)
+    """Evidence whose checks all passed: only then does a met target count."""
+    return r.conclusive and _is_evidence(r)
 
 
 def display_verdict(r: Result) -> str:
@@ -88,7 +89,7 @@ def target_status(r: Result, t: Target) -> str:
     """'met', 'missed', or 'met (not counted)' for a met target of an inconclusive/demo result."""
     if not t.met:
         return "missed"
-    return "met" if _conclusive(r) else "met (not counted)"
+    return "met" if r.counted_met(t) and _is_evidence(r) else "met (not counted)"
 
 
 def checks_summary(r: Result) -> str:
@@ -204,14 +205,15 @@ def _grid(title: str, members: list[str], children: dict[str, dict[str, Any]]) -
     keys: list[str] = []
     for m in members:
         keys += [k for k in children[m] if k not in keys]
+
+    def cell(m: str, k: str) -> str:  # the full name tells a per-seed list (e.g. x.per_seed.arm)
+        return fmt_value(f"{title}.{m}.{k}", children[m][k]) if k in children[m] else ""
+
     if len(keys) <= 8:
-        rows = [[m] + [fmt_value(k, children[m].get(k)) for k in keys] for m in members]
+        rows = [[m] + [cell(m, k) for k in keys] for m in members]
         return {"title": title, "header": ["", *keys], "rows": rows}
     if len(members) <= 12:
-        rows = [
-            [k] + [fmt_value(k, children[m][k]) if k in children[m] else "" for m in members]
-            for k in keys
-        ]
+        rows = [[k] + [cell(m, k) for m in members] for k in keys]
         return {"title": title, "header": ["", *members], "rows": rows}
     return None
 
@@ -239,7 +241,8 @@ def metric_tables(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             if isinstance(v, dict):
                 walk((*prefix, k), v)
             else:
-                flat.append([".".join((*prefix, k)), fmt_value(k, v)])
+                name = ".".join((*prefix, k))
+                flat.append([name, fmt_value(name, v)])
 
     walk((), metrics)
     tables = [{"title": "", "header": ["metric", "value"], "rows": flat}] if flat else []
