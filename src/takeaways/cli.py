@@ -71,14 +71,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _print_result(result, path, published_dir: str | Path | None = None) -> None:
-    from takeaways.report import target_status
+    from takeaways.report import fmt_num, target_status
 
     _print(f"\n{result.recipe} ({result.preset}) in {result.wall_s:.1f} s: {_verdict_line(result)}")
     for c in result.checks:
         _print(f"  [{'ok' if c.passed else 'FAILED':<6}] check {c.name}: {c.detail}")
     for t in result.targets:
         mark = {"met": "met", "missed": "MISS"}.get(target_status(result, t), "met, not counted")
-        _print(f"  [{mark}] {t.name}: {t.measured:.4g} (goal {t.op} {t.goal:.4g})")
+        _print(f"  [{mark}] {t.name}: {fmt_num(t.measured)} (goal {t.op} {fmt_num(t.goal)})")
     if result.finding:
         _print(f"  found: {result.finding}")
     if result.advice:
