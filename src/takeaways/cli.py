@@ -1,4 +1,4 @@
-"""The ``takeaways`` command: list, run, report, readme, data.
+"""The ``takeaways`` command: list, run, report, rejudge, readme, data.
 
 Bad input ends with one line on stderr and exit status 2, never a traceback
 (set TAKEAWAYS_DEBUG=1 to see one). Runs unchanged under
@@ -26,15 +26,42 @@ def _print(*args: object) -> None:
 # ----------------------------------------------------------------------------- commands
 
 
+def _published(results_dir: str | Path, name: str):
+    """The published result of recipe ``name`` in ``results_dir``, or None (unreadable: None)."""
+    from takeaways.results import read_result
+
+    path = Path(results_dir) / f"{name}.json"
+    if not path.exists():
+        return None
+    try:
+        return read_result(path)
+    except ValueError:
+        return None
+
+
+def _verdict_line(result) -> str:
+    """The verdict, saying how many met targets an inconclusive or demo result does not count."""
+    from takeaways.report import display_verdict, target_status
+
+    uncounted = sum(target_status(result, t) == "met (not counted)" for t in result.targets)
+    more = (
+        f" ({uncounted} met target{'s' if uncounted != 1 else ''} not counted)" if uncounted else ""
+    )
+    return display_verdict(result) + more
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from takeaways.catalog import TAKEAWAYS
     from takeaways.recipes import list_recipes
 
     recipes = {r.name: r for r in list_recipes()}
-    print("recipes:")
+    print(f"recipes (published verdict from {args.results}):")
     for r in recipes.values():
         tk = f"#{r.takeaway}" if r.takeaway else "foundation"
+        pub = _published(args.results, r.name)
+        verdict = _verdict_line(pub) if pub is not None else "no published result"
         print(f"  {r.name:<20} {tk:<11} {r.summary}")
+        print(f"  {'':<20} {'':<11} published: {verdict}")
     print("\ntakeaways:")
     for tk in TAKEAWAYS:
         have = [n for n in tk.recipes if n in recipes]
@@ -43,13 +70,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_result(result, path) -> None:
-    _print(f"\n{result.recipe} ({result.preset}) in {result.wall_s:.1f} s: {result.verdict}")
+def _print_result(result, path, published_dir: str | Path | None = None) -> None:
+    from takeaways.report import fmt_num, target_status
+
+    _print(f"\n{result.recipe} ({result.preset}) in {result.wall_s:.1f} s: {_verdict_line(result)}")
+    for c in result.checks:
+        _print(f"  [{'ok' if c.passed else 'FAILED':<6}] check {c.name}: {c.detail}")
     for t in result.targets:
-        mark = "met " if t.met else "MISS"
-        _print(f"  [{mark}] {t.name}: {t.measured:.4g} (goal {t.op} {t.goal:.4g})")
-    if result.notes:
+        mark = {"met": "met", "missed": "MISS"}.get(target_status(result, t), "met, not counted")
+        _print(f"  [{mark}] {t.name}: {fmt_num(t.measured)} (goal {t.op} {fmt_num(t.goal)})")
+    if result.finding:
+        _print(f"  found: {result.finding}")
+    if result.advice:
+        _print(f"  {result.advice}")
+    if result.notes and not result.finding:
         _print(f"  {result.notes}")
+    if published_dir is not None and result.preset != "full":
+        pub = _published(published_dir, result.recipe)
+        if pub is not None:
+            _print(f"  published full run: {_verdict_line(pub)}")
+            if pub.finding:
+                _print(f"    {pub.finding}")
     if path is not None:
         _print(f"  written to {path}")
 
@@ -60,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result, path = run_recipe(
         args.name, preset=args.preset, overrides=args.set, out_dir=args.results
     )
-    _print_result(result, path)
+    _print_result(result, path, Path(args.results) / "full")
     return 0
 
 
@@ -71,11 +112,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from takeaways.results import read_result
 
     results_dir = Path(args.results) / args.preset
+    published = Path(args.published) if args.published else Path(args.results) / "full"
+    if args.no_run and not any(results_dir.glob("*.json")):
+        raise ValueError(f"no results in {results_dir} to render; drop --no-run to run the recipes")
     names = args.only or [r.name for r in list_recipes()]
     timings: dict[str, float] = {}
     for recipe in (r for r in list_recipes() if r.name in names):
         path = results_dir / f"{recipe.name}.json"
         cfg = resolve_config(recipe, args.preset)
+        if args.no_run:
+            continue
         if not args.force and path.exists():
             try:
                 fresh = read_result(path).code_hash == recipe.source_hash(cfg)
@@ -88,9 +134,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         result, written = run_recipe(recipe.name, preset=args.preset, out_dir=args.results)
         timings[recipe.name] = time.perf_counter() - t0
-        _print_result(result, written)
+        _print_result(result, written, published)
     if distributed.is_main():
-        out = write_report(results_dir, args.out, preset=args.preset, timings=timings)
+        out = write_report(
+            results_dir,
+            args.out,
+            preset=args.preset,
+            timings=timings,
+            published_dir=published if args.preset != "full" else None,
+        )
         print(f"\nreport written to {out}")
     return 0
 
@@ -100,6 +152,26 @@ def cmd_readme(args: argparse.Namespace) -> int:
 
     changed = update_readme(args.readme, args.results)
     print(f"{args.readme}: {'table updated' if changed else 'already up to date'}")
+    return 0
+
+
+def cmd_rejudge(args: argparse.Namespace) -> int:
+    from takeaways.recipes import rejudge
+
+    folder = Path(args.results) / args.preset
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of results; pass --results ROOT --preset NAME")
+    known = sorted(p.stem for p in folder.glob("*.json"))
+    names = args.names or known
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ValueError(
+            f"no result for {', '.join(missing)} in {folder}; known: {', '.join(known) or '(none)'}"
+        )
+    for name in names:
+        result = rejudge(folder / f"{name}.json")
+        _print_result(result, None)
+    print(f"\nrejudged {len(names)} result(s) in {folder}")
     return 0
 
 
@@ -325,7 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = sub.add_parser(
-        "list", help="list recipes and the ten takeaways", description="List recipes and takeaways."
+        "list",
+        help="list recipes, their published verdicts and the ten takeaways",
+        description="List recipes with their published verdicts, and the ten takeaways.",
+    )
+    s.add_argument(
+        "--results",
+        default="results/full",
+        help="published results folder (default results/full)",
     )
     s.set_defaults(fn=cmd_list)
 
@@ -357,12 +436,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--force", action="store_true", help="rerun recipes whose results are up to date"
     )
+    s.add_argument(
+        "--no-run",
+        action="store_true",
+        help="only render the results already written; run nothing",
+    )
     s.add_argument("--only", nargs="+", metavar="NAME", help="only these recipes")
     s.add_argument("--results", default="results", help="results root (default results/)")
     s.add_argument(
         "--out", default="report/index.html", help="report file (default report/index.html)"
     )
+    s.add_argument(
+        "--published",
+        metavar="DIR",
+        help="published full results shown beside smoke/demo results (default RESULTS/full)",
+    )
     s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser(
+        "rejudge",
+        help="re-apply the current checks and targets to stored results",
+        description=(
+            "Re-judge stored results with each recipe's current judge: only checks, targets, "
+            "finding, advice and verdict change; metrics and plots stay as the run wrote them."
+        ),
+    )
+    s.add_argument("names", nargs="*", metavar="NAME", help="recipes to re-judge (default: all)")
+    s.add_argument(
+        "--preset", default="full", choices=["smoke", "demo", "full"], help="scale (default full)"
+    )
+    s.add_argument("--results", default="results", help="results root (default results/)")
+    s.set_defaults(fn=cmd_rejudge)
 
     s = sub.add_parser(
         "readme",
