@@ -295,12 +295,14 @@ def test_bad_input_gets_one_clear_line():
         ticket.transfer(nn.Sequential(nn.Linear(12, 16)))
 
 
-# ---------------------------------------------------------------------------- recipe pieces
+# ---------------------------------------------------------------------------- the MLM ticket's model
 
 
-def test_masked_token_head_equals_decoding_every_position_then_picking():
+def test_gathered_mlm_over_a_minilm_like_encoder_equals_decoding_every_position():
+    """lottery-bert's MLM model: MaskedLM(init="torch") on an encoder exposing .embeddings,
+    masked by masked_copies with padding; the gathered logits equal the all-positions path."""
     from takeaways import nn as tnn
-    from takeaways.recipes.lottery_bert import MaskedTokenHead, _masked
+    from takeaways.nn.mlm import GatheredMLM, gathered_logits_reference, masked_copies
 
     class _Enc(torch.nn.Module):  # the MiniLM interface at toy size: .dim, .embeddings
         def __init__(self) -> None:
@@ -318,7 +320,13 @@ def test_masked_token_head_equals_decoding_every_position_then_picking():
             return self.body(input_ids, attention_mask=attention_mask)
 
     torch.manual_seed(0)
-    head = MaskedTokenHead(_Enc()).eval()
+    enc = _Enc()
+    state = torch.get_rng_state()
+    model = GatheredMLM(tnn.MaskedLM(enc, init="torch")).eval()
+    torch.set_rng_state(state)  # torch's init: the transform is drawn first, as nn.Linear would
+    assert torch.equal(model.mlm.transform[0].weight, torch.nn.Linear(16, 16).weight)
+    assert not model.mlm.decoder.bias.any()
+    assert model.mlm.decoder.weight is enc.embeddings.weight
     for b, n in [(1, 5), (3, 11), (4, 20)]:
         ids = torch.randint(5, 40, (b, n))
         att = torch.ones(b, n, dtype=torch.long)
@@ -326,14 +334,15 @@ def test_masked_token_head_equals_decoding_every_position_then_picking():
         ids[:, 0] = 1
         ids[att == 0] = 0  # the tokenizer pads with a special id, never masked
         tok = types.SimpleNamespace(vocab_size=40, mask_id=4, special_ids=(0, 1, 2, 3, 4))
-        x, y = _masked({"input_ids": ids, "attention_mask": att}, tok, seed=b)
+        x, y = masked_copies(tok, ids, 1, 0.15, seed=b)
         m = max(1, round(0.15 * n))
         assert y.shape == (b, m) and x["positions"].shape == (b, m)
         real = (att.bool() & (ids >= 5)).sum(1)
         assert ((y != -100).sum(1) == real.clamp(max=m)).all()  # masks real tokens only
         assert torch.equal(y[y != -100], ids.gather(1, x["positions"])[y != -100])
         with torch.no_grad():
-            fast, ref = head(**x), head.forward_reference(**x)
+            fast = model(**x, attention_mask=att)
+            ref = gathered_logits_reference(model.mlm, x["input_ids"], x["positions"], att)
         assert fast.shape == (b, m, 40)
         torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
 

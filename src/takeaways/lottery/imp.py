@@ -24,7 +24,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from takeaways.lottery.ticket import SCOPES, Prunable, Ticket, _attach, _prune, prunable_weights
+from takeaways.lottery.ticket import (
+    SCOPES,
+    Prunable,
+    Ticket,
+    attach_masks,
+    prunable_weights,
+    prune_smallest,
+)
 
 __all__ = ["find_ticket", "sparsity_schedule"]
 
@@ -174,11 +181,11 @@ def find_ticket(
             history.append({"round": r, "sparsity": Ticket(levels).sparsity, "score": score})
             if r == rounds:
                 break
-            _prune({n: params[n] for n in names}, levels, targets[r], scope, r + 1)
+            prune_smallest({n: params[n] for n in names}, levels, targets[r], scope, r + 1)
             if handle is not None:
                 handle.remove()
             model.load_state_dict(start)  # rewind every weight and buffer
-            handle = _attach(model, Ticket(levels).masks)
+            handle = attach_masks(model, Ticket(levels).masks)
     finally:
         if snap is not None:
             snap.close()
