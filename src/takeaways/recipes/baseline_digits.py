@@ -36,6 +36,33 @@ class DigitsConfig:
             raise ValueError("epochs, seeds and width must be >= 1")
 
 
+def _plots(cfg: DigitsConfig, curves: list, logreg_acc: float) -> list[dict[str, Any]]:
+    epochs = [row["epoch"] for row in curves[0]]
+    return [
+        line_plot(
+            "CNN on digits: test accuracy per epoch",
+            "epoch",
+            "test accuracy",
+            [
+                series(f"CNN seed {cfg.seed + i}", epochs, [r["eval_accuracy"] for r in c])
+                for i, c in enumerate(curves)
+            ]
+            + [series("logistic regression", epochs, [logreg_acc] * len(epochs))],
+            integer_x=True,
+        ),
+        line_plot(
+            "CNN on digits: training loss per epoch",
+            "epoch",
+            "cross-entropy",
+            [
+                series(f"CNN seed {cfg.seed + i}", epochs, [r["loss"] for r in c])
+                for i, c in enumerate(curves)
+            ],
+            integer_x=True,
+        ),
+    ]
+
+
 def judge(m: dict[str, Any], cfg: DigitsConfig) -> Judgement:
     """Checks: the CNN and the logistic regression are both well above chance."""
     chance = m.get("majority_class_test_accuracy")
@@ -109,7 +136,6 @@ def run(cfg: DigitsConfig) -> Result:
         curves.append(out.history)
 
     acc, spread = mean_std(accs)
-    epochs = [row["epoch"] for row in curves[0]]
     return Result(
         recipe="baseline-digits",
         claim=Claim(
@@ -129,29 +155,7 @@ def run(cfg: DigitsConfig) -> Result:
             "test_size": len(digits.test),
             "majority_class_test_accuracy": train.majority_accuracy(digits.train.y, digits.test.y),
         },
-        plots=[
-            line_plot(
-                "CNN on digits: test accuracy per epoch",
-                "epoch",
-                "test accuracy",
-                [
-                    series(f"CNN seed {cfg.seed + i}", epochs, [r["eval_accuracy"] for r in c])
-                    for i, c in enumerate(curves)
-                ]
-                + [series("logistic regression", epochs, [logreg_acc] * len(epochs))],
-                integer_x=True,
-            ),
-            line_plot(
-                "CNN on digits: training loss per epoch",
-                "epoch",
-                "cross-entropy",
-                [
-                    series(f"CNN seed {cfg.seed + i}", epochs, [r["loss"] for r in c])
-                    for i, c in enumerate(curves)
-                ],
-                integer_x=True,
-            ),
-        ],
+        plots=_plots(cfg, curves, logreg_acc),
         notes=(
             f"CNN {acc:.4f} (std {spread:.4f} over {len(accs)} seeds) vs logistic regression "
             f"{logreg_acc:.4f} on the same {len(digits.test)}-image test split."

@@ -126,6 +126,22 @@ CLAIM = Claim(
 )
 
 
+def _reviews_metrics(ticket: Ticket, random_acc: dict, oneshot_acc: dict) -> dict[str, Any]:
+    """Dense, IMP-ticket and control accuracies by sparsity, and the highest matching sparsity."""
+    sparsity = [h["sparsity"] for h in ticket.history]
+    imp = [h["score"] for h in ticket.history]
+    metrics: dict[str, Any] = {"dense reviews accuracy": imp[0]}
+    for r in range(1, len(imp)):
+        tag = f"{100 * sparsity[r]:.0f}%"
+        metrics[f"IMP ticket accuracy at {tag}"] = imp[r]
+        if r in random_acc:
+            metrics[f"random control accuracy at {tag}"] = random_acc[r]
+            metrics[f"one-shot (no rewind) accuracy at {tag}"] = oneshot_acc[r]
+    matching = [r for r in range(1, len(imp)) if imp[r] >= imp[0] - 0.01]
+    metrics["highest sparsity within 1 point of dense"] = sparsity[max(matching, default=0)]
+    return metrics
+
+
 def _mlm_transfer(
     cfg: LotteryBertConfig,
     tok: data.Tokenizer,
@@ -387,16 +403,7 @@ def run(cfg: LotteryBertConfig) -> Result:
     encoder.load_state_dict(pretrained)
     mlm_metrics = _mlm_transfer(cfg, tok, copy.deepcopy(encoder), classifier, fit, acc)
 
-    imp = [h["score"] for h in ticket.history]
-    metrics: dict[str, Any] = {"dense reviews accuracy": imp[0]}
-    for r in range(1, len(imp)):
-        tag = f"{100 * sparsity[r]:.0f}%"
-        metrics[f"IMP ticket accuracy at {tag}"] = imp[r]
-        if r in random_acc:
-            metrics[f"random control accuracy at {tag}"] = random_acc[r]
-            metrics[f"one-shot (no rewind) accuracy at {tag}"] = oneshot_acc[r]
-    matching = [r for r in range(1, len(imp)) if imp[r] >= imp[0] - 0.01]
-    metrics["highest sparsity within 1 point of dense"] = sparsity[max(matching, default=0)]
+    metrics = _reviews_metrics(ticket, random_acc, oneshot_acc)
     metrics.update(mlm_metrics)
     metrics["seconds"] = {
         "load + IMP": t_imp,
