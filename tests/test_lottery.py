@@ -3,6 +3,7 @@ a planted sparse teacher recovered by IMP, save/load, the random control, transf
 
 from __future__ import annotations
 
+import copy
 import types
 
 import pytest
@@ -248,6 +249,30 @@ def test_random_like_matches_per_layer_and_per_round_counts_exactly():
     assert overlap < 0.9  # different positions
     again = ticket.random_like(seed=3)
     assert all(torch.equal(again.levels[n], control.levels[n]) for n in control.levels)
+
+
+def test_train_controls_start_from_the_right_weights_under_the_right_masks():
+    from takeaways.lottery.imp import train_controls
+
+    model = _mlp()
+    start = copy.deepcopy(model.state_dict())
+    trained = {k: v + 1.0 for k, v in start.items()}  # stands in for the dense fine-tune
+    ticket = find_ticket(model, lambda m: None, rate=0.25, rounds=2)
+    seen = []
+
+    def train(m):  # records what each control trains: its weights and its zeros
+        w = m[0].weight.detach()
+        seen.append((w.clone(), float((w == 0).float().mean())))
+
+    out = train_controls(model, ticket, [1, 2], train, lambda m: len(seen), start=start,
+                         trained=trained, seed=lambda k: 10 + k)  # fmt: skip
+    assert out == {"random": {1: 1.0, 2: 3.0}, "one-shot": {1: 2.0, 2: 4.0}}
+    for i, k in enumerate([1, 2]):
+        rnd, one = seen[2 * i], seen[2 * i + 1]
+        mask = ticket.at_round(k).random_like(seed=10 + k).masks["0.weight"]
+        assert torch.equal(rnd[0], start["0.weight"] * mask)  # starting weights, random mask
+        assert torch.all((one[0] == 0) | (one[0] == trained["0.weight"]))  # trained, pruned once
+    assert not model[0]._forward_pre_hooks  # the masks came off after each run
 
 
 def test_transfer_maps_names_by_suffix_and_leaves_the_new_head_dense():

@@ -43,7 +43,7 @@ from torch import nn as tnn
 
 from takeaways import data, nn, train
 from takeaways.lottery import Ticket, find_ticket
-from takeaways.lottery.imp import sparsity_schedule
+from takeaways.lottery.imp import sparsity_schedule, train_controls
 from takeaways.nn.mlm import GatheredMLM, masked_copies
 from takeaways.recipes import register_recipe
 from takeaways.results import Check, Claim, Judgement, Result, Target, line_plot, series
@@ -384,26 +384,17 @@ def run(cfg: LotteryBertConfig) -> Result:
 
     ticket = find_ticket(model, fit, score, rate=cfg.rate, rounds=cfg.rounds)
     t_imp = time.perf_counter() - t0
-    sparsity = [h["sparsity"] for h in ticket.history]
-    random_acc, oneshot_acc = {}, {}
-    for r in cfg.control_rounds or range(1, cfg.rounds + 1):
-        model.load_state_dict(start)
-        handle = ticket.at_round(r).random_like(seed=cfg.seed + r).apply(model)
-        fit(model)
-        random_acc[r] = acc(model)
-        handle.remove()
-        model.load_state_dict(dense_state)
-        handle = Ticket.magnitude(model, sparsity[r]).apply(model)
-        fit(model)
-        oneshot_acc[r] = acc(model)
-        handle.remove()
+    controls = train_controls(
+        model, ticket, cfg.control_rounds or range(1, cfg.rounds + 1), fit, acc, start=start,
+        trained=dense_state, seed=lambda r: cfg.seed + r,
+    )  # fmt: skip
     t_reviews = time.perf_counter() - t0
 
     # ---- 2. MLM: an MLM phase (head + encoder), IMP on MLM, transfer to reviews
     encoder.load_state_dict(pretrained)
     mlm_metrics = _mlm_transfer(cfg, tok, copy.deepcopy(encoder), classifier, fit, acc)
 
-    metrics = _reviews_metrics(ticket, random_acc, oneshot_acc)
+    metrics = _reviews_metrics(ticket, controls["random"], controls["one-shot"])
     metrics.update(mlm_metrics)
     metrics["seconds"] = {
         "load + IMP": t_imp,

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from takeaways import data, nn, train
-from takeaways.lottery import Ticket, find_ticket
-from takeaways.lottery.imp import SCHEDULES, sparsity_schedule
+from takeaways.lottery import find_ticket
+from takeaways.lottery.imp import SCHEDULES, sparsity_schedule, train_controls
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
     Check,
@@ -104,26 +104,19 @@ def _one_seed(cfg: LotteryCNNConfig, train_xy: tuple, test_xy: tuple, seed: int)
     ticket = find_ticket(
         model, fit, score, schedule=cfg.schedule, rate=cfg.rate, rounds=cfg.rounds, scope=cfg.scope
     )
+    # the controls: starting weights under random masks of the same per-layer sparsity, and
+    # the trained dense model pruned once to each sparsity, trained on (no rewind)
+    ctl = train_controls(
+        model, ticket, range(1, cfg.rounds + 1), fit, acc, start=start, trained=dense["state"],
+        seed=lambda r: seed + 1000 * r, scope=cfg.scope,
+    )  # fmt: skip
     out: dict[str, Any] = {
         "sparsity": [h["sparsity"] for h in ticket.history[1:]],
         "dense": ticket.history[0]["score"],
         "imp": [h["score"] for h in ticket.history[1:]],
-        "random": [],
-        "oneshot": [],
+        "random": list(ctl["random"].values()),
+        "oneshot": list(ctl["one-shot"].values()),
     }
-    for r in range(1, cfg.rounds + 1):
-        # the control: starting weights, same per-layer sparsity, random positions
-        model.load_state_dict(start)
-        handle = ticket.at_round(r).random_like(seed=seed + 1000 * r).apply(model)
-        fit(model)
-        out["random"].append(acc(model))
-        handle.remove()
-        # one-shot: the trained dense model pruned once to this sparsity, trained on (no rewind)
-        model.load_state_dict(dense["state"])
-        handle = Ticket.magnitude(model, out["sparsity"][r - 1], scope=cfg.scope).apply(model)
-        fit(model)
-        out["oneshot"].append(acc(model))
-        handle.remove()
     return out
 
 
