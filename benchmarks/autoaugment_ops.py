@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from takeaways.autoaugment import AUTOAUGMENT_CIFAR10, Policy, parse_policy  # noqa: E402
-from takeaways.autoaugment.policy import _tables, apply_ops, apply_ops_reference  # noqa: E402
+from takeaways.autoaugment.policy import apply_ops, apply_ops_reference, op_tables  # noqa: E402
 from takeaways.nn import SmallCNN  # noqa: E402
 from takeaways.results import Target, machine_info, now_iso, write_json_atomic  # noqa: E402
 
@@ -55,7 +55,7 @@ def _tables_for(name: str, b: int, g: torch.Generator):
     if name == "autoaugment-cifar10":
         subs = parse_policy(AUTOAUGMENT_CIFAR10)
         choice = torch.randint(len(subs), (b,), generator=g)
-        return _tables(subs, choice)
+        return op_tables(subs, choice)
     p = Policy()
     pairs = p.sample(b, g)
     return p.op_ids[pairs], p.op_mags[pairs], torch.ones(b, 2)

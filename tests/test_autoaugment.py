@@ -340,9 +340,16 @@ def test_recipe_smoke_numbers_and_config_errors(tmp_path):
     assert m["search_model_epochs"] == 1 + 2 * 2 * 1 and m["evaluated_policies"] == 4
     assert m["search_cost_ratio"] == pytest.approx(5 / (4 * 2))
     assert all(0.0 <= m[f"test_accuracy_{p}"] <= 1.0 for p in ("none", "random", "aws"))
-    assert len(result.targets) == 3 and result.targets[2].measured == pytest.approx(0.625)
+    # the cost target is measured (search time over one final training's), never config arithmetic
+    assert len(result.targets) == 3 and "measured" in result.targets[2].name
+    assert result.targets[2].measured == pytest.approx(
+        m["search_seconds"] / m["final_training_seconds"]
+    )
+    assert m["search_cpu_seconds"] > 0 and m["final_training_cpu_seconds"] > 0
+    assert [t.interval is not None for t in result.targets] == [True, True, False]  # paired
+    assert [c.name.split(": ")[1][:6] for c in result.checks] == ["the no", "per-se"]
     assert [p["kind"] for p in result.plots] == ["bar", "line"]
-    assert result.plots[0]["series"][3]["y"] == [m["test_accuracy_aws"]]
+    assert result.plots[0]["series"][0]["y"][3] == m["test_accuracy_aws"]
     assert len(result.plots[1]["series"][0]["y"]) == 2  # one reward per controller step
     assert "no-op" in result.notes
     with pytest.raises(ValueError, match="unknown dataset 'cifar'"):

@@ -3,6 +3,7 @@ a planted sparse teacher recovered by IMP, save/load, the random control, transf
 
 from __future__ import annotations
 
+import copy
 import types
 
 import pytest
@@ -250,6 +251,30 @@ def test_random_like_matches_per_layer_and_per_round_counts_exactly():
     assert all(torch.equal(again.levels[n], control.levels[n]) for n in control.levels)
 
 
+def test_train_controls_start_from_the_right_weights_under_the_right_masks():
+    from takeaways.lottery.imp import train_controls
+
+    model = _mlp()
+    start = copy.deepcopy(model.state_dict())
+    trained = {k: v + 1.0 for k, v in start.items()}  # stands in for the dense fine-tune
+    ticket = find_ticket(model, lambda m: None, rate=0.25, rounds=2)
+    seen = []
+
+    def train(m):  # records what each control trains: its weights and its zeros
+        w = m[0].weight.detach()
+        seen.append((w.clone(), float((w == 0).float().mean())))
+
+    out = train_controls(model, ticket, [1, 2], train, lambda m: len(seen), start=start,
+                         trained=trained, seed=lambda k: 10 + k)  # fmt: skip
+    assert out == {"random": {1: 1.0, 2: 3.0}, "one-shot": {1: 2.0, 2: 4.0}}
+    for i, k in enumerate([1, 2]):
+        rnd, one = seen[2 * i], seen[2 * i + 1]
+        mask = ticket.at_round(k).random_like(seed=10 + k).masks["0.weight"]
+        assert torch.equal(rnd[0], start["0.weight"] * mask)  # starting weights, random mask
+        assert torch.all((one[0] == 0) | (one[0] == trained["0.weight"]))  # trained, pruned once
+    assert not model[0]._forward_pre_hooks  # the masks came off after each run
+
+
 def test_transfer_maps_names_by_suffix_and_leaves_the_new_head_dense():
     src = nn.Module()
     src.body = _mlp()
@@ -295,12 +320,14 @@ def test_bad_input_gets_one_clear_line():
         ticket.transfer(nn.Sequential(nn.Linear(12, 16)))
 
 
-# ---------------------------------------------------------------------------- recipe pieces
+# ---------------------------------------------------------------------------- the MLM ticket's model
 
 
-def test_masked_token_head_equals_decoding_every_position_then_picking():
+def test_gathered_mlm_over_a_minilm_like_encoder_equals_decoding_every_position():
+    """lottery-bert's MLM model: MaskedLM(init="torch") on an encoder exposing .embeddings,
+    masked by masked_copies with padding; the gathered logits equal the all-positions path."""
     from takeaways import nn as tnn
-    from takeaways.recipes.lottery_bert import MaskedTokenHead, _masked
+    from takeaways.nn.mlm import GatheredMLM, gathered_logits_reference, masked_copies
 
     class _Enc(torch.nn.Module):  # the MiniLM interface at toy size: .dim, .embeddings
         def __init__(self) -> None:
@@ -318,7 +345,13 @@ def test_masked_token_head_equals_decoding_every_position_then_picking():
             return self.body(input_ids, attention_mask=attention_mask)
 
     torch.manual_seed(0)
-    head = MaskedTokenHead(_Enc()).eval()
+    enc = _Enc()
+    state = torch.get_rng_state()
+    model = GatheredMLM(tnn.MaskedLM(enc, init="torch")).eval()
+    torch.set_rng_state(state)  # torch's init: the transform is drawn first, as nn.Linear would
+    assert torch.equal(model.mlm.transform[0].weight, torch.nn.Linear(16, 16).weight)
+    assert not model.mlm.decoder.bias.any()
+    assert model.mlm.decoder.weight is enc.embeddings.weight
     for b, n in [(1, 5), (3, 11), (4, 20)]:
         ids = torch.randint(5, 40, (b, n))
         att = torch.ones(b, n, dtype=torch.long)
@@ -326,14 +359,15 @@ def test_masked_token_head_equals_decoding_every_position_then_picking():
         ids[:, 0] = 1
         ids[att == 0] = 0  # the tokenizer pads with a special id, never masked
         tok = types.SimpleNamespace(vocab_size=40, mask_id=4, special_ids=(0, 1, 2, 3, 4))
-        x, y = _masked({"input_ids": ids, "attention_mask": att}, tok, seed=b)
+        x, y = masked_copies(tok, ids, 1, 0.15, seed=b)
         m = max(1, round(0.15 * n))
         assert y.shape == (b, m) and x["positions"].shape == (b, m)
         real = (att.bool() & (ids >= 5)).sum(1)
         assert ((y != -100).sum(1) == real.clamp(max=m)).all()  # masks real tokens only
         assert torch.equal(y[y != -100], ids.gather(1, x["positions"])[y != -100])
         with torch.no_grad():
-            fast, ref = head(**x), head.forward_reference(**x)
+            fast = model(**x, attention_mask=att)
+            ref = gathered_logits_reference(model.mlm, x["input_ids"], x["positions"], att)
         assert fast.shape == (b, m, 40)
         torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
 

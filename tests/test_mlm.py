@@ -110,3 +110,15 @@ def test_masked_copies_are_independent_draws_of_the_same_rows():
     assert not torch.equal(x["positions"][:6], x["positions"][6:12])  # fresh draws
     again, _ = masked_copies(tok, rows, 3, 0.15, seed=1)
     assert torch.equal(again["input_ids"], x["input_ids"])  # seeded
+
+
+def test_majority_accuracy_is_the_most_frequent_training_target_on_test():
+    from takeaways.train import majority_accuracy
+
+    assert majority_accuracy(torch.tensor([0, 1, 1]), torch.tensor([1, 0, 1, 1])) == 0.75
+    # masked-token targets: -100 is left out on both sides (the unigram solution's accuracy)
+    train_t = torch.tensor([[7, 7, -100], [3, 7, -100]])
+    test_t = torch.tensor([[7, -100], [3, -100]])
+    assert majority_accuracy(train_t, test_t) == 0.5
+    with pytest.raises(ValueError, match="at least one labelled target"):
+        majority_accuracy(torch.tensor([-100]), torch.tensor([1]))

@@ -44,6 +44,7 @@ from takeaways.files import atomic_path
 __all__ = [
     "fit",
     "evaluate",
+    "majority_accuracy",
     "BatchInfo",
     "FitResult",
     "seed_everything",
@@ -263,6 +264,25 @@ def _autocast(device: torch.device, bf16: bool):
 
 
 # ----------------------------------------------------------------------------- evaluate
+
+
+def majority_accuracy(train_targets: Any, test_targets: Any) -> float:
+    """Accuracy of always predicting the training targets' most frequent class: the floor to beat.
+
+    Works for labels ``(N,)`` and token targets ``(B, K)`` alike; ``IGNORE_INDEX`` entries are
+    left out on both sides (for masked tokens it is the unigram solution's accuracy).
+
+    Example:
+        >>> majority_accuracy(torch.tensor([0, 1, 1]), torch.tensor([1, 0, 1, 1]))
+        0.75
+    """
+    y = torch.as_tensor(train_targets).flatten()
+    t = torch.as_tensor(test_targets).flatten()
+    y, t = y[y != IGNORE_INDEX], t[t != IGNORE_INDEX]
+    if len(y) == 0 or len(t) == 0:
+        raise ValueError("majority_accuracy needs at least one labelled target on each side")
+    top = int(torch.bincount(y.long()).argmax())
+    return float((t == top).double().mean())
 
 
 @torch.no_grad()

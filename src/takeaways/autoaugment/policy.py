@@ -150,7 +150,7 @@ def format_policy(policy: list[SubPolicy]) -> str:
 # ----------------------------------------------------------------------------- applying
 
 
-def _tables(policy: list[SubPolicy], choice: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def op_tables(policy: list[SubPolicy], choice: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per-image op ids, magnitudes and probabilities (B, L) for chosen sub-policies."""
     length = max(len(s.ops) for s in policy)
     ids = torch.full((len(policy), length), -1, dtype=torch.long)
@@ -247,5 +247,5 @@ def apply_policy(
         return images
     weights = torch.tensor([s.weight for s in subs], dtype=torch.float64)
     choice = torch.multinomial(weights, len(images), replacement=True, generator=generator)
-    ids, mags, probs = _tables(subs, choice)
+    ids, mags, probs = op_tables(subs, choice)
     return apply_ops(images, ids, mags, probs, generator)

@@ -9,7 +9,8 @@ downstream task.
 
 The package reads top to bottom: ``ticket`` (masks, what is prunable, magnitude
 pruning, keeping masks applied, save/load/transfer, the random control) and ``imp``
-(the IMP loop with linear or geometric schedules and rewinding).
+(the IMP loop with linear or geometric schedules and rewinding; ``train_controls`` trains
+the paper's random-mask and one-shot-pruning controls beside the tickets).
 
 Example:
     >>> from takeaways.lottery import Ticket, find_ticket

@@ -18,15 +18,22 @@ Differences from the paper's code (VITA-Group/BERT-Tickets):
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from takeaways.lottery.ticket import SCOPES, Prunable, Ticket, _attach, _prune, prunable_weights
+from takeaways.lottery.ticket import (
+    SCOPES,
+    Prunable,
+    Ticket,
+    attach_masks,
+    prunable_weights,
+    prune_smallest,
+)
 
-__all__ = ["find_ticket", "sparsity_schedule"]
+__all__ = ["find_ticket", "sparsity_schedule", "train_controls"]
 
 SCHEDULES = ("linear", "geometric")
 
@@ -174,14 +181,62 @@ def find_ticket(
             history.append({"round": r, "sparsity": Ticket(levels).sparsity, "score": score})
             if r == rounds:
                 break
-            _prune({n: params[n] for n in names}, levels, targets[r], scope, r + 1)
+            prune_smallest({n: params[n] for n in names}, levels, targets[r], scope, r + 1)
             if handle is not None:
                 handle.remove()
             model.load_state_dict(start)  # rewind every weight and buffer
-            handle = _attach(model, Ticket(levels).masks)
+            handle = attach_masks(model, Ticket(levels).masks)
     finally:
         if snap is not None:
             snap.close()
         if handle is not None:
             handle.remove()
     return Ticket(levels, history)
+
+
+def train_controls(
+    model: nn.Module,
+    ticket: Ticket,
+    rounds: Iterable[int],
+    train: Callable[[nn.Module], Any],
+    evaluate: Callable[[nn.Module], float],
+    *,
+    start: Mapping[str, Any],
+    trained: Mapping[str, Any],
+    seed: Callable[[int], int],
+    scope: Literal["global", "layer"] = "global",
+) -> dict[str, dict[int, float]]:
+    """The paper's two controls for the tickets of ``rounds``, each trained like a ticket.
+
+    For round k, in this order: ``random``, the starting weights under a mask with round
+    k's per-layer sparsity at random places (``ticket.at_round(k).random_like(seed(k))``);
+    ``one-shot``, the trained dense weights pruned once by magnitude to round k's sparsity
+    and trained on without rewinding. Masks come off after each run.
+
+    Args:
+        model: the network ``find_ticket`` ran on; loaded with ``start`` / ``trained`` here.
+        ticket: what ``find_ticket`` returned.
+        rounds: the rounds to control (1..len(ticket.history) - 1).
+        train, evaluate: as for ``find_ticket``.
+        start: the state IMP rewinds to (e.g. the pre-trained weights).
+        trained: the state after round 0's training (the dense fine-tune).
+        seed: the random control's mask seed for round k.
+        scope: of the one-shot pruning (``"global"`` or ``"layer"``).
+
+    Returns:
+        ``{"random": {k: score}, "one-shot": {k: score}}``.
+    """
+    out: dict[str, dict[int, float]] = {"random": {}, "one-shot": {}}
+    for k in rounds:
+        model.load_state_dict(start)
+        handle = ticket.at_round(k).random_like(seed=seed(k)).apply(model)
+        train(model)
+        out["random"][k] = float(evaluate(model))
+        handle.remove()
+        model.load_state_dict(trained)
+        sparsity = ticket.at_round(k).sparsity
+        handle = Ticket.magnitude(model, sparsity, scope=scope).apply(model)
+        train(model)
+        out["one-shot"][k] = float(evaluate(model))
+        handle.remove()
+    return out

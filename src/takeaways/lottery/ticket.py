@@ -34,7 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Ticket", "prunable_weights"]
+__all__ = ["Ticket", "prunable_weights", "prune_smallest", "attach_masks", "MaskHandle"]
 
 Prunable = Callable[[str, Tensor], bool] | str | None
 
@@ -135,7 +135,7 @@ def smallest_k_reference(scores: Tensor, k: int) -> Tensor:
     return out
 
 
-def _prune(
+def prune_smallest(
     weights: Mapping[str, Tensor], levels: dict[str, Tensor], sparsity: float, scope: str, tag: int
 ) -> None:
     """Prune the smallest-magnitude kept weights until ``sparsity`` is reached; mark them ``tag``.
@@ -173,7 +173,7 @@ class MaskHandle:
         self.handles = []
 
 
-def _attach(model: nn.Module, masks: Mapping[str, Tensor]) -> MaskHandle:
+def attach_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> MaskHandle:
     """Zero the pruned entries now, mask their gradients, and re-zero them before every forward.
 
     The gradient hook keeps an optimizer from moving them (momentum and weight decay of
@@ -255,7 +255,7 @@ class Ticket:
         params = dict(model.named_parameters())
         names = prunable_weights(model, prunable)
         levels = {n: torch.zeros(params[n].shape, dtype=torch.uint8) for n in names}
-        _prune({n: params[n] for n in names}, levels, sparsity, scope, 1)
+        prune_smallest({n: params[n] for n in names}, levels, sparsity, scope, 1)
         return cls(levels)
 
     # -- what it prunes
@@ -322,7 +322,7 @@ class Ticket:
         """
         params = dict(model.named_parameters())
         self._check(params, {n: n for n in self.levels})
-        return _attach(model, self.masks)
+        return attach_masks(model, self.masks)
 
     def transfer(self, model: nn.Module) -> MaskHandle:
         """Apply a ticket found on another model sharing the same body (e.g. MLM -> classifier).
@@ -348,7 +348,7 @@ class Ticket:
                 )
             mapping[ours] = hits[0]
         self._check(params, mapping)
-        return _attach(model, {mapping[n]: m for n, m in self.masks.items()})
+        return attach_masks(model, {mapping[n]: m for n, m in self.masks.items()})
 
     # -- files
     def save(self, path: str | Path) -> Path:

@@ -32,7 +32,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -435,6 +435,9 @@ class MaskedLM(nn.Module):
             ``.embeddings``.
         tie_weights: share the decoder matrix with the token embedding (as BERT does).
         vocab_size: needed only when the encoder has no token embedding to read it from.
+        init: ``"bert"`` draws the head's weights as BERT does (``init_bert_weights``);
+            ``"torch"`` keeps PyTorch's default ``nn.Linear`` init of the transform (drawn
+            as it is built, before the decoder) with a zero decoder bias.
 
     Raises:
         TypeError: if the encoder lacks ``.dim`` or (with tying) a token embedding.
@@ -446,17 +449,27 @@ class MaskedLM(nn.Module):
     """
 
     def __init__(
-        self, encoder: nn.Module, *, tie_weights: bool = True, vocab_size: int | None = None
+        self,
+        encoder: nn.Module,
+        *,
+        tie_weights: bool = True,
+        vocab_size: int | None = None,
+        init: Literal["bert", "torch"] = "bert",
     ) -> None:
         super().__init__()
+        if init not in ("bert", "torch"):
+            raise ValueError(f"init must be 'bert' or 'torch'; got {init!r}")
         self.encoder = encoder
         dim = _encoder_dim(encoder)
         if tie_weights or vocab_size is None:
             vocab_size = _token_embedding(encoder).num_embeddings
         self.transform = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim))
         self.decoder = nn.Linear(dim, vocab_size)
-        self.transform.apply(init_bert_weights)
-        self.decoder.apply(init_bert_weights)
+        if init == "bert":
+            self.transform.apply(init_bert_weights)
+            self.decoder.apply(init_bert_weights)
+        else:
+            nn.init.zeros_(self.decoder.bias)
         if tie_weights:
             # The same Parameter object: the embedding learns from the output side too.
             self.decoder.weight = _token_embedding(encoder).weight

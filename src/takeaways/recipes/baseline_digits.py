@@ -2,7 +2,8 @@
 
 Not a paper's takeaway: it proves the path every recipe takes (data -> model ->
 fit -> Result -> report) and gives a floor to compare with: a logistic
-regression on the raw pixels, trained on the same split.
+regression on the raw pixels, trained on the same split. ``judge`` checks that both
+classifiers are well above chance (the majority class of the training labels).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from takeaways import data, nn, train
-from takeaways.recipes import register_recipe
-from takeaways.results import Claim, Result, Target
+from takeaways.recipes import register_recipe, seed_range
+from takeaways.results import Check, Claim, Judgement, Result, Target, line_plot, mean_std, series
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,69 @@ class DigitsConfig:
             raise ValueError("epochs, seeds and width must be >= 1")
 
 
+def _plots(cfg: DigitsConfig, curves: list, logreg_acc: float) -> list[dict[str, Any]]:
+    epochs = [row["epoch"] for row in curves[0]]
+    return [
+        line_plot(
+            "CNN on digits: test accuracy per epoch",
+            "epoch",
+            "test accuracy",
+            [
+                series(f"CNN seed {cfg.seed + i}", epochs, [r["eval_accuracy"] for r in c])
+                for i, c in enumerate(curves)
+            ]
+            + [series("logistic regression", epochs, [logreg_acc] * len(epochs))],
+            integer_x=True,
+        ),
+        line_plot(
+            "CNN on digits: training loss per epoch",
+            "epoch",
+            "cross-entropy",
+            [
+                series(f"CNN seed {cfg.seed + i}", epochs, [r["loss"] for r in c])
+                for i, c in enumerate(curves)
+            ],
+            integer_x=True,
+        ),
+    ]
+
+
+def judge(m: dict[str, Any], cfg: DigitsConfig) -> Judgement:
+    """Checks: the CNN and the logistic regression are both well above chance."""
+    chance = m.get("majority_class_test_accuracy")
+    checks = []
+    for arm, key in (("CNN", "cnn_test_accuracy"), ("logistic regression", "logreg_test_accuracy")):
+        name = f"{arm} beats chance (the majority class) by >= 50 points"
+        if chance is None:
+            detail = "the majority-class accuracy not in this result; rerun the full preset"
+            checks.append(Check(name, False, detail))
+        else:
+            checks.append(
+                Check.that(name, m[key], ">=", chance + 0.5, f"majority class {chance:.3f}")
+            )
+    acc, sd, seconds = m["cnn_test_accuracy"], m["cnn_test_accuracy_std"], m["cnn_train_seconds"]
+    targets = [
+        Target.check("CNN test accuracy", acc, ">=", 0.95),
+        Target.check("CNN train seconds per run", seconds, "<=", 30.0),
+    ]
+    finding = (
+        f"The small CNN reached {acc:.4f} test accuracy (std {sd:.4f} over {cfg.seeds} seed(s)) "
+        f"against {m['logreg_test_accuracy']:.4f} for a logistic regression on the raw pixels, "
+        f"in {seconds:.1f} s of training per run."
+    )
+    advice = (
+        "Use it when checking that a machine runs the whole pipeline: data, fit(), Result, report."
+    )
+    return Judgement(checks, targets, finding, advice)
+
+
 @register_recipe(
     "baseline-digits",
     config=DigitsConfig,
     presets={"smoke": {"epochs": 2}, "demo": {}, "full": {"epochs": 30, "seeds": 3}},
     takeaway=None,
     summary="small CNN on digits through fit(): the end-to-end check (>= 95% test accuracy)",
+    judge=judge,
 )
 def run(cfg: DigitsConfig) -> Result:
     digits = data.load("digits")
@@ -54,7 +113,7 @@ def run(cfg: DigitsConfig) -> Result:
 
     # technique: a small CNN trained by fit()
     accs, seconds, curves = [], [], []
-    for s in range(cfg.seed, cfg.seed + cfg.seeds):
+    for s in seed_range(cfg):
         train.seed_everything(s)
         model = nn.SmallCNN(
             in_channels=1, num_classes=len(digits.classes), width=cfg.width, image_size=8
@@ -76,9 +135,7 @@ def run(cfg: DigitsConfig) -> Result:
         accs.append(out.final["eval_accuracy"])
         curves.append(out.history)
 
-    acc = statistics.fmean(accs)
-    spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
-    epochs = [row["epoch"] for row in curves[0]]
+    acc, spread = mean_std(accs)
     return Result(
         recipe="baseline-digits",
         claim=Claim(
@@ -96,38 +153,9 @@ def run(cfg: DigitsConfig) -> Result:
             "cnn_samples_per_s": float(np.median([r["samples_per_s"] for c in curves for r in c])),
             "train_size": len(digits.train),
             "test_size": len(digits.test),
+            "majority_class_test_accuracy": train.majority_accuracy(digits.train.y, digits.test.y),
         },
-        targets=[
-            Target.check("CNN test accuracy", acc, ">=", 0.95),
-            Target.check("CNN train seconds per run", statistics.median(seconds), "<=", 30.0),
-        ],
-        plots=[
-            {
-                "title": "CNN on digits: test accuracy per epoch",
-                "kind": "line",
-                "x_label": "epoch",
-                "y_label": "test accuracy",
-                "series": [
-                    {
-                        "name": f"CNN seed {cfg.seed + i}",
-                        "x": epochs,
-                        "y": [r["eval_accuracy"] for r in c],
-                    }
-                    for i, c in enumerate(curves)
-                ]
-                + [{"name": "logistic regression", "x": epochs, "y": [logreg_acc] * len(epochs)}],
-            },
-            {
-                "title": "CNN on digits: training loss per epoch",
-                "kind": "line",
-                "x_label": "epoch",
-                "y_label": "cross-entropy",
-                "series": [
-                    {"name": f"CNN seed {cfg.seed + i}", "x": epochs, "y": [r["loss"] for r in c]}
-                    for i, c in enumerate(curves)
-                ],
-            },
-        ],
+        plots=_plots(cfg, curves, logreg_acc),
         notes=(
             f"CNN {acc:.4f} (std {spread:.4f} over {len(accs)} seeds) vs logistic regression "
             f"{logreg_acc:.4f} on the same {len(digits.test)}-image test split."

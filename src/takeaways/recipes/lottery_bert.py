@@ -12,9 +12,10 @@ all-MiniLM-L6-v2 (6 layers, 384 wide; ``nn.load_minilm``). Two parts:
 2. MLM transfer. MiniLM was distilled from a teacher's self-attention (arXiv 2002.10957)
    and never trained to predict tokens, and the packaged checkpoint has no MLM head: a
    head on the frozen encoder gets about 7% of masked wiki tokens right, no better than
-   guessing frequent words. So an MLM phase first trains a head (BERT's transform plus a
-   bias over the tied word embeddings) together with the encoder on ``wiki`` with BERT's
-   80/10/10 masking; that MLM-trained model plays the role of the paper's pre-trained
+   guessing frequent words. So an MLM phase first trains a head (``nn.MaskedLM``: BERT's
+   transform plus a bias over the tied word embeddings, decoded at the masked positions
+   only by ``nn.mlm.GatheredMLM``) together with the encoder on ``wiki`` with BERT's
+   80/10/10 masking (``nn.mlm.masked_copies``); that MLM-trained model plays the role of the paper's pre-trained
    BERT with its MLM head. IMP on MLM (the paper's 10% steps, rewinding to the MLM-trained
    weights) then finds a ticket at the paper's 70%, whose masks are transferred to a fresh
    pre-trained MiniLM and fine-tuned on reviews, next to a random control.
@@ -23,7 +24,9 @@ Every fine-tune has the same data, epochs and schedule; test accuracy is the fin
 epoch's. The word embeddings (12 M of MiniLM's 22.7 M parameters, never pruned) stay
 frozen in every run, which halves the optimizer's work; the classifier mean-pools, as
 MiniLM was trained to. The demo preset keeps only the first 2 pre-trained layers and a few hundred
-reviews so it fits in a minute; the numbers to quote come from ``full``.
+reviews so it fits in a minute; the numbers to quote come from ``full``. ``judge`` checks that
+the dense fine-tune and the transferred MLM ticket (or its control) rise above the majority
+class and that the MLM phase left the unigram solution.
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ from torch import nn as tnn
 
 from takeaways import data, nn, train
 from takeaways.lottery import Ticket, find_ticket
-from takeaways.lottery.imp import sparsity_schedule
-from takeaways.nn.mlm import mask_tokens
+from takeaways.lottery.imp import sparsity_schedule, train_controls
+from takeaways.nn.mlm import GatheredMLM, masked_copies
 from takeaways.recipes import register_recipe
-from takeaways.results import Claim, Result, Target
+from takeaways.results import Check, Claim, Judgement, Result, Target, line_plot, series
 
 
 @dataclass(frozen=True)
@@ -91,102 +94,255 @@ class LotteryBertConfig:
             raise ValueError(f"control_rounds must lie in 1..rounds={self.rounds}, got {bad}")
 
 
-class MaskedTokenHead(tnn.Module):
-    """MiniLM plus a small MLM head that decodes only the masked positions.
-
-    ``forward(input_ids, attention_mask, positions)`` returns logits ``(B, M, V)`` for the
-    ``M`` masked positions of each row, so the 30,522-way decoder (tied to the word
-    embeddings) costs M / N of decoding every token.
-    """
-
-    def __init__(self, encoder: nn.MiniLMEncoder) -> None:
-        super().__init__()
-        self.encoder = encoder
-        d = encoder.dim
-        self.transform = tnn.Sequential(tnn.Linear(d, d), tnn.GELU(), tnn.LayerNorm(d))
-        self.bias = tnn.Parameter(torch.zeros(encoder.embeddings.num_embeddings))
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor) -> Tensor:
-        h = self.encoder(input_ids, attention_mask)  # (B, N, C)
-        h = h.gather(1, positions[..., None].expand(-1, -1, h.shape[-1]))  # (B, M, C)
-        return self.transform(h) @ self.encoder.embeddings.weight.T + self.bias  # (B, M, V)
-
-    def forward_reference(
-        self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor
-    ) -> Tensor:
-        """Naive reference: decode every position, then pick the masked ones."""
-        h = self.encoder(input_ids, attention_mask)  # (B, N, C)
-        logits = self.transform(h) @ self.encoder.embeddings.weight.T + self.bias  # (B, N, V)
-        return logits[torch.arange(len(positions))[:, None], positions]  # (B, M, V)
-
-
-def _masked(batch: dict[str, Tensor], tok: data.Tokenizer, seed: int):
-    """BERT's 80/10/10 masking of 15% of each row's real tokens: (inputs, targets (B, M))."""
-    g = torch.Generator().manual_seed(seed)
-    ids, positions, targets = mask_tokens(
-        batch["input_ids"], vocab_size=tok.vocab_size, mask_id=tok.mask_id,
-        special_ids=tok.special_ids, generator=g,
-    )  # fmt: skip
-    return {
-        "input_ids": ids,
-        "attention_mask": batch["attention_mask"],
-        "positions": positions,
-    }, targets
-
-
 def _subset(n: int, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n)[: min(n, k)])
+
+
+def _mlm_model(encoder: tnn.Module) -> GatheredMLM:
+    """MaskedLM over MiniLM (head tied to the frozen word embeddings), decoding masked positions only."""
+    mlm = GatheredMLM(nn.MaskedLM(encoder, init="torch"))
+    encoder.embeddings.weight.requires_grad_(False)
+    return mlm
+
+
+def _wiki_mlm(tok: data.Tokenizer, cfg: LotteryBertConfig) -> tuple[dict, Tensor]:
+    """Held-out-able wiki passages with one BERT 80/10/10 masking: (inputs, targets (R, K))."""
+    wiki = data.load("wiki")
+    passages = [p for doc in (*wiki.train.x, *wiki.test.x) for p in doc.split("\n") if len(p) > 80]
+    pick = _subset(len(passages), cfg.mlm_train + cfg.mlm_test, cfg.seed + 2)
+    rows = tok.encode([passages[i] for i in pick], max_len=cfg.mlm_max_len, pad_to=cfg.mlm_max_len)
+    x, y = masked_copies(tok, rows["input_ids"], 1, 0.15, cfg.seed)
+    return {**x, "attention_mask": rows["attention_mask"]}, y
+
+
+CLAIM = Claim(
+    text=(
+        "Matching subnetworks of pre-trained BERT exist at 40% to 90% sparsity (SST-2: "
+        "60%), found by IMP with rewinding to the pre-trained weights; the 70% subnetwork "
+        "found on the MLM task transfers to every downstream task"
+    ),
+    value=0.6,
+    source="Chen et al., NeurIPS 2020, arXiv:2007.12223 (abstract; Table 2, SST-2 and MLM)",
+)
+
+
+def _reviews_metrics(ticket: Ticket, random_acc: dict, oneshot_acc: dict) -> dict[str, Any]:
+    """Dense, IMP-ticket and control accuracies by sparsity, and the highest matching sparsity."""
+    sparsity = [h["sparsity"] for h in ticket.history]
+    imp = [h["score"] for h in ticket.history]
+    metrics: dict[str, Any] = {"dense reviews accuracy": imp[0]}
+    for r in range(1, len(imp)):
+        tag = f"{100 * sparsity[r]:.0f}%"
+        metrics[f"IMP ticket accuracy at {tag}"] = imp[r]
+        if r in random_acc:
+            metrics[f"random control accuracy at {tag}"] = random_acc[r]
+            metrics[f"one-shot (no rewind) accuracy at {tag}"] = oneshot_acc[r]
+    matching = [r for r in range(1, len(imp)) if imp[r] >= imp[0] - 0.01]
+    metrics["highest sparsity within 1 point of dense"] = sparsity[max(matching, default=0)]
+    return metrics
+
+
+def _mlm_transfer(
+    cfg: LotteryBertConfig,
+    tok: data.Tokenizer,
+    encoder: tnn.Module,
+    classifier: Any,
+    fit: Any,
+    acc: Any,
+) -> dict[str, Any]:
+    """The MLM part: an MLM phase on wiki, IMP on MLM, its ticket and a random control
+    transferred to fresh classifiers and fine-tuned on reviews. Returns its metrics."""
+    mlm_x, mlm_y = _wiki_mlm(tok, cfg)
+    split, per_round = cfg.mlm_train, cfg.mlm_round_train
+    mlm_train = ({k: v[:split] for k, v in mlm_x.items()}, mlm_y[:split])
+    mlm_round = ({k: v[:per_round] for k, v in mlm_x.items()}, mlm_y[:per_round])
+    mlm_test = ({k: v[split:] for k, v in mlm_x.items()}, mlm_y[split:])
+    mlm = _mlm_model(encoder)
+    mlm_before = acc(mlm, mlm_test)  # the untrained head: chance
+    fit(mlm, mlm_train, cfg.mlm_phase_lr)
+    mlm_phase = acc(mlm, mlm_test)
+    mlm_ticket = find_ticket(  # rewinds to the MLM-trained weights: this model's "pre-trained" state
+        mlm, lambda m: fit(m, mlm_round, cfg.mlm_lr), lambda m: acc(m, mlm_test),
+        rate=cfg.mlm_rate, rounds=cfg.mlm_rounds, train_last=False,  # only its masks transfer
+    )  # fmt: skip
+    transferred = {}
+    for name, t in (("ticket", mlm_ticket), ("random", mlm_ticket.random_like(seed=cfg.seed))):
+        clf = classifier()
+        handle = t.transfer(clf)
+        fit(clf)
+        transferred[name] = acc(clf)
+        handle.remove()
+    tag = f"{100 * mlm_ticket.sparsity:.0f}%"
+    return {
+        "MLM accuracy on held-out wiki": {
+            "untrained head": mlm_before,
+            "after the MLM phase": mlm_phase,
+        },
+        "MLM accuracy by IMP round": {
+            f"{100 * h['sparsity']:.0f}%": h["score"] for h in mlm_ticket.history
+        },
+        f"MLM ticket ({tag}) transferred: reviews accuracy": transferred["ticket"],
+        f"MLM random control ({tag}) transferred: reviews accuracy": transferred["random"],
+        "MLM accuracy of the most frequent training token (unigram)": train.majority_accuracy(
+            mlm_train[1], mlm_test[1]
+        ),
+    }
+
+
+# ----------------------------------------------------------------------------- reading the metrics
+
+
+def _by_sparsity(m: dict[str, Any], prefix: str) -> dict[float, float]:
+    """``{sparsity %: value}`` of the metrics named ``"<prefix> at <s>%"``, in stored order."""
+    head = f"{prefix} at "
+    return {
+        float(k[len(head) : -1]): v for k, v in m.items() if k.startswith(head) and k.endswith("%")
+    }
+
+
+def _transfer(m: dict[str, Any]) -> tuple[float, float | None, float | None]:
+    """(MLM ticket sparsity %, its transferred reviews accuracy, its random control's)."""
+    ticket = next(k for k in m if k.startswith("MLM ticket (") and k.endswith("reviews accuracy"))
+    pct = float(ticket[len("MLM ticket (") : ticket.index("%")])
+    control = f"MLM random control ({pct:.0f}%) transferred: reviews accuracy"
+    return pct, m[ticket], m.get(control)
+
+
+def _compared(m: dict[str, Any]) -> float:
+    """The controlled sparsity the IMP-vs-random target reads: the highest at or below the
+    highest matching sparsity (at least the first round's), else the lowest controlled."""
+    dense, imp, rnd = (
+        m["dense reviews accuracy"],
+        _by_sparsity(m, "IMP ticket accuracy"),
+        _by_sparsity(m, "random control accuracy"),
+    )
+    pcts = [0.0, *imp]
+    best = max((i for i in range(1, len(pcts)) if imp[pcts[i]] >= dense - 0.01), default=0)
+    controlled = [i for i in range(1, len(pcts)) if pcts[i] in rnd]
+    below = [i for i in controlled if i <= max(best, 1)]
+    return pcts[max(below) if below else min(controlled)]
+
+
+def _plot(cfg: LotteryBertConfig, m: dict[str, Any]) -> dict[str, Any]:
+    imp, rnd = _by_sparsity(m, "IMP ticket accuracy"), _by_sparsity(m, "random control accuracy")
+    one = _by_sparsity(m, "one-shot (no rewind) accuracy")
+    dense = m["dense reviews accuracy"]
+    mlm_pct, mlm_acc, _ = _transfer(m)
+    return line_plot(
+        f"MiniLM ({cfg.layers} of 6 layers) on reviews: test accuracy vs sparsity",
+        "sparsity of the attention and feed-forward weights (%)",
+        f"test accuracy ({cfg.max_test} reviews)",
+        [
+            series("IMP ticket (rewound to pre-trained)", [0.0, *imp], [dense, *imp.values()]),
+            series("random pruning, same layer sparsity", list(rnd), list(rnd.values())),
+            series("one-shot magnitude, no rewind", list(one), list(one.values())),
+            series(f"MLM ticket transferred ({mlm_pct:.0f}%)", [mlm_pct], [mlm_acc]),
+            series("dense", [0.0, max(imp)], [dense, dense]),
+        ],
+    )
+
+
+def _notes(cfg: LotteryBertConfig, m: dict[str, Any]) -> str:
+    dense, mlm = m["dense reviews accuracy"], m["MLM accuracy on held-out wiki"]
+    se = 100 * (dense * (1 - dense) / cfg.max_test) ** 0.5
+    return (
+        f"MiniLM with its first {cfg.layers} of 6 pre-trained layers, fine-tuned on {cfg.max_train} "
+        f"reviews for {cfg.epochs} epoch(s) per run, scored on {cfg.max_test} (one standard error "
+        f"of an accuracy near {dense:.2f} is {se:.1f} points, so 'within 1 point' is within noise "
+        f"at this size). MLM on {cfg.mlm_test} held-out wiki passages: masked-token accuracy "
+        f"{mlm['untrained head']:.3f} with an untrained head, {mlm['after the MLM phase']:.3f} "
+        f"after the MLM phase ({cfg.mlm_train} passages, head and encoder); the MLM ticket's IMP "
+        f"rounds train on {cfg.mlm_round_train} passages and rewind to the MLM-trained weights. "
+        "One-shot pruning continues from the fine-tuned weights, so it has one more fine-tune "
+        "behind it than a ticket."
+    )
+
+
+# ----------------------------------------------------------------------------- judging
+
+
+def _above(name: str, value: float, floor: float | None, margin: float, what: str) -> Check:
+    """``value >= floor + margin``; fails with a rerun note when ``floor`` is not in the result."""
+    if floor is None:
+        return Check(name, False, f"the {what} not in this result; rerun the full preset")
+    return Check.that(name, value, ">=", floor + margin, f"{what} {floor:.3f}")
+
+
+def judge(m: dict[str, Any], cfg: LotteryBertConfig) -> Judgement:
+    """Checks: the dense fine-tune learned (above the majority class), the MLM phase left the
+    unigram solution, and the transfer comparison is not between two majority-class models."""
+    dense, majority = m["dense reviews accuracy"], m.get("majority-class reviews accuracy")
+    unigram = m.get("MLM accuracy of the most frequent training token (unigram)")
+    mlm_phase = m["MLM accuracy on held-out wiki"]["after the MLM phase"]
+    mlm_pct, ticket, control = _transfer(m)
+    checks = [
+        _above("dense reviews fine-tune beats the majority class by >= 5 points", dense,
+               majority, 0.05, "majority-class accuracy"),
+        _above("the MLM phase left the unigram solution (>= 2 points above it)", mlm_phase,
+               unigram, 0.02, "unigram (most frequent token) accuracy"),
+        _above(f"the {mlm_pct:.0f}% MLM ticket or its random control beats the majority class "
+               "by >= 2 points", max(ticket, control), majority, 0.02, "majority-class accuracy"),
+    ]  # fmt: skip
+    imp, rnd = _by_sparsity(m, "IMP ticket accuracy"), _by_sparsity(m, "random control accuracy")
+    at, s_best = _compared(m), m["highest sparsity within 1 point of dense"]
+    gap = 100 * (imp[at] - rnd[at])
+    targets = [
+        Target.check("highest IMP sparsity within 1 point of dense accuracy", s_best, ">=", 0.5),
+        Target.check(f"IMP ticket minus random control at {at:.0f}% (points)", gap, ">=", 2.0),
+        Target.check(
+            f"MLM ticket ({mlm_pct:.0f}%) transferred to reviews minus dense (points)",
+            100 * (ticket - dense), ">=", -1.0,
+        ),
+        Target.check(
+            "CPU seconds / threads of this preset (its wall time on idle cores)",
+            m["seconds"]["CPU seconds"] / cfg.threads, "<=", cfg.time_budget_s,
+        ),
+    ]  # fmt: skip
+    floor = f", majority class {majority:.3f}" if majority is not None else ""
+    finding = (
+        f"IMP tickets kept the dense accuracy ({dense:.3f}{floor}) within 1 point up to "
+        f"{s_best:.0%} sparsity (paper, SST-2: 60%) and led the random control at {at:.0f}% by "
+        f"{gap:+.1f} points; the {mlm_pct:.0f}% MLM ticket fine-tuned to {ticket:.3f} (its random "
+        f"control {control:.3f}) after an MLM phase reaching {mlm_phase:.3f} masked-token accuracy."
+    )
+    advice = (
+        f"Use IMP with rewinding when {cfg.rounds + 1} fine-tunes are affordable and a "
+        f"{s_best:.0%}-sparse BERT that keeps its accuracy is worth it"
+        if s_best >= 0.5
+        else f"Do not expect matching tickets above {s_best:.0%} sparsity at this scale; use IMP "
+        "when the dense fine-tune is well above the majority class"
+    )
+    advice += (
+        "; an MLM ticket transferred here."
+        if ticket - dense >= -0.01
+        else "; find a ticket per task: the MLM ticket did not transfer at this scale."
+    )
+    return Judgement(checks, targets, finding, advice)
+
+
+# fmt: off
+PRESETS = {
+    "smoke": {"layers": 1, "max_len": 16, "max_train": 32, "max_test": 32, "rounds": 1,
+              "rate": 0.5, "control_rounds": (1,), "mlm_train": 16, "mlm_round_train": 16,
+              "mlm_test": 16},
+    "demo": {},
+    "full": {"layers": 6, "max_len": 40, "max_train": 1024, "max_test": 1000, "batch_size": 32,
+             "lr": 1e-4, "rate": 0.1, "rounds": 9, "control_rounds": (5, 7, 9), "mlm_train": 3072,
+             "mlm_round_train": 768, "mlm_test": 512, "mlm_rate": 0.1, "mlm_rounds": 7,
+             "mlm_lr": 1e-4, "time_budget_s": 1800.0},
+}
+# fmt: on
 
 
 @register_recipe(
     "lottery-bert",
     config=LotteryBertConfig,
-    presets={
-        "smoke": {
-            "layers": 1,
-            "max_len": 16,
-            "max_train": 32,
-            "max_test": 32,
-            "rounds": 1,
-            "rate": 0.5,
-            "control_rounds": (1,),
-            "mlm_train": 16,
-            "mlm_round_train": 16,
-            "mlm_test": 16,
-        },
-        "demo": {},
-        "full": {
-            "layers": 6,
-            "max_len": 40,
-            "max_train": 1024,
-            "max_test": 1000,
-            "batch_size": 32,
-            "lr": 1e-4,
-            "rate": 0.1,
-            "rounds": 9,
-            "control_rounds": (5, 7, 9),
-            "mlm_train": 3072,
-            "mlm_round_train": 768,
-            "mlm_test": 512,
-            "mlm_rate": 0.1,
-            "mlm_rounds": 7,
-            "mlm_lr": 1e-4,
-            "time_budget_s": 1800.0,
-        },
-    },  # fmt: skip
+    presets=PRESETS,
     takeaway=3,
     summary="IMP tickets in pre-trained MiniLM on reviews vs random / one-shot pruning; MLM ticket transfer",
+    judge=judge,
 )
 def run(cfg: LotteryBertConfig) -> Result:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        return _run(cfg)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(cfg: LotteryBertConfig) -> Result:
     t0, cpu0 = time.perf_counter(), time.process_time()
     train.seed_everything(cfg.seed)
     encoder, tok = nn.load_minilm()
@@ -228,175 +384,27 @@ def _run(cfg: LotteryBertConfig) -> Result:
 
     ticket = find_ticket(model, fit, score, rate=cfg.rate, rounds=cfg.rounds)
     t_imp = time.perf_counter() - t0
-    sparsity = [h["sparsity"] for h in ticket.history]
-    imp = [h["score"] for h in ticket.history]
-    dense = imp[0]
-    controlled = list(cfg.control_rounds or range(1, cfg.rounds + 1))
-    random_acc, oneshot_acc = {}, {}
-    for r in controlled:
-        model.load_state_dict(start)
-        handle = ticket.at_round(r).random_like(seed=cfg.seed + r).apply(model)
-        fit(model)
-        random_acc[r] = acc(model)
-        handle.remove()
-        model.load_state_dict(dense_state)
-        handle = Ticket.magnitude(model, sparsity[r]).apply(model)
-        fit(model)
-        oneshot_acc[r] = acc(model)
-        handle.remove()
+    controls = train_controls(
+        model, ticket, cfg.control_rounds or range(1, cfg.rounds + 1), fit, acc, start=start,
+        trained=dense_state, seed=lambda r: cfg.seed + r,
+    )  # fmt: skip
     t_reviews = time.perf_counter() - t0
 
     # ---- 2. MLM: an MLM phase (head + encoder), IMP on MLM, transfer to reviews
-    wiki = data.load("wiki")
-    passages = [p for doc in (*wiki.train.x, *wiki.test.x) for p in doc.split("\n") if len(p) > 80]
-    pick = _subset(len(passages), cfg.mlm_train + cfg.mlm_test, cfg.seed + 2)
-    texts = [passages[i] for i in pick]
-    mlm_x, mlm_y = _masked(
-        tok.encode(texts, max_len=cfg.mlm_max_len, pad_to=cfg.mlm_max_len), tok, cfg.seed
-    )
-    split, per_round = cfg.mlm_train, cfg.mlm_round_train
-    mlm_train = ({k: v[:split] for k, v in mlm_x.items()}, mlm_y[:split])
-    mlm_round = ({k: v[:per_round] for k, v in mlm_x.items()}, mlm_y[:per_round])
-    mlm_test = ({k: v[split:] for k, v in mlm_x.items()}, mlm_y[split:])
     encoder.load_state_dict(pretrained)
-    mlm = MaskedTokenHead(copy.deepcopy(encoder))
-    mlm.encoder.embeddings.weight.requires_grad_(False)
-    mlm_before = acc(mlm, mlm_test)  # the untrained head: chance
-    fit(mlm, mlm_train, cfg.mlm_phase_lr)
-    mlm_phase = acc(mlm, mlm_test)
-    mlm_ticket = (
-        find_ticket(  # rewinds to the MLM-trained weights: this model's "pre-trained" state
-            mlm,
-            lambda m: fit(m, mlm_round, cfg.mlm_lr),
-            lambda m: acc(m, mlm_test),
-            rate=cfg.mlm_rate,
-            rounds=cfg.mlm_rounds,
-            train_last=False,  # only its masks are transferred
-        )
-    )
-    transferred = {}
-    for name, t in (("ticket", mlm_ticket), ("random", mlm_ticket.random_like(seed=cfg.seed))):
-        clf = classifier()
-        handle = t.transfer(clf)
-        fit(clf)
-        transferred[name] = acc(clf)
-        handle.remove()
-    seconds = {
+    mlm_metrics = _mlm_transfer(cfg, tok, copy.deepcopy(encoder), classifier, fit, acc)
+
+    metrics = _reviews_metrics(ticket, controls["random"], controls["one-shot"])
+    metrics.update(mlm_metrics)
+    metrics["seconds"] = {
         "load + IMP": t_imp,
         "reviews total": t_reviews,
         "total": time.perf_counter() - t0,
         "CPU seconds": time.process_time() - cpu0,
     }
-    mlm_acc = {"untrained head": mlm_before, "after the MLM phase": mlm_phase}
-
-    return _result(
-        cfg, sparsity, imp, random_acc, oneshot_acc, mlm_acc, mlm_ticket, transferred, dense,
-        seconds,
-    )  # fmt: skip
-
-
-def _result(
-    cfg: LotteryBertConfig,
-    sparsity: list[float],
-    imp: list[float],
-    random_acc: dict[int, float],
-    oneshot_acc: dict[int, float],
-    mlm_acc: dict[str, float],
-    mlm_ticket: Ticket,
-    transferred: dict[str, float],
-    dense: float,
-    seconds: dict[str, float],
-) -> Result:
-    matching = [r for r in range(1, len(imp)) if imp[r] >= dense - 0.01]
-    best = max(matching) if matching else 0
-    # the control compared at the matching sparsity (or the nearest controlled round below it)
-    below = [r for r in random_acc if r <= max(best, 1)]
-    cmp_round = max(below) if below else min(random_acc)
-    mlm_s = mlm_ticket.sparsity
-    metrics: dict[str, Any] = {"dense reviews accuracy": dense}
-    for r in range(1, len(imp)):
-        tag = f"{100 * sparsity[r]:.0f}%"
-        metrics[f"IMP ticket accuracy at {tag}"] = imp[r]
-        if r in random_acc:
-            metrics[f"random control accuracy at {tag}"] = random_acc[r]
-            metrics[f"one-shot (no rewind) accuracy at {tag}"] = oneshot_acc[r]
-    metrics["highest sparsity within 1 point of dense"] = sparsity[best]
-    metrics["MLM accuracy on held-out wiki"] = mlm_acc
-    metrics["MLM accuracy by IMP round"] = {
-        f"{100 * h['sparsity']:.0f}%": h["score"] for h in mlm_ticket.history
-    }
-    metrics[f"MLM ticket ({100 * mlm_s:.0f}%) transferred: reviews accuracy"] = transferred[
-        "ticket"
-    ]
-    metrics[f"MLM random control ({100 * mlm_s:.0f}%) transferred: reviews accuracy"] = transferred[
-        "random"
-    ]
-    metrics["seconds"] = seconds
     metrics["paper: highest matching sparsity, SST-2 / MLM (Table 2)"] = {"SST-2": 0.6, "MLM": 0.7}
-    targets = [
-        Target.check("highest IMP sparsity within 1 point of dense accuracy", sparsity[best], ">=", 0.5),
-        Target.check(
-            f"IMP ticket minus random control at {100 * sparsity[cmp_round]:.0f}% (points)",
-            100 * (imp[cmp_round] - random_acc[cmp_round]), ">=", 2.0,
-        ),
-        Target.check(
-            f"MLM ticket ({100 * mlm_s:.0f}%) transferred to reviews minus dense (points)",
-            100 * (transferred["ticket"] - dense), ">=", -1.0,
-        ),
-        Target.check(
-            "CPU seconds / threads of this preset (its wall time on idle cores)",
-            seconds["CPU seconds"] / cfg.threads, "<=", cfg.time_budget_s,
-        ),
-    ]  # fmt: skip
-    pct = [100 * s for s in sparsity]
-    ctl = sorted(random_acc)
-    plots = [
-        {
-            "title": f"MiniLM ({cfg.layers} of 6 layers) on reviews: test accuracy vs sparsity",
-            "kind": "line",
-            "x_label": "sparsity of the attention and feed-forward weights (%)",
-            "y_label": f"test accuracy ({cfg.max_test} reviews)",
-            "series": [
-                {"name": "IMP ticket (rewound to pre-trained)", "x": pct, "y": imp},
-                {"name": "random pruning, same layer sparsity", "x": [pct[r] for r in ctl], "y": [random_acc[r] for r in ctl]},
-                {"name": "one-shot magnitude, no rewind", "x": [pct[r] for r in ctl], "y": [oneshot_acc[r] for r in ctl]},
-                {"name": f"MLM ticket transferred ({100 * mlm_s:.0f}%)", "x": [100 * mlm_s], "y": [transferred["ticket"]]},
-                {"name": "dense", "x": [0.0, pct[-1]], "y": [dense, dense]},
-            ],
-        }
-    ]  # fmt: skip
-    se = 100 * (dense * (1 - dense) / cfg.max_test) ** 0.5
-    notes = (
-        f"MiniLM with its first {cfg.layers} of 6 pre-trained layers, fine-tuned on {cfg.max_train} "
-        f"reviews for {cfg.epochs} epoch(s) per run, scored on {cfg.max_test} (one standard error "
-        f"of an accuracy near {dense:.2f} is {se:.1f} points, so 'within 1 point' is within noise "
-        f"at this size). Dense {dense:.3f}; IMP tickets "
-        + ", ".join(f"{p:.0f}%: {a:.3f}" for p, a in zip(pct[1:], imp[1:]))
-        + "; random controls "
-        + ", ".join(f"{pct[r]:.0f}%: {random_acc[r]:.3f}" for r in ctl)
-        + "; one-shot "
-        + ", ".join(f"{pct[r]:.0f}%: {oneshot_acc[r]:.3f}" for r in ctl)
-        + f". MLM on {cfg.mlm_test} held-out wiki passages: masked-token accuracy "
-        f"{mlm_acc['untrained head']:.3f} with an untrained head, {mlm_acc['after the MLM phase']:.3f} "
-        f"after the MLM phase ({cfg.mlm_train} passages, head and encoder). The MLM ticket "
-        f"({100 * mlm_s:.0f}%, IMP rounds of {cfg.mlm_round_train} passages rewound to the "
-        f"MLM-trained weights) fine-tunes on reviews to {transferred['ticket']:.3f}; its "
-        f"random control to {transferred['random']:.3f}. One-shot pruning continues from the "
-        "fine-tuned weights, so it has one more fine-tune behind it than a ticket."
-    )
+    metrics["majority-class reviews accuracy"] = train.majority_accuracy(train_xy[1], test_xy[1])
     return Result(
-        recipe="lottery-bert",
-        claim=Claim(
-            text=(
-                "Matching subnetworks of pre-trained BERT exist at 40% to 90% sparsity (SST-2: "
-                "60%), found by IMP with rewinding to the pre-trained weights; the 70% subnetwork "
-                "found on the MLM task transfers to every downstream task"
-            ),
-            value=0.6,
-            source="Chen et al., NeurIPS 2020, arXiv:2007.12223 (abstract; Table 2, SST-2 and MLM)",
-        ),
-        metrics=metrics,
-        targets=targets,
-        plots=plots,
-        notes=notes,
-    )
+        recipe="lottery-bert", claim=CLAIM, metrics=metrics, plots=[_plot(cfg, metrics)],
+        notes=_notes(cfg, metrics),
+    )  # fmt: skip

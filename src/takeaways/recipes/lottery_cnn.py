@@ -13,13 +13,14 @@ runs the same machinery on images, fast. For each seed:
 
 Every run has the same epochs, batch and learning-rate schedule; test accuracy is the
 final epoch's. The images are average-pooled to 14x14 at the demo preset (4x fewer
-conv FLOPs); the full preset keeps 28x28.
+conv FLOPs); the full preset keeps 28x28. Per-seed accuracies of every arm go into the
+metrics, so ``judge`` compares the ticket with its random control paired over seeds, after
+checking that the dense model is well above the majority class.
 """
 
 from __future__ import annotations
 
 import copy
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +30,20 @@ import torch
 import torch.nn.functional as F
 
 from takeaways import data, nn, train
-from takeaways.lottery import Ticket, find_ticket
-from takeaways.lottery.imp import SCHEDULES, sparsity_schedule
-from takeaways.recipes import register_recipe
-from takeaways.results import Claim, Result, Target
+from takeaways.lottery import find_ticket
+from takeaways.lottery.imp import SCHEDULES, sparsity_schedule, train_controls
+from takeaways.recipes import register_recipe, seed_range
+from takeaways.results import (
+    Check,
+    Claim,
+    Judgement,
+    Result,
+    Target,
+    line_plot,
+    mean_std,
+    paired_diff,
+    series,
+)
 
 
 @dataclass(frozen=True)
@@ -93,27 +104,137 @@ def _one_seed(cfg: LotteryCNNConfig, train_xy: tuple, test_xy: tuple, seed: int)
     ticket = find_ticket(
         model, fit, score, schedule=cfg.schedule, rate=cfg.rate, rounds=cfg.rounds, scope=cfg.scope
     )
+    # the controls: starting weights under random masks of the same per-layer sparsity, and
+    # the trained dense model pruned once to each sparsity, trained on (no rewind)
+    ctl = train_controls(
+        model, ticket, range(1, cfg.rounds + 1), fit, acc, start=start, trained=dense["state"],
+        seed=lambda r: seed + 1000 * r, scope=cfg.scope,
+    )  # fmt: skip
     out: dict[str, Any] = {
         "sparsity": [h["sparsity"] for h in ticket.history[1:]],
         "dense": ticket.history[0]["score"],
         "imp": [h["score"] for h in ticket.history[1:]],
-        "random": [],
-        "oneshot": [],
+        "random": list(ctl["random"].values()),
+        "oneshot": list(ctl["one-shot"].values()),
     }
-    for r in range(1, cfg.rounds + 1):
-        # the control: starting weights, same per-layer sparsity, random positions
-        model.load_state_dict(start)
-        handle = ticket.at_round(r).random_like(seed=seed + 1000 * r).apply(model)
-        fit(model)
-        out["random"].append(acc(model))
-        handle.remove()
-        # one-shot: the trained dense model pruned once to this sparsity, trained on (no rewind)
-        model.load_state_dict(dense["state"])
-        handle = Ticket.magnitude(model, out["sparsity"][r - 1], scope=cfg.scope).apply(model)
-        fit(model)
-        out["oneshot"].append(acc(model))
-        handle.remove()
     return out
+
+
+CLAIM = Claim(
+    text=(
+        "Iterative magnitude pruning with rewinding finds subnetworks of pre-trained BERT "
+        "at 40% to 90% sparsity that train to the full model's accuracy, where random "
+        "pruning at the same sparsity does not"
+    ),
+    value=0.9,
+    source="Chen et al., NeurIPS 2020, arXiv:2007.12223 (abstract; Table 2)",
+)
+ARMS = {
+    "IMP": ("IMP ticket accuracy", "IMP ticket (rewound)"),
+    "random": ("random control accuracy", "random pruning, same layer sparsity"),
+    "one-shot": ("one-shot (no rewind) accuracy", "one-shot magnitude, no rewind"),
+}
+
+
+def _by_sparsity(m: dict[str, Any], prefix: str) -> dict[float, float]:
+    """``{sparsity %: value}`` of the metrics named ``"<prefix> at <s>%"``, in stored order."""
+    head = f"{prefix} at "
+    return {
+        float(k[len(head) : -1]): v for k, v in m.items() if k.startswith(head) and k.endswith("%")
+    }
+
+
+def _plot(cfg: LotteryCNNConfig, m: dict[str, Any]) -> dict[str, Any]:
+    per_seed = m.get("per seed", {})
+    lines = []
+    for arm, (prefix, label) in ARMS.items():
+        acc = _by_sparsity(m, prefix)
+        err = [mean_std(per_seed.get(f"{arm} at {p:.1f}%", [0.0]))[1] for p in acc]
+        lines.append(series(label, list(acc), list(acc.values()), err if cfg.seeds > 1 else None))
+    dense, top = m["dense test accuracy"], max(_by_sparsity(m, ARMS["IMP"][0]))
+    lines.append(series("dense", [0.0, top], [dense, dense]))
+    return line_plot(
+        f"MNIST SmallCNN (width {cfg.width}, {cfg.image_size}x{cfg.image_size}): test accuracy vs sparsity",
+        "sparsity of the conv weights (%)",
+        f"test accuracy (mean ± std of {cfg.seeds} seed(s))",
+        lines,
+    )
+
+
+def _notes(cfg: LotteryCNNConfig, m: dict[str, Any]) -> str:
+    imp, rnd, one = (_by_sparsity(m, ARMS[a][0]) for a in ARMS)
+    rows = "; ".join(
+        f"{p:.1f}%: IMP {imp[p]:.3f}, random {rnd[p]:.3f}, one-shot {one[p]:.3f}" for p in imp
+    )
+    return (
+        f"Dense SmallCNN: {m['dense test accuracy']:.3f} test accuracy. {rows}. Every run trains {cfg.epochs} "
+        f"epoch(s) with the same schedule; one-shot pruning keeps training from the trained dense "
+        f"weights, so it has seen {cfg.epochs} more epoch(s) than a ticket. The conv weights are "
+        "pruned; biases and the linear head stay dense. Means over "
+        f"{cfg.seeds} seed(s); a single seed at demo scale moves by about a point."
+    )
+
+
+def judge(m: dict[str, Any], cfg: LotteryCNNConfig) -> Judgement:
+    """Checks: the dense model learned (above the majority class) and every arm has per-seed
+    values; IMP vs random is a paired comparison over seeds at the highest matching sparsity."""
+    dense, majority = m["dense test accuracy"], m.get("majority-class test accuracy")
+    imp, rnd = _by_sparsity(m, ARMS["IMP"][0]), _by_sparsity(m, ARMS["random"][0])
+    s_best = m["highest sparsity within 1 point of dense"]
+    at = min(imp, key=lambda p: abs(p - 100 * s_best)) if s_best > 0 else min(imp)
+    per_seed = m.get("per seed", {})
+    a, b = per_seed.get(f"IMP at {at:.1f}%"), per_seed.get(f"random at {at:.1f}%")
+    name = "dense CNN beats the majority class by >= 20 points"
+    if majority is None:
+        checks = [
+            Check(
+                name, False, "the majority-class accuracy not in this result; rerun the full preset"
+            )
+        ]
+    else:
+        checks = [Check.that(name, dense, ">=", majority + 0.2, f"majority class {majority:.3f}")]
+    name = f"per-seed accuracies of the IMP ticket and the random control at {at:.1f}%"
+    if a is None or b is None:
+        checks.append(
+            Check(name, False, "per-seed values not in this result; rerun the full preset")
+        )
+    else:
+        checks.append(
+            Check(
+                name, len(a) == len(b) == cfg.seeds, f"{len(a)} and {len(b)} of {cfg.seeds} seeds"
+            )
+        )
+    gap = f"IMP ticket minus random control at {at:.1f}% (points)"
+    if a is not None and b is not None:
+        t_gap = Target.beats(gap, paired_diff([100 * v for v in a], [100 * v for v in b]), goal=2.0)
+    else:
+        t_gap = Target.check(gap, 100 * (imp[at] - rnd[at]), ">=", 2.0)
+    cpu = m["seconds"]["CPU (one thread)"]
+    targets = [
+        Target.check("highest IMP sparsity within 1 point of dense accuracy", s_best, ">=", 0.5),
+        t_gap,
+        # CPU time of the one-threaded run: what it takes on idle cores, whatever else shares them
+        Target.check(
+            "CPU seconds of this preset (one thread: its wall time on idle cores)", cpu, "<=",
+            cfg.time_budget_s,
+        ),
+    ]  # fmt: skip
+    finding = (
+        f"IMP tickets of a small MNIST CNN stayed within 1 point of the dense accuracy ({dense:.3f}) "
+        f"up to {s_best:.1%} sparsity, and at {at:.1f}% the ticket minus its random control was "
+        f"{t_gap.measured:+.1f} points over {cfg.seeds} seed(s)."
+    )
+    if t_gap.met and s_best >= 0.5:
+        advice = (
+            f"Use IMP with rewinding when you want a {s_best:.0%}-sparse CNN at dense accuracy and can "
+            f"afford {cfg.rounds + 1} trainings; random masks at that sparsity do worse."
+        )
+    else:
+        advice = (
+            "Do not expect a ticket to beat random pruning by 2 points at this scale; use IMP when "
+            "the pruned model must match the dense one at high sparsity and seeds confirm the gap."
+        )
+    return Judgement(checks, targets, finding, advice)
 
 
 @register_recipe(
@@ -134,18 +255,10 @@ def _one_seed(cfg: LotteryCNNConfig, train_xy: tuple, test_xy: tuple, seed: int)
     },  # fmt: skip
     takeaway=3,
     summary="IMP tickets in a small MNIST CNN vs random pruning and one-shot pruning, by sparsity",
+    judge=judge,
+    threads=1,  # small models: intra-op threads cost more than they give on shared cores
 )
 def run(cfg: LotteryCNNConfig) -> Result:
-    # Small models: intra-op threads cost more than they give on shared cores; restored after.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(cfg)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(cfg: LotteryCNNConfig) -> Result:
     t0, cpu0 = time.perf_counter(), time.process_time()
     mnist = data.load("mnist")
     x, y = _images(mnist.train, cfg.image_size), torch.as_tensor(mnist.train.y)
@@ -153,18 +266,16 @@ def _run(cfg: LotteryCNNConfig) -> Result:
         keep = torch.as_tensor(np.random.default_rng(0).permutation(len(x))[: cfg.max_train])
         x, y = x[keep], y[keep]
     test_xy = (_images(mnist.test, cfg.image_size), torch.as_tensor(mnist.test.y))
-    runs = [_one_seed(cfg, (x, y), test_xy, s) for s in range(cfg.seed, cfg.seed + cfg.seeds)]
+    runs = [_one_seed(cfg, (x, y), test_xy, s) for s in seed_range(cfg)]
 
     sparsity = runs[0]["sparsity"]
     mean = {
-        k: [statistics.fmean(r[k][i] for r in runs) for i in range(len(sparsity))]
+        k: [mean_std([r[k][i] for r in runs])[0] for i in range(len(sparsity))]
         for k in ("imp", "random", "oneshot")
     }
-    dense = statistics.fmean(r["dense"] for r in runs)
-    # the highest sparsity whose ticket is within 1 point of dense (else the lowest checked)
+    dense = mean_std([r["dense"] for r in runs])[0]
+    # the highest sparsity whose ticket is within 1 point of dense (else 0)
     matching = [i for i, a in enumerate(mean["imp"]) if a >= dense - 0.01]
-    best = max(matching) if matching else 0
-    s_best = sparsity[best] if matching else 0.0
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
 
     metrics: dict[str, Any] = {"dense test accuracy": dense}
@@ -173,59 +284,16 @@ def _run(cfg: LotteryCNNConfig) -> Result:
         metrics[f"IMP ticket accuracy at {tag}"] = mean["imp"][i]
         metrics[f"random control accuracy at {tag}"] = mean["random"][i]
         metrics[f"one-shot (no rewind) accuracy at {tag}"] = mean["oneshot"][i]
-    metrics["highest sparsity within 1 point of dense"] = s_best
+    metrics["highest sparsity within 1 point of dense"] = (
+        sparsity[max(matching)] if matching else 0.0
+    )
     metrics["seconds"] = {"wall": wall, "CPU (one thread)": cpu}
-    targets = [
-        Target.check("highest IMP sparsity within 1 point of dense accuracy", s_best, ">=", 0.5),
-        Target.check(
-            f"IMP ticket minus random control at {100 * sparsity[best]:.1f}% (points)",
-            100 * (mean["imp"][best] - mean["random"][best]), ">=", 2.0,
-        ),
-        # CPU time of the one-threaded run: what it takes on idle cores, whatever else shares them
-        Target.check(
-            "CPU seconds of this preset (one thread: its wall time on idle cores)", cpu, "<=",
-            cfg.time_budget_s,
-        ),
-    ]  # fmt: skip
-    pct = [100 * s for s in sparsity]
-    plots = [
-        {
-            "title": f"MNIST SmallCNN (width {cfg.width}, {cfg.image_size}x{cfg.image_size}): test accuracy vs sparsity",
-            "kind": "line",
-            "x_label": "sparsity of the conv weights (%)",
-            "y_label": f"test accuracy (mean of {cfg.seeds} seed(s))",
-            "series": [
-                {"name": "IMP ticket (rewound)", "x": pct, "y": mean["imp"]},
-                {"name": "random pruning, same layer sparsity", "x": pct, "y": mean["random"]},
-                {"name": "one-shot magnitude, no rewind", "x": pct, "y": mean["oneshot"]},
-                {"name": "dense", "x": [0.0, pct[-1]], "y": [dense, dense]},
-            ],
-        }
-    ]
-    rows = "; ".join(
-        f"{p:.1f}%: IMP {a:.3f}, random {b:.3f}, one-shot {c:.3f}"
-        for p, a, b, c in zip(pct, mean["imp"], mean["random"], mean["oneshot"])
-    )
-    notes = (
-        f"Dense SmallCNN: {dense:.3f} test accuracy. {rows}. Every run trains {cfg.epochs} "
-        f"epoch(s) with the same schedule; one-shot pruning keeps training from the trained dense "
-        f"weights, so it has seen {cfg.epochs} more epoch(s) than a ticket. The conv weights are "
-        "pruned; biases and the linear head stay dense. Means over "
-        f"{cfg.seeds} seed(s); a single seed at demo scale moves by about a point."
-    )
+    metrics["majority-class test accuracy"] = train.majority_accuracy(y, test_xy[1])
+    metrics["per seed"] = {"dense": [r["dense"] for r in runs]}
+    for i, s in enumerate(sparsity):
+        for arm, key in (("IMP", "imp"), ("random", "random"), ("one-shot", "oneshot")):
+            metrics["per seed"][f"{arm} at {100 * s:.1f}%"] = [r[key][i] for r in runs]
     return Result(
-        recipe="lottery-cnn",
-        claim=Claim(
-            text=(
-                "Iterative magnitude pruning with rewinding finds subnetworks of pre-trained BERT "
-                "at 40% to 90% sparsity that train to the full model's accuracy, where random "
-                "pruning at the same sparsity does not"
-            ),
-            value=0.9,
-            source="Chen et al., NeurIPS 2020, arXiv:2007.12223 (abstract; Table 2)",
-        ),
-        metrics=metrics,
-        targets=targets,
-        plots=plots,
-        notes=notes,
-    )
+        recipe="lottery-cnn", claim=CLAIM, metrics=metrics, plots=[_plot(cfg, metrics)],
+        notes=_notes(cfg, metrics),
+    )  # fmt: skip
