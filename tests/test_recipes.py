@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import takeaways
+import takeaways.recipes
 from takeaways.recipes import (
     PRESETS,
     get_recipe,
@@ -143,3 +144,22 @@ def test_rejudge_recomputes_checks_from_stored_metrics(tmp_path):
     stored = json.loads(full.read_text())
     assert stored["metrics"] == raw["metrics"] and stored["code_hash"] == raw["code_hash"]
     assert [c["name"] for c in stored["checks"]] == [c.name for c in result.checks]
+
+
+def test_rejudge_backfills_data_only_facts_and_says_so(tmp_path, monkeypatch):
+    recipe = get_recipe("baseline-digits")
+    result, path = run_recipe("baseline-digits", preset="smoke", out_dir=tmp_path)
+    raw = json.loads(path.read_text())
+    facts = {"a_data_only_number": 0.25}
+    monkeypatch.setitem(
+        takeaways.recipes._REGISTRY,
+        "baseline-digits",
+        dataclasses.replace(recipe, facts=lambda cfg: facts),
+    )
+    raw["metrics"]["logreg_test_accuracy"] = 0.5  # a stored number is never overwritten
+    path.write_text(json.dumps(raw))
+    again = rejudge(path)
+    assert again.metrics["a_data_only_number"] == 0.25 and again.backfilled == [
+        "a_data_only_number"
+    ]
+    assert again.metrics["logreg_test_accuracy"] == 0.5

@@ -19,7 +19,11 @@ Schema (``results/<preset>/<recipe>.json``)::
     machine   {cpu, threads, torch, cuda, gpu, python, platform, world_size}
     wall_s    float      wall-clock seconds of the run
     created   str        ISO-8601 UTC time
-    code_hash str        hash of the recipe source + config, to skip up-to-date results
+    code_hash str        hash of every project module the recipe imports + config, to skip
+                         up-to-date results
+    judged    str        when checks and targets were last computed from the metrics
+    backfilled [str]     data-only metrics (the recipe's ``facts``) that a rejudge added to
+                         a stored result
 """
 
 from __future__ import annotations
@@ -355,6 +359,7 @@ class Result:
     created: str = ""
     code_hash: str = ""
     judged: str = ""  # when the checks and targets were last computed from the metrics
+    backfilled: list[str] = field(default_factory=list)  # data-only metrics added by rejudge
 
     def __post_init__(self) -> None:
         if not self.verdict:

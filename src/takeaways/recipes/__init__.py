@@ -18,6 +18,10 @@ owns the chores every recipe would otherwise repeat:
 - ``judge=`` turns the run's metrics into checks, targets, a finding and advice. It sees
   only the metrics (as stored in JSON) and the config, so ``rejudge`` can re-apply new
   rules to a published result without rerunning it;
+- ``facts=`` computes the metrics that depend on the data and config alone (no training:
+  e.g. the majority-class accuracy of the test split). A run merges them into its metrics;
+  ``rejudge`` computes any that a stored result lacks, so a new check that needs only such
+  a number does not force a rerun of the whole experiment;
 - ``seed_range(cfg)`` is the one way to iterate a config's seeds;
 - the code hash covers every project module the recipe imports, transitively, so a result
   is never marked up to date after a change in code it ran.
@@ -79,6 +83,7 @@ class Recipe:
     summary: str  # one line for `takeaways list`
     judge: Callable[[dict[str, Any], Any], Judgement] | None = None
     threads: int | None = None  # torch threads during the run (a config field wins)
+    facts: Callable[[Any], dict[str, Any]] | None = None  # data-only metrics, no training
 
     def source_hash(self, cfg: Any) -> str:
         """Hash of every project module the recipe imports (transitively), its config and version."""
@@ -166,11 +171,13 @@ def register_recipe(
     summary: str,
     judge: Callable[[dict[str, Any], Any], Judgement] | None = None,
     threads: int | None = None,
+    facts: Callable[[Any], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[[Any], Result]], Callable[[Any], Result]]:
     """Register ``run(cfg) -> Result`` under ``name`` with its config class and presets.
 
     ``judge(metrics, cfg) -> Judgement`` computes the checks and targets from the run's
-    metrics alone; ``threads`` pins torch's thread count for the run.
+    metrics alone; ``threads`` pins torch's thread count for the run; ``facts(cfg) -> dict``
+    gives the metrics that need the data and config but no training.
     """
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"recipe {name!r}: config must be a dataclass, got {config!r}")
@@ -182,7 +189,15 @@ def register_recipe(
         if name in _REGISTRY and _REGISTRY[name].run is not fn:
             raise ValueError(f"recipe {name!r} is registered twice")
         _REGISTRY[name] = Recipe(
-            name, fn, config, dict(presets), takeaway, summary, judge=judge, threads=threads
+            name,
+            fn,
+            config,
+            dict(presets),
+            takeaway,
+            summary,
+            judge=judge,
+            threads=threads,
+            facts=facts,
         )
         return fn
 
@@ -308,6 +323,8 @@ def run_recipe(
     t0 = time.perf_counter()
     with torch_threads(recipe.thread_count(cfg)):
         result = recipe.run(cfg)
+        if recipe.facts is not None:
+            result.metrics.update(recipe.facts(cfg))
     result.wall_s = time.perf_counter() - t0
     result.recipe = recipe.name
     result.preset = preset
@@ -352,13 +369,22 @@ def rejudge(path: str | Path) -> Result:
     """Re-apply the recipe's current ``judge`` to a stored result, rewriting it in place.
 
     The metrics, plots, config and code hash stay as the run wrote them; only checks,
-    targets, finding, advice, verdict and ``judged`` change.
+    targets, finding, advice, verdict and ``judged`` change, plus the recipe's ``facts``
+    (data-only metrics) that the stored result lacks, which are computed from its config
+    and listed in ``backfilled``.
     """
     result = read_result(path)
     recipe = get_recipe(result.recipe)
     if recipe.judge is None:
         raise ValueError(f"recipe {recipe.name} has no judge; its result is left as written")
+    cfg = _config_of(recipe, result.config)
+    if recipe.facts is not None:
+        with torch_threads(recipe.thread_count(cfg)):
+            facts = recipe.facts(cfg)
+        missing = sorted(k for k in facts if k not in result.metrics)
+        result.metrics.update({k: facts[k] for k in missing})
+        result.backfilled = sorted({*result.backfilled, *missing})
     result.evidence = result.evidence and result.preset == "full"
-    _judge(recipe, result, _config_of(recipe, result.config))
+    _judge(recipe, result, cfg)
     write_json_atomic(Path(path), result.to_dict())
     return result
