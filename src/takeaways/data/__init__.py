@@ -1,8 +1,9 @@
 """Data for takeaways: embedded offline datasets, user-data loaders, planted label
-noise and long tails, and WordPiece tokenizers."""
+noise and long tails, WordPiece tokenizers, and generated tasks (the passkey task)."""
 
 from takeaways.data.embedded import Bundle, DatasetInfo, Split, cache_dir, list_datasets, load
 from takeaways.data.noise import ASYMMETRIC_MNIST, corrupt_labels, long_tail
+from takeaways.data.tasks import needle_task, needle_vocab_size
 from takeaways.data.tokenize import Tokenizer, minilm_tokenizer, train_wordpiece
 from takeaways.data.user import load_csv, load_image_folder, load_npz, load_text
 
@@ -23,4 +24,6 @@ __all__ = [
     "Tokenizer",
     "train_wordpiece",
     "minilm_tokenizer",
+    "needle_task",
+    "needle_vocab_size",
 ]

@@ -39,8 +39,16 @@ __all__ = [
 ]
 
 
-def _check_shapes(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> None:
-    """Raise a one-line ValueError unless q, k, v and the mask fit together."""
+def check_shapes(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> None:
+    """Raise a one-line error unless q, k, v and the mask fit the calling convention.
+
+    Kernels in other modules (``takeaways.attention``) call it first, so every kernel refuses
+    bad shapes with the same words.
+
+    Raises:
+        ValueError: if a tensor is not 4-D or the shapes do not fit together.
+        TypeError: if ``key_padding_mask`` is not bool.
+    """
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.dim() != 4:
             raise ValueError(f"{name} must be 4-D (B, H, N, D), got shape {tuple(t.shape)}")
@@ -90,7 +98,7 @@ def dense_attention(
         ValueError: if the shapes do not fit together.
         TypeError: if ``key_padding_mask`` is not bool.
     """
-    _check_shapes(q, k, v, key_padding_mask)
+    check_shapes(q, k, v, key_padding_mask)
     if attn_bias is not None:
         attn_bias = attn_bias.to(q.dtype)
     if key_padding_mask is None:
@@ -131,7 +139,7 @@ def attention_reference(
         ValueError: if the shapes do not fit together.
         TypeError: if ``key_padding_mask`` is not bool.
     """
-    _check_shapes(q, k, v, key_padding_mask)
+    check_shapes(q, k, v, key_padding_mask)
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, N_q, N_k)
     if attn_bias is not None:
         scores = scores + attn_bias
@@ -145,7 +153,9 @@ def attention_reference(
     return weights @ v  # (B, H, N_q, D)
 
 
-# name -> kernel; technique modules (BigBird, clustered) add theirs with register_attention.
+# name -> kernel; technique modules add theirs with register_attention when imported
+# (``import takeaways.attention`` registers bigbird, clustered, improved-clustered), so this
+# layer never imports the layer above it.
 ATTENTION: dict[str, Callable[..., Tensor]] = {
     "dense": dense_attention,
     "reference": attention_reference,
@@ -195,8 +205,9 @@ def get_attention(name_or_fn: str | Callable[..., Tensor]) -> Callable[..., Tens
             f"attention must be a registered name or a callable, got {type(name_or_fn).__name__}"
         )
     if name_or_fn not in ATTENTION:
-        import takeaways.attention  # noqa: F401  registers bigbird, clustered, improved-clustered
-    if name_or_fn not in ATTENTION:
         known = ", ".join(sorted(ATTENTION))
-        raise ValueError(f"unknown attention {name_or_fn!r}; known: {known}")
+        raise ValueError(
+            f"unknown attention {name_or_fn!r}; known: {known} (bigbird, clustered and "
+            "improved-clustered register themselves: import takeaways.attention first)"
+        )
     return ATTENTION[name_or_fn]
