@@ -190,46 +190,38 @@ def _plot(sweep: dict, cfg: ClusteredConfig, title: str) -> dict:
     return line_plot(title, "clusters C", "test accuracy", lines, log_x=True)
 
 
+def _above(name: str, acc: float, base: float | None, n: int, what: str) -> Check:
+    """``acc`` beats ``base`` (the majority class, chance) by 3 binomial s.e. over ``n``."""
+    if base is None:
+        return Check(name, False, f"{what} not in this result; rerun the full preset")
+    margin = 3 * math.sqrt(base * (1 - base) / n)
+    return Check.that(name, acc, ">=", base + margin, f"{what} {base:.3f} + 3 s.e. over {n}")
+
+
+def _regime(name: str, tokens: float, c: int) -> Check:
+    """Enough queries per cluster for clustering to approximate anything."""
+    detail = f"{tokens:.4g} tokens / {c} clusters; with fewer, clustering is near-exact"
+    return Check.that(name, tokens / c, ">=", MIN_QUERIES_PER_CLUSTER, detail)
+
+
 def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
     """Checks: the dense models learned (reviews above the majority class, passkey above
     chance, by 3 binomial s.e.), and each probed arm is in the regime where clustering
     approximates anything (>= 4 queries per cluster at the judged C). Targets: accuracy drop
     at the paper's C=25 <= 1 point."""
     i, c = _c25(cfg)
-    rev, n_test = m["reviews"], m["test_size"]
+    rev, tokens = m["reviews"], m["review_tokens_mean"]
     dense = rev["dense"]["accuracy"]
-    checks = []
-    if m.get("majority_class_rate") is None:
-        checks.append(
-            Check(
-                "reviews: dense model above the majority class",
-                False,
-                "majority_class_rate not in this result; rerun the full preset",
-            )
-        )
-    else:
-        maj = m["majority_class_rate"]
-        se = math.sqrt(maj * (1 - maj) / n_test)
-        checks.append(
-            Check.that(
-                "reviews: dense model above the majority class",
-                dense,
-                ">=",
-                maj + 3 * se,
-                f"majority class {maj:.3f} + 3 binomial s.e. over {n_test} test reviews",
-            )
-        )
-    per_cluster = m["review_tokens_mean"] / c
-    checks.append(
-        Check.that(
-            f"reviews: queries per cluster at C={c}",
-            per_cluster,
-            ">=",
-            MIN_QUERIES_PER_CLUSTER,
-            f"{m['review_tokens_mean']:.1f} tokens per review / {c} clusters; with fewer, "
-            "clustering is near-exact attention by construction",
-        )
-    )
+    checks = [
+        _above(
+            "reviews: dense model above the majority class",
+            dense,
+            m.get("majority_class_rate"),
+            m["test_size"],
+            "majority_class_rate",
+        ),
+        _regime(f"reviews: queries per cluster at C={c}", tokens, c),
+    ]
     drop = {k: dense - rev[k]["accuracy"][i] for k in KERNELS}
     targets = [
         Target.check(
@@ -243,44 +235,29 @@ def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
     finding = (
         f"Swapped into a dense reviews classifier ({dense:.3f}), C={c} clustered attention "
         f"lost {drop['clustered']:+.3f} and improved-clustered {drop['improved-clustered']:+.3f} "
-        f"accuracy, at {per_cluster:.1f} queries per cluster"
+        f"accuracy, at {tokens / c:.1f} queries per cluster"
     )
     if "needle" in m:
         needle, n = m["needle"], m["needle_len"]
         nd = needle["dense"]["accuracy"]
         chance = 1 / cfg.needle_values
-        se = math.sqrt(chance * (1 - chance) / cfg.needle_test)
         checks.append(
-            Check.that(
-                f"needle N={n}: dense model above chance",
-                nd,
-                ">=",
-                chance + 3 * se,
-                f"chance {chance:.3f} + 3 binomial s.e. over {cfg.needle_test} test sequences",
-            )
+            _above(f"needle N={n}: dense model above chance", nd, chance, cfg.needle_test, "chance")
         )
-        checks.append(
-            Check.that(
-                f"needle N={n}: queries per cluster at C={c}",
-                n / c,
-                ">=",
-                MIN_QUERIES_PER_CLUSTER,
-                f"{n} tokens / {c} clusters",
-            )
-        )
+        checks.append(_regime(f"needle N={n}: queries per cluster at C={c}", n, c))
         ndrop = nd - needle["improved-clustered"]["accuracy"][i]
         name = f"needle N={n}: accuracy drop, improved-clustered C={c}"
         targets.append(Target.check(name, ndrop, "<=", 0.01))
         finding += (
             f"; on the N={n} passkey task (dense {nd:.3f}) improved-clustered lost {ndrop:+.3f}"
         )
-    regime = per_cluster >= MIN_QUERIES_PER_CLUSTER
-    advice = f"Use it when sequences are long (many queries per cluster, N >> C={c}); " + (
-        "on these reviews it held accuracy in that regime."
-        if regime
-        else f"do not read the reviews result as evidence: at ~{per_cluster:.1f} queries "
-        "per cluster it is exact attention in disguise."
-    )
+    if tokens / c >= MIN_QUERIES_PER_CLUSTER:
+        advice = f"Use it when sequences are long (N >> C={c}); on these reviews it held accuracy."
+    else:
+        advice = (
+            f"Use it when sequences are long (N >> C={c}); do not read the reviews result as "
+            f"evidence: at ~{tokens / c:.1f} queries per cluster it is exact attention in disguise."
+        )
     return Judgement(checks, targets, finding + ".", advice)
 
 
