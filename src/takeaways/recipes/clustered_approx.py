@@ -234,8 +234,8 @@ def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
     ]
     finding = (
         f"Swapped into a dense reviews classifier ({dense:.3f}), C={c} clustered attention "
-        f"lost {drop['clustered']:+.3f} and improved-clustered {drop['improved-clustered']:+.3f} "
-        f"accuracy, at {tokens / c:.1f} queries per cluster"
+        f"changed test accuracy by {rev['clustered']['accuracy'][i] - dense:+.3f} and improved-clustered by "
+        f"{rev['improved-clustered']['accuracy'][i] - dense:+.3f}, at {tokens / c:.1f} queries per cluster"
     )
     if "needle" in m:
         needle, n = m["needle"], m["needle_len"]
@@ -245,12 +245,10 @@ def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
             _above(f"needle N={n}: dense model above chance", nd, chance, cfg.needle_test, "chance")
         )
         checks.append(_regime(f"needle N={n}: queries per cluster at C={c}", n, c))
-        ndrop = nd - needle["improved-clustered"]["accuracy"][i]
+        improved = needle["improved-clustered"]["accuracy"][i]
         name = f"needle N={n}: accuracy drop, improved-clustered C={c}"
-        targets.append(Target.check(name, ndrop, "<=", 0.01))
-        finding += (
-            f"; on the N={n} passkey task (dense {nd:.3f}) improved-clustered lost {ndrop:+.3f}"
-        )
+        targets.append(Target.check(name, nd - improved, "<=", 0.01))
+        finding += f"; on the N={n} passkey task (dense {nd:.3f}) improved by {improved - nd:+.3f}"
     if tokens / c >= MIN_QUERIES_PER_CLUSTER:
         advice = f"Use it when sequences are long (N >> C={c}); on these reviews it held accuracy."
     else:
