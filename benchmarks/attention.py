@@ -247,6 +247,87 @@ def _inputs(n: int, dtype: torch.dtype, grad: bool) -> list[torch.Tensor]:
     return [torch.randn(1, H, n, D, generator=g).to(dtype).requires_grad_(grad) for _ in "qkv"]
 
 
+_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16"}
+_PEERS = {"hf-block-sparse", "ft-clustered", "ft-improved-clustered"}
+
+
+def _skip_reason(impl: Impl, key: tuple[str, str, str], rates: dict) -> str | None:
+    """Why ``impl`` is not timed at this (impl, dtype, mode), or None."""
+    _, dname, mode = key
+    if mode == "fwdbwd" and not impl.backward:
+        return "no backward on CPU"
+    if dname == "bf16" and impl.name in _PEERS and rates["bf16"] < 0.25 * rates["fp32"]:
+        return (
+            f"computes in bf16; this CPU's bf16 GEMM runs {rates['bf16']:.2f} "
+            f"GFLOP/s vs {rates['fp32']:.0f} fp32, a call would take minutes"
+        )
+    return None
+
+
+def _setting(
+    impls: list[Impl],
+    dtype: torch.dtype,
+    n: int,
+    mode: str,
+    rates: dict[str, float],
+    gemm: tuple[torch.Tensor, torch.Tensor],
+    too_slow: set[tuple[str, str, str]],
+    runs: int,
+    max_call_s: float,
+) -> list[dict[str, Any]]:
+    """One (dtype, N, mode): a profiled warm-up call per implementation, then ``runs``
+    interleaved rounds (each also times the GEMM that sets the floor). Adds to ``too_slow``."""
+    dname = _DTYPE_NAMES[dtype]
+    rows, active = [], []
+    for impl in impls:
+        key = (impl.name, dname, mode)
+        row = {"impl": impl.name, "dtype": dname, "N": n, "mode": mode}
+        reason = _skip_reason(impl, key, rates)
+        if reason is None and key in too_slow:
+            reason = f"a call took more than {max_call_s:.0f} s at a smaller N"
+        if reason is not None:
+            rows.append({**row, "status": "skipped", "reason": reason})
+            continue
+        q, k, v = _inputs(n, dtype, grad=mode == "fwdbwd")
+        try:
+            call = _call(impl.make(q, k, v), mode)
+            if impl.compiles:
+                call()
+            first_s, peak = peak_bytes(call)
+        except Exception as e:  # a peer that cannot run this setting is a result
+            msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            rows.append({**row, "status": "error", "reason": msg[:200]})
+            continue
+        row.update(first_call_s=first_s, peak_mb=peak / 2**20, times=[])
+        active.append((impl, call, row))
+        if first_s > max_call_s:
+            too_slow.add(key)
+    gemm_times = []
+    for _ in range(runs):
+        for impl, call, row in active:
+            if (impl.name, dname, mode) in too_slow:
+                continue
+            t0 = time.perf_counter()
+            call()
+            row["times"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()  # the GEMM rate, under the same load as the rest
+        gemm[0] @ gemm[1]
+        gemm_times.append(time.perf_counter() - t0)
+    best_rate = max(rates["bf16"], 0.0) * 1e9  # bf16 wins only on CPUs with bf16 units
+    rate = max(2.0 * GEMM**3 / statistics.median(gemm_times), best_rate)
+    for impl, _, row in active:
+        flops = impl.flops(n) * (1.0 if mode == "fwd" else 3.0)
+        row.update(flops=flops, gemm_gflops=rate / 1e9, floor_s=flops / rate)
+        if row["times"]:
+            row["median_s"] = statistics.median(row["times"])
+            row["status"] = "ok"
+        else:
+            row["status"] = "skipped"
+            row["reason"] = f"one call took {row['first_call_s']:.0f} s"
+        rows.append(row)
+    return rows
+
+
 def run_benchmark(
     *,
     quick: bool = False,
@@ -270,7 +351,6 @@ def run_benchmark(
     sizes = sizes or (QUICK_N if quick else FULL_N)
     dtypes = (torch.float32,) if quick else (torch.float32, torch.bfloat16)
     rates = {"fp32": gemm_rate(torch.float32, GEMM), "bf16": gemm_rate(torch.bfloat16, 128)}
-    best_rate = max(rates["bf16"], 0.0) * 1e9  # bf16 wins only on CPUs with bf16 units
     ga, gb = torch.randn(GEMM, GEMM), torch.randn(GEMM, GEMM)
     log(f"GEMM GFLOP/s: fp32 {rates['fp32']:.1f}, bf16 {rates['bf16']:.2f}")
     impls = _ours() + ([] if quick else [_flex()])
@@ -280,70 +360,13 @@ def run_benchmark(
             skipped["hf-block-sparse" if "transformers not" in peer else "ft"] = peer
         else:
             impls += peer if isinstance(peer, list) else [peer]
-    bf16_slow = rates["bf16"] < 0.25 * rates["fp32"]
-    peers = {"hf-block-sparse", "ft-clustered", "ft-improved-clustered"}
     rows: list[dict[str, Any]] = []
     too_slow: set[tuple[str, str, str]] = set()
     for dtype in dtypes:
-        dname = "fp32" if dtype == torch.float32 else "bf16"
         for n in sizes:
             for mode in ("fwd", "fwdbwd"):
-                active = []
-                for impl in impls:
-                    row = {"impl": impl.name, "dtype": dname, "N": n, "mode": mode}
-                    reason = None
-                    if mode == "fwdbwd" and not impl.backward:
-                        reason = "no backward on CPU"
-                    elif dname == "bf16" and impl.name in peers and bf16_slow:
-                        reason = (
-                            f"computes in bf16; this CPU's bf16 GEMM runs {rates['bf16']:.2f} "
-                            f"GFLOP/s vs {rates['fp32']:.0f} fp32, a call would take minutes"
-                        )
-                    elif (impl.name, dname, mode) in too_slow:
-                        reason = f"a call took more than {max_call_s:.0f} s at a smaller N"
-                    if reason is not None:
-                        rows.append({**row, "status": "skipped", "reason": reason})
-                        continue
-                    q, k, v = _inputs(n, dtype, grad=mode == "fwdbwd")
-                    try:
-                        call = _call(impl.make(q, k, v), mode)
-                        if impl.compiles:
-                            call()
-                        first_s, peak = peak_bytes(call)
-                    except Exception as e:  # a peer that cannot run this setting is a result
-                        msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                        rows.append({**row, "status": "error", "reason": msg[:200]})
-                        continue
-                    row.update(first_call_s=first_s, peak_mb=peak / 2**20, times=[])
-                    active.append((impl, call, row))
-                    if first_s > max_call_s:
-                        too_slow.add((impl.name, dname, mode))
-                gemm_times = []
-                for _ in range(runs):
-                    for impl, call, row in active:
-                        if (impl.name, dname, mode) in too_slow:
-                            continue
-                        t0 = time.perf_counter()
-                        call()
-                        row["times"].append(time.perf_counter() - t0)
-                    t0 = time.perf_counter()  # the GEMM rate, under the same load as the rest
-                    ga @ gb
-                    gemm_times.append(time.perf_counter() - t0)
-                rate = max(2.0 * GEMM**3 / statistics.median(gemm_times), best_rate)
-                for impl, _, row in active:
-                    factor = 1.0 if mode == "fwd" else 3.0
-                    flops = impl.flops(n) * factor
-                    row["flops"] = flops
-                    row["gemm_gflops"] = rate / 1e9
-                    row["floor_s"] = flops / rate
-                    if row["times"]:
-                        row["median_s"] = statistics.median(row["times"])
-                        row["status"] = "ok"
-                    else:
-                        row["status"] = "skipped"
-                        row["reason"] = f"one call took {row['first_call_s']:.0f} s"
-                    rows.append(row)
-                log(_progress(rows, dname, n, mode))
+                rows += _setting(impls, dtype, n, mode, rates, (ga, gb), too_slow, runs, max_call_s)
+                log(_progress(rows, _DTYPE_NAMES[dtype], n, mode))
     record = {
         "benchmark": "attention",
         "quick": quick,

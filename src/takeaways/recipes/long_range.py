@@ -1,14 +1,11 @@
 """long-range: BigBird on a task whose answer sits far from where it is read (arXiv 2007.14062).
 
-The task is passkey retrieval (``takeaways.data.needle_task``, generated offline, seeded):
-``[CLS]`` then ``seq_len - 1`` filler tokens with one needle somewhere in them, a marker
-followed by a value token (one of ``values`` classes). The label is the needle's value, read
-by the classifier at ``[CLS]``, so the answer depends on two tokens up to ``seq_len`` apart.
-The needle is placed uniformly, so a model that sees only the first ``truncate`` tokens finds
-it with probability ``p ~ truncate / seq_len`` and must guess otherwise: its accuracy ceiling
-is ``p + (1 - p) / values``. As BigBird was warm-started from RoBERTa trained at 512 tokens,
-one dense model is first trained on ``warm_len``-token sequences
-(``takeaways.nn.passkey_warm_start``) and every model below starts from its weights.
+The task is passkey retrieval (``takeaways.data.needle_task``): one needle (a marker, then
+one of ``values`` value tokens) in ``seq_len`` filler tokens, its value read at ``[CLS]``. A
+model that sees only the first ``truncate`` tokens finds it with probability
+``p ~ truncate / seq_len`` and guesses otherwise: its ceiling is ``p + (1 - p) / values``. As
+BigBird was warm-started from RoBERTa (512 tokens), one dense model is first trained on
+``warm_len`` tokens (``takeaways.nn.passkey_warm_start``); every arm starts from its weights.
 
 Three arms from that start, with the same long-phase training steps: dense attention on the
 sequence cut to ``truncate`` tokens (BERT's situation: the matched short-context baseline),
@@ -222,24 +219,16 @@ def _plots(cfg: LongRangeConfig, m: dict) -> list[dict]:
 
 
 def _notes(cfg: LongRangeConfig, m: dict) -> str:
-    cut, bb, full = m["test_accuracy"].values()
-    t_cut, t_bb, t_full = m["seconds_per_step"].values()
     longest = cfg.sweep[-1]
-    mem = m[f"materialized_over_bigbird_peak_memory_at_{longest}"]
-    speed = m[f"dense_sdpa_over_bigbird_step_time_at_{longest}"]
     return (
-        f"Needle at N={cfg.seq_len}: BigBird {bb:.3f}, dense full {full:.3f}, dense cut to "
-        f"{cfg.truncate} {cut:.3f} (ceiling {m['truncated_accuracy_ceiling']:.3f}, chance "
-        f"{m['chance']:.3f}). Seconds per step: BigBird {t_bb:.3f}, dense full {t_full:.3f}, "
-        f"dense cut {t_cut:.3f}. Memory: materialized dense needs {m['memory_budget_mb']:.0f} MB "
-        f"for one step at N={cfg.truncate}; BigBird's peak grows "
-        f"{m['bigbird_mb_per_1024_tokens']:.1f} MB per 1024 tokens, so it trains "
-        f"N~{m['bigbird_length_at_budget']:.0f} in that memory "
-        f"({m['length_ratio_same_memory']:.1f}x; paper: 8x); at N={longest} it needs {mem:.1f}x "
-        f"less memory than materialized attention (sweep model: one layer of width "
-        f"{cfg.sweep_dim}, {cfg.sweep_heads} heads, 4x feed-forward; the wider, the less the "
-        f"scores weigh). Against torch's SDPA, also linear in memory, BigBird gains time: "
-        f"{speed:.1f}x per step at N={longest}."
+        f"Materialized dense attention needs {m['memory_budget_mb']:.0f} MB for one step at "
+        f"N={cfg.truncate}; BigBird's peak grows {m['bigbird_mb_per_1024_tokens']:.1f} MB per 1024 "
+        f"tokens, so it trains N~{m['bigbird_length_at_budget']:.0f} in that memory; at "
+        f"N={longest} it needs {m[f'materialized_over_bigbird_peak_memory_at_{longest}']:.1f}x "
+        f"less. The sweep's model is one layer of width {cfg.sweep_dim}, {cfg.sweep_heads} heads, "
+        "4x feed-forward (BERT-base's layer at full): the wider, the less the scores weigh. "
+        "torch's SDPA is linear in memory too: against it BigBird gains time, "
+        f"{m[f'dense_sdpa_over_bigbird_step_time_at_{longest}']:.1f}x per step at N={longest}."
     )
 
 
