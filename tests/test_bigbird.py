@@ -52,8 +52,8 @@ def test_random_blocks_zero_is_window_plus_global_only():
 
 
 def test_pattern_table_lists_each_block_once_and_is_cached():
-    p = bb._pattern(20, 3, 2, 3, 0, 4, "cpu")
-    assert p is bb._pattern(20, 3, 2, 3, 0, 4, "cpu")
+    p = bb.block_pattern(20, 3, 2, 3, 0, 4, "cpu")
+    assert p is bb.block_pattern(20, 3, 2, 3, 0, 4, "cpu")
     for h in range(4):
         for i in range(p.table.shape[1]):
             real = p.table[h, i][p.valid[h, i]].tolist()
@@ -134,7 +134,7 @@ def test_flex_eager_on_cpu_equals_reference(tile, monkeypatch):
     monkeypatch.setattr(bb, "_flex_tile", lambda block, device: tile)
     q, k, v = qkv(N=144)  # 9 blocks of 16: not whole tiles of 32 or 64
     mask = padding("left", 2, 144)
-    p = bb._pattern(9, 3, 2, 2, 5, 3, "cpu")
+    p = bb.block_pattern(9, 3, 2, 2, 5, 3, "cpu")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # eager flex warns that it materializes the scores
         out = bb._flex_attention(q, k, v, p, 16, mask, compiled=False)

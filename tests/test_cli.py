@@ -141,6 +141,13 @@ def test_argparse_errors_exit_2():
     assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_bench_runs_the_harness_in_benchmarks(capsys):
+    # --runs 0 is refused by benchmarks/attention.py itself: the CLI found and loaded it.
+    assert main(["bench", "attention", "--runs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "takeaways: error: --runs must be >= 1, got 0\n"
+
+
 def test_help_on_every_command():
     for cmd in ([], ["list"], ["run"], ["report"], ["rejudge"], ["readme"], ["data"]):
         r = run_cli(*cmd, "--help")

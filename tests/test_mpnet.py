@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import takeaways.attention  # noqa: F401  registers "bigbird" for the refusal test below
 from takeaways.mpnet import (
     HF_LAYOUT,
     MPNetPretrainer,

@@ -24,6 +24,7 @@ from takeaways.nn import (
     dense_attention,
     get_attention,
     register_attention,
+    set_attention,
 )
 from takeaways.nn.attention import causal_attention, causal_attention_reference
 
@@ -144,6 +145,8 @@ def test_registry_lookup_and_errors():
 
     assert get_attention(mine) is mine
     with pytest.raises(ValueError, match="unknown attention 'nope'; known: .*dense.*reference"):
+        get_attention("nope")
+    with pytest.raises(ValueError, match="import takeaways.attention first"):
         get_attention("nope")
     with pytest.raises(TypeError, match="registered name or a callable"):
         get_attention(3)
@@ -535,3 +538,63 @@ def test_vision_models_learn_a_planted_signal(build):
     assert loss.item() < 0.05
     model.eval()
     assert (model(x_test).argmax(1) == y_test).float().mean() == 1.0  # held-out images
+
+
+# ---------------------------------------------------------------- set_attention
+
+
+def test_set_attention_swaps_every_layer_with_its_index_and_restores():
+    calls = []
+
+    def recording(q, k, v, *, key_padding_mask=None, layer_index, scale=1.0):
+        calls.append((layer_index, scale))
+        return attention_reference(q, k, v, key_padding_mask=key_padding_mask)
+
+    torch.manual_seed(0)
+    clf = SequenceClassifier(TransformerEncoder(tiny_config(depth=3)), 2).eval()
+    ids = torch.randint(0, VOCAB, (2, 6))
+    before = clf(ids)
+    with set_attention(clf, recording, scale=0.5) as swapped:
+        assert swapped is clf
+        torch.testing.assert_close(clf(ids), before, atol=1e-5, rtol=1e-5)
+    assert calls == [(0, 0.5), (1, 0.5), (2, 0.5)]
+    layers = [block.attn for block in clf.encoder.layers]
+    assert all(a.attention is dense_attention and a.options == {} for a in layers)
+    clf(ids)
+    assert len(calls) == 3  # the dense kernel is back
+
+
+def test_set_attention_restores_on_exception():
+    enc = TransformerEncoder(tiny_config())
+    with pytest.raises(RuntimeError, match="boom"):
+        with set_attention(enc, "reference"):
+            assert enc.layers[0].attn.attention is attention_reference
+            raise RuntimeError("boom")
+    assert all(block.attn.attention is dense_attention for block in enc.layers)
+
+
+def test_set_attention_rejects_bad_options_and_names_in_one_line():
+    enc = TransformerEncoder(tiny_config())
+    for kernel, options, err, match in [
+        ("dense", {"window": 3}, TypeError, "does not accept options \\['window'\\]"),
+        ("nope", {}, ValueError, "unknown attention 'nope'"),
+    ]:
+        with pytest.raises(err, match=match) as info:
+            with set_attention(enc, kernel, **options):
+                pytest.fail("entered the block with a bad kernel or option")
+        assert "\n" not in str(info.value)
+        assert all(block.attn.attention is dense_attention for block in enc.layers)
+    with pytest.raises(ValueError, match="no MultiHeadAttention"):
+        with set_attention(nn.Linear(2, 2), "dense"):
+            pass
+
+
+def test_set_attention_keeps_the_encoders_attn_bias_check():
+    enc = TransformerEncoder(tiny_config(rel_buckets=8))
+
+    def no_bias(q, k, v, *, key_padding_mask=None):
+        return q
+
+    with pytest.raises(TypeError, match="takes no attn_bias"):
+        with set_attention(enc, no_bias):
+            pass

@@ -203,13 +203,29 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    # Before torch loads OpenMP (see benchmarks/attention.py): idle threads sleep, not spin.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from takeaways.attention.bench import main as bench_attention
+def _benchmark_script(name: str) -> Path:
+    """``benchmarks/<name>.py`` of the checkout this package runs from, or of the cwd."""
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        script = root / "benchmarks" / f"{name}.py"
+        if script.is_file():
+            return script
+    raise FileNotFoundError(
+        f"benchmarks/{name}.py not found: benchmarks ship with the source checkout, not the "
+        "package; run this from a clone of the repository"
+    )
 
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    # The harness lives in benchmarks/ (it is not part of the library): load it from there.
+    script = _benchmark_script(args.topic)
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{args.topic}", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)  # sets OMP_WAIT_POLICY before torch loads
     argv = ["--runs", str(args.runs), "--out", args.out] + (["--quick"] if args.quick else [])
-    return bench_attention(argv)
+    return module.main(argv)
 
 
 def _whole(name: str, text: str | None) -> int | None:

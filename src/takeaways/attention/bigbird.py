@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from takeaways.nn.attention import _check_shapes
+from takeaways.nn.attention import check_shapes
 
 __all__ = ["bigbird_attention", "bigbird_attention_reference", "bigbird_mask"]
 
@@ -61,7 +61,13 @@ Backend = Literal["auto", "gather", "flex", "dense"]
 
 
 @dataclass(frozen=True)
-class _Pattern:
+class BlockPattern:
+    """Which key blocks each query block of each head attends to (``block_pattern``'s result).
+
+    Public so that cost models (``benchmarks/attention.py``: FLOPs = kept block pairs x
+    block^2) count exactly the pairs the kernels compute.
+    """
+
     adjacency: Tensor  # bool (H, nb, nb): query block i may attend to key block j
     front: int  # global blocks at the start of the sequence
     back: int  # global blocks at the end of the sequence
@@ -84,10 +90,21 @@ def _check_options(block_size: int, window: int, global_: int, random: int, seed
 
 
 @lru_cache(maxsize=64)
-def _pattern(
+def block_pattern(
     n_blocks: int, window: int, global_: int, random: int, seed: int, heads: int, device: str
-) -> _Pattern:
-    """Build (once per argument tuple) the block pattern of every head."""
+) -> BlockPattern:
+    """Build (once per argument tuple, cached) the block pattern of every head.
+
+    Args:
+        n_blocks: query (= key) blocks, ``ceil(N / block_size)``.
+        window, global_, random: ``window_blocks``, ``global_blocks``, ``random_blocks``.
+        seed: seeds the random blocks.
+        heads: each head draws its own random blocks.
+        device: where the tensors live (``"cpu"``; the kernels move them).
+
+    Returns:
+        The ``BlockPattern``; ``adjacency.sum()`` counts the kept (head, query, key) block pairs.
+    """
     nb = n_blocks
     front = min((global_ + 1) // 2, nb)
     back = min(global_ // 2, nb - front)
@@ -111,7 +128,7 @@ def _pattern(
     # Sorting the 0/1 row descending (stably) lists its kept blocks first, in ascending order.
     table = mid.to(torch.int8).argsort(dim=-1, descending=True, stable=True)[..., :k_slots]
     valid = mid.gather(-1, table)  # (H, nm, K)
-    return _Pattern(
+    return BlockPattern(
         adjacency=adj.to(device),
         front=front,
         back=back,
@@ -153,7 +170,7 @@ def bigbird_mask(
     if not isinstance(n, int) or n < 1 or not isinstance(heads, int) or heads < 1:
         raise ValueError(f"n and heads must be ints >= 1, got n={n!r}, heads={heads!r}")
     nb = math.ceil(n / block_size)
-    p = _pattern(nb, window_blocks, global_blocks, random_blocks, seed, heads, "cpu")
+    p = block_pattern(nb, window_blocks, global_blocks, random_blocks, seed, heads, "cpu")
     tokens = p.adjacency.repeat_interleave(block_size, 1).repeat_interleave(block_size, 2)
     return tokens[:, :n, :n].clone()  # (H, n, n)
 
@@ -199,7 +216,7 @@ def bigbird_attention_reference(
 
 
 def _check_bigbird_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> None:
-    _check_shapes(q, k, v, mask)
+    check_shapes(q, k, v, mask)
     if q.shape != k.shape:
         raise ValueError(
             f"BigBird is self-attention: q and k must have the same shape, got "
@@ -211,7 +228,7 @@ def _check_bigbird_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) 
 
 
 def _gather_attention(
-    q: Tensor, k: Tensor, v: Tensor, p: _Pattern, block: int, kpm: Tensor | None
+    q: Tensor, k: Tensor, v: Tensor, p: BlockPattern, block: int, kpm: Tensor | None
 ) -> Tensor:
     """Blocked gather: global query blocks as dense rows, the others against their K blocks.
 
@@ -230,7 +247,7 @@ def _gather_attention(
 
 
 def _blocked_rows(
-    q: Tensor, k: Tensor, v: Tensor, p: _Pattern, block: int, kpm: Tensor | None
+    q: Tensor, k: Tensor, v: Tensor, p: BlockPattern, block: int, kpm: Tensor | None
 ) -> Tensor:
     """Non-global query blocks ``q`` ``(B, H, nm * block, D)`` against their table's K blocks."""
     B, H, Np, D = k.shape
@@ -342,7 +359,7 @@ def _dense_rows(q: Tensor, k: Tensor, v: Tensor, kpm: Tensor | None) -> Tensor:
 
 
 def _dense_pattern_attention(
-    q: Tensor, k: Tensor, v: Tensor, p: _Pattern, block: int, kpm: Tensor | None
+    q: Tensor, k: Tensor, v: Tensor, p: BlockPattern, block: int, kpm: Tensor | None
 ) -> Tensor:
     """The same pattern as one dense masked SDPA call: as fast when the pattern is dense."""
     keep = p.adjacency.repeat_interleave(block, 1).repeat_interleave(block, 2)[None]
@@ -386,7 +403,7 @@ def _flex_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    p: _Pattern,
+    p: BlockPattern,
     block: int,
     kpm: Tensor | None,
     *,
@@ -481,7 +498,7 @@ def bigbird_attention(
         raise ValueError(f"unknown backend {backend!r}; known: auto, gather, flex, dense")
     B, H, N, D = q.shape
     nb = math.ceil(N / block_size)
-    p = _pattern(
+    p = block_pattern(
         nb, window_blocks, global_blocks, random_blocks, seed + layer_index, H, str(q.device)
     )
     if backend == "auto":

@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor
 
-from takeaways.nn.attention import _check_shapes
+from takeaways.nn.attention import check_shapes
 
 __all__ = ["clustered_attention", "clustered_attention_reference", "improved_clustered_attention"]
 
@@ -55,7 +55,7 @@ def _check(
     seed: int,
     topk: int | None,
 ) -> None:
-    _check_shapes(q, k, v, mask)
+    check_shapes(q, k, v, mask)
     for name, value, low, high in (
         ("clusters", clusters, 1, None),
         ("bits", bits, 1, 63),

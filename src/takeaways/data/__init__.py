@@ -1,5 +1,5 @@
 """Data for takeaways: embedded offline datasets, user-data loaders, planted label
-noise and long tails, and WordPiece tokenizers."""
+noise and long tails, WordPiece tokenizers, and generated tasks (the passkey task)."""
 
 from takeaways.data.embedded import (
     Bundle,
@@ -19,6 +19,7 @@ from takeaways.data.noise import (
     long_tail,
     parse_noise,
 )
+from takeaways.data.tasks import needle_task, needle_vocab_size
 from takeaways.data.tokenize import Tokenizer, minilm_tokenizer, train_wordpiece
 from takeaways.data.user import load_csv, load_image_folder, load_npz, load_text
 
@@ -44,4 +45,6 @@ __all__ = [
     "Tokenizer",
     "train_wordpiece",
     "minilm_tokenizer",
+    "needle_task",
+    "needle_vocab_size",
 ]

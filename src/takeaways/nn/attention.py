@@ -38,14 +38,23 @@ __all__ = [
     "attention_reference",
     "causal_attention",
     "causal_attention_reference",
+    "check_shapes",
     "dense_attention",
     "get_attention",
     "register_attention",
 ]
 
 
-def _check_shapes(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> None:
-    """Raise a one-line ValueError unless q, k, v and the mask fit together."""
+def check_shapes(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> None:
+    """Raise a one-line error unless q, k, v and the mask fit the calling convention.
+
+    Kernels in other modules (``takeaways.attention``) call it first, so every kernel refuses
+    bad shapes with the same words.
+
+    Raises:
+        ValueError: if a tensor is not 4-D or the shapes do not fit together.
+        TypeError: if ``key_padding_mask`` is not bool.
+    """
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.dim() != 4:
             raise ValueError(f"{name} must be 4-D (B, H, N, D), got shape {tuple(t.shape)}")
@@ -95,7 +104,7 @@ def dense_attention(
         ValueError: if the shapes do not fit together.
         TypeError: if ``key_padding_mask`` is not bool.
     """
-    _check_shapes(q, k, v, key_padding_mask)
+    check_shapes(q, k, v, key_padding_mask)
     if attn_bias is not None:
         attn_bias = attn_bias.to(q.dtype)
     if key_padding_mask is None:
@@ -136,7 +145,7 @@ def attention_reference(
         ValueError: if the shapes do not fit together.
         TypeError: if ``key_padding_mask`` is not bool.
     """
-    _check_shapes(q, k, v, key_padding_mask)
+    check_shapes(q, k, v, key_padding_mask)
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, N_q, N_k)
     if attn_bias is not None:
         scores = scores + attn_bias
@@ -196,18 +205,18 @@ def causal_attention_reference(
 
 
 def _check_causal_shapes(q: Tensor, k: Tensor, v: Tensor) -> None:
-    """Raise a one-line ValueError unless q, k, v are self-attention inputs that fit."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.dim() != 4:
-            raise ValueError(f"{name} must be 4-D (B, H, N, D), got shape {tuple(t.shape)}")
-    if not q.shape == k.shape == v.shape:
+    """``check_shapes``, plus as many keys as queries (causal attention is self-attention)."""
+    check_shapes(q, k, v, None)
+    if q.size(-2) != k.size(-2):
         raise ValueError(
-            "causal attention is self-attention: q, k and v must have one shape (B, H, N, D), "
-            f"got {tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}"
+            "causal attention is self-attention: q and k must have one length N, "
+            f"got {q.size(-2)} and {k.size(-2)}"
         )
 
 
-# name -> kernel; technique modules (BigBird, clustered) add theirs with register_attention.
+# name -> kernel; technique modules add theirs with register_attention when imported
+# (``import takeaways.attention`` registers bigbird, clustered, improved-clustered), so this
+# layer never imports the layer above it.
 ATTENTION: dict[str, Callable[..., Tensor]] = {
     "dense": dense_attention,
     "reference": attention_reference,
@@ -258,8 +267,9 @@ def get_attention(name_or_fn: str | Callable[..., Tensor]) -> Callable[..., Tens
             f"attention must be a registered name or a callable, got {type(name_or_fn).__name__}"
         )
     if name_or_fn not in ATTENTION:
-        import takeaways.attention  # noqa: F401  registers bigbird, clustered, improved-clustered
-    if name_or_fn not in ATTENTION:
         known = ", ".join(sorted(ATTENTION))
-        raise ValueError(f"unknown attention {name_or_fn!r}; known: {known}")
+        raise ValueError(
+            f"unknown attention {name_or_fn!r}; known: {known} (bigbird, clustered and "
+            "improved-clustered register themselves: import takeaways.attention first)"
+        )
     return ATTENTION[name_or_fn]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
-from takeaways.nn.transformer import _check_inputs
+from takeaways.nn.transformer import check_inputs
 
 if TYPE_CHECKING:
     from takeaways.data import Tokenizer
@@ -78,7 +78,7 @@ class MiniLMEncoder(nn.Module):
             ValueError: for a wrong shape or ``N`` above the 512 learned positions.
             TypeError: if ``input_ids`` is not an integer tensor.
         """
-        mask = _check_inputs(input_ids, attention_mask)
+        mask = check_inputs(input_ids, attention_mask)
         if input_ids.shape[1] > self.max_len:
             raise ValueError(
                 f"sequence length {input_ids.shape[1]} exceeds MiniLM's max_len {self.max_len}; "

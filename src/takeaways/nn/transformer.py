@@ -28,9 +28,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +50,7 @@ __all__ = [
     "SequenceClassifier",
     "TransformerEncoder",
     "relative_position_bucket",
+    "set_attention",
 ]
 
 
@@ -147,6 +149,21 @@ def _accepts_layer_index(fn: Callable[..., Tensor]) -> bool:
     return _accepts_keyword(fn, "layer_index")
 
 
+def _check_options(fn: Callable[..., Tensor], options: dict[str, Any]) -> None:
+    """Raise a one-line TypeError unless ``fn(q, k, v, key_padding_mask=, **options)`` binds."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(None, None, None, key_padding_mask=None, **options)
+    except TypeError as err:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise TypeError(
+            f"attention {name!r} does not accept options {sorted(options)}: {err}"
+        ) from None
+
+
 class MultiHeadAttention(nn.Module):
     """Self-attention that projects to per-head q, k, v and hands them to a kernel.
 
@@ -165,31 +182,36 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(config.dim, 3 * config.dim)  # one matmul for q, k and v
         self.proj = nn.Linear(config.dim, config.dim)
         self.drop = nn.Dropout(config.dropout)
-        self.attention = get_attention(config.attention)
-        self.options = dict(config.attention_options)
+        self.layer_index = layer_index
+        self.rel_buckets = config.rel_buckets
+        self.attention, self.options = self.resolve(config.attention, config.attention_options)
+
+    def resolve(
+        self, attention: str | Callable[..., Tensor], options: dict[str, Any]
+    ) -> tuple[Callable[..., Tensor], dict[str, Any]]:
+        """The kernel and the options this layer would call it with; checked, not applied.
+
+        Adds ``layer_index`` for kernels that take it. ``set_attention`` swaps kernels
+        through here, so a swap is checked exactly as construction is.
+
+        Raises:
+            ValueError: for an unknown attention name.
+            TypeError: if the kernel does not accept ``options`` (or ``attn_bias`` when the
+                encoder has ``rel_buckets``).
+        """
+        fn = get_attention(attention)
+        options = dict(options)
         # Inspect once here, not on every forward: only kernels that ask get the layer index.
-        if _accepts_layer_index(self.attention):
-            self.options["layer_index"] = layer_index
-        self._check_options()
-        if config.rel_buckets and not _accepts_keyword(self.attention, "attn_bias"):
-            name = getattr(self.attention, "__name__", type(self.attention).__name__)
+        if _accepts_layer_index(fn):
+            options["layer_index"] = self.layer_index
+        _check_options(fn, options)
+        if self.rel_buckets and not _accepts_keyword(fn, "attn_bias"):
+            name = getattr(fn, "__name__", type(fn).__name__)
             raise TypeError(
-                f"attention {name!r} takes no attn_bias, which rel_buckets={config.rel_buckets} "
+                f"attention {name!r} takes no attn_bias, which rel_buckets={self.rel_buckets} "
                 "needs; use attention='dense' or 'reference', or set rel_buckets=0"
             )
-
-    def _check_options(self) -> None:
-        try:
-            sig = inspect.signature(self.attention)
-        except (TypeError, ValueError):
-            return
-        try:
-            sig.bind(None, None, None, key_padding_mask=None, **self.options)
-        except TypeError as err:
-            name = getattr(self.attention, "__name__", type(self.attention).__name__)
-            raise TypeError(
-                f"attention {name!r} does not accept options {sorted(self.options)}: {err}"
-            ) from None
+        return fn, options
 
     def forward(
         self, x: Tensor, key_padding_mask: Tensor | None = None, attn_bias: Tensor | None = None
@@ -358,7 +380,7 @@ class TransformerEncoder(nn.Module):
             ValueError: for a wrong shape or ``N > max_len``.
             TypeError: if ``input_ids`` is not an integer tensor.
         """
-        mask = _check_inputs(input_ids, attention_mask)
+        mask = check_inputs(input_ids, attention_mask)
         B, N = input_ids.shape
         if N > self.config.max_len:
             raise ValueError(
@@ -377,6 +399,52 @@ class TransformerEncoder(nn.Module):
         return self.norm(x)  # (B, N, C)
 
 
+@contextlib.contextmanager
+def set_attention(
+    model: nn.Module, attention: str | Callable[..., Tensor], **options: Any
+) -> Iterator[nn.Module]:
+    """Run the block with every attention layer of ``model`` calling another kernel.
+
+    Attaches in place (no copy, no subclass): each ``MultiHeadAttention`` inside ``model``
+    calls ``attention`` with ``options`` (plus its own ``layer_index`` when the kernel takes
+    one), checked as ``EncoderConfig`` checks them, so a bad option fails before anything is
+    swapped. The previous kernels and options come back when the block exits, also on an
+    exception. The weights are untouched: this evaluates a trained model under an
+    approximate kernel (arXiv 2007.04825 swaps clustered attention into a trained RoBERTa).
+
+    Args:
+        model: any module holding ``MultiHeadAttention`` layers (an encoder, a classifier).
+        attention: an ``ATTENTION`` name or a kernel callable.
+        **options: keyword options for the kernel, e.g. ``clusters=25``.
+
+    Yields:
+        ``model``.
+
+    Raises:
+        ValueError: for an unknown attention name, or a model without attention layers.
+        TypeError: if the kernel does not accept ``options``.
+
+    Example:
+        >>> with set_attention(classifier, "clustered", clusters=25):
+        ...     logits = classifier(ids)
+    """
+    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    if not layers:
+        raise ValueError(
+            f"{type(model).__name__} has no MultiHeadAttention layers to swap; "
+            "pass a model built from takeaways.nn.TransformerEncoder"
+        )
+    swapped = [layer.resolve(attention, options) for layer in layers]  # check all first
+    saved = [(layer.attention, layer.options) for layer in layers]
+    try:
+        for layer, (fn, opts) in zip(layers, swapped):
+            layer.attention, layer.options = fn, opts
+        yield model
+    finally:
+        for layer, (fn, opts) in zip(layers, saved):
+            layer.attention, layer.options = fn, opts
+
+
 def init_bert_weights(module: nn.Module) -> None:
     """BERT's init: normal(0, 0.02) weights, zero biases, unit LayerNorm (arXiv 1810.04805)."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -388,8 +456,16 @@ def init_bert_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _check_inputs(input_ids: Tensor, attention_mask: Tensor | None) -> Tensor | None:
-    """Validate ``(input_ids, attention_mask)`` and return the mask as bool ``(B, N)``."""
+def check_inputs(input_ids: Tensor, attention_mask: Tensor | None) -> Tensor | None:
+    """Validate ``(input_ids, attention_mask)`` and return the mask as bool ``(B, N)``.
+
+    Every encoder here (and ``nn.minilm``'s wrapper) checks its inputs with it, so they all
+    refuse bad input with the same one-line errors.
+
+    Raises:
+        TypeError: if ``input_ids`` is not an integer tensor.
+        ValueError: for a wrong shape.
+    """
     if not isinstance(input_ids, Tensor) or input_ids.dtype.is_floating_point:
         kind = input_ids.dtype if isinstance(input_ids, Tensor) else type(input_ids).__name__
         raise TypeError(f"input_ids must be an integer tensor (B, N), got {kind}")
