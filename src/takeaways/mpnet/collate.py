@@ -42,9 +42,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from takeaways.train import IGNORE_INDEX
+
 __all__ = ["OBJECTIVES", "MPNetCollator", "permute_and_mask"]
 
-IGNORE = -100  # target of a slot with nothing to predict (cross-entropy's ignore_index)
 OBJECTIVES = ("mpnet", "plm", "mlm")
 
 
@@ -147,7 +148,7 @@ def permute_and_mask(
     permuted = ids.gather(1, perm)  # (B, T)
     tail = permuted[:, T - P :]  # (B, P)
     tail_ok = predictable.gather(1, perm)[:, T - P :]  # (B, P)
-    targets = tail.masked_fill(~tail_ok, IGNORE)  # (B, P)
+    targets = tail.masked_fill(~tail_ok, IGNORE_INDEX)  # (B, P)
 
     choice = torch.rand(B, P, generator=generator)  # < mask: [MASK]; < mask+rand: random
     pool = torch.tensor([i for i in range(vocab_size) if i not in set(special_ids)])

@@ -28,9 +28,9 @@ import torch
 from torch import Tensor
 
 from takeaways.nn.transformer import MaskedLM
+from takeaways.train import IGNORE_INDEX
 
 __all__ = [
-    "IGNORE",
     "GatheredMLM",
     "gathered_logits",
     "gathered_logits_reference",
@@ -39,8 +39,6 @@ __all__ = [
     "pack_rows",
     "unigram_loss",
 ]
-
-IGNORE = -100  # target id of positions without a label (cross-entropy's ignore_index)
 
 
 def mask_tokens(
@@ -83,7 +81,7 @@ def mask_tokens(
     scores[~normal] = 2.0  # specials sort last: picked only to pad short rows
     positions = scores.argsort(dim=1)[:, :K].sort(dim=1).values  # (R, K)
     valid = normal.gather(1, positions)  # (R, K)
-    targets = ids.gather(1, positions).masked_fill(~valid, IGNORE)  # (R, K)
+    targets = ids.gather(1, positions).masked_fill(~valid, IGNORE_INDEX)  # (R, K)
 
     choice = torch.rand(R, K, generator=generator)  # < 0.8 mask, < 0.9 random, else keep
     pool = torch.tensor([i for i in range(vocab_size) if i not in set(special_ids)])
@@ -171,8 +169,8 @@ def masked_copies(
 def unigram_loss(train_targets: Tensor, val_targets: Tensor, vocab: int) -> float:
     """Cross-entropy of the training targets' token frequencies (add-1/2) on the validation targets.
 
-    Targets equal to ``IGNORE`` are left out on both sides.
+    Targets equal to ``IGNORE_INDEX`` are left out on both sides.
     """
-    y = train_targets[train_targets != IGNORE]
+    y = train_targets[train_targets != IGNORE_INDEX]
     p = (torch.bincount(y, minlength=vocab).double() + 0.5) / (len(y) + 0.5 * vocab)
-    return float(-p[val_targets[val_targets != IGNORE]].log().mean())
+    return float(-p[val_targets[val_targets != IGNORE_INDEX]].log().mean())
