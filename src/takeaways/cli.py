@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -411,7 +412,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"takeaways {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (
+        _results_commands,
+        _report_commands,
+        _data_commands,
+        _depth_command,
+        _find_mislabeled_command,
+    ):
+        add(sub)
+    return p
 
+
+def _results_commands(sub: Any) -> None:
+    """list and run: the recipes."""
     s = sub.add_parser(
         "list",
         help="list recipes, their published verdicts and the ten takeaways",
@@ -441,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--results", default="results", help="results root (default results/)")
     s.set_defaults(fn=cmd_run)
 
+
+def _report_commands(sub: Any) -> None:
+    """report, rejudge, readme: what is published from the results."""
     s = sub.add_parser(
         "report",
         help="run every recipe and write report/index.html",
@@ -495,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--readme", default="README.md", help="README to update (default README.md)")
     s.set_defaults(fn=cmd_readme)
 
+
+def _data_commands(sub: Any) -> None:
+    """data and bench."""
     s = sub.add_parser(
         "data", help="list or show the embedded datasets", description="Embedded datasets."
     )
@@ -513,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="benchmarks/results", help="output folder")
     s.set_defaults(fn=cmd_bench)
 
+
+def _depth_command(sub: Any) -> None:
+    """depth: the depth/width advisor."""
     s = sub.add_parser(
         "depth",
         help="size a transformer: depth/width regimes and the paper's fitted optimum",
@@ -540,6 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(fn=cmd_depth)
 
+
+def _find_mislabeled_command(sub: Any) -> None:
+    """find-mislabeled: AUM on the user's own data."""
     s = sub.add_parser(
         "find-mislabeled",
         help="rank the rows of your data whose labels look wrong (AUM)",
@@ -563,7 +588,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     s.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
     s.set_defaults(fn=cmd_find_mislabeled)
-    return p
 
 
 # Size options of `takeaways depth`. A negative value such as "--params -5M" would be read by
