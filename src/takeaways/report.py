@@ -15,15 +15,14 @@ import base64
 import html
 import io
 import math
-import os
 import re
 import statistics
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from takeaways.catalog import TAKEAWAYS
+from takeaways.files import atomic_write
 from takeaways.results import NOT_EVIDENCE, Result, Target, read_result, verdict_of
 
 __all__ = [
@@ -716,12 +715,7 @@ def write_report(
     out = Path(out)
     pubs = load_results(published_dir) if published_dir else {}
     text = render_html(load_results(results_dir), preset=preset, timings=timings, published=pubs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, text)
 
 
 # ----------------------------------------------------------------------------- README
@@ -776,5 +770,5 @@ def update_readme(readme: str | Path, results_dir: str | Path) -> bool:
         flags=re.S,
     )
     if new != text:
-        p.write_text(new)
+        atomic_write(p, new)
     return new != text
