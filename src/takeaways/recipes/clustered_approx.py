@@ -38,8 +38,8 @@ class ClusteredConfig:
     topk: int = 8  # improved-clustered: exact keys per cluster (the paper used 32 on RoBERTa)
     bits: int = 32  # hash bits per query
     iterations: int = 10  # Hamming K-means iterations
-    train_size: int = 2000  # training reviews (0 = all 10,246)
-    test_size: int = 500  # test reviews (0 = all 2,562)
+    train_size: int | None = 2000  # training reviews (None = all 10,246)
+    test_size: int | None = 500  # test reviews (None = all 2,562)
     max_len: int = 64  # tokens per review, [CLS] and [SEP] included
     vocab_size: int = 4000  # WordPiece vocabulary trained on the training texts
     dim: int = 128  # encoder width
@@ -65,6 +65,8 @@ class ClusteredConfig:
             raise ValueError("clusters must be a non-empty list of ints >= 1")
         if min(self.topk, self.bits, self.epochs, self.batch_size, self.dim) < 1:
             raise ValueError("topk, bits, epochs, batch_size and dim must be >= 1")
+        if any(n is not None and n < 1 for n in (self.train_size, self.test_size)):
+            raise ValueError("train_size and test_size must be >= 1, or none for all reviews")
         if self.needle_len and self.needle_len < 8:
             raise ValueError("needle_len must be 0 (off) or >= 8")
         if self.needle_len and not 4 <= self.needle_warm_len <= self.needle_len:
@@ -107,8 +109,8 @@ def _reviews(cfg: ClusteredConfig) -> tuple[dict, dict]:
     """Train the dense model on reviews; its sweep, and the metrics about the data."""
     reviews = data.load("reviews")
     rng = np.random.default_rng(cfg.seed)
-    tr = reviews.train.subset(rng.permutation(len(reviews.train))[: cfg.train_size or None])
-    te = reviews.test.subset(np.arange(len(reviews.test))[: cfg.test_size or None])
+    tr = reviews.train.subset(rng.permutation(len(reviews.train))[: cfg.train_size])
+    te = reviews.test.subset(np.arange(len(reviews.test))[: cfg.test_size])
     tok = data.train_wordpiece(list(tr.x), vocab_size=cfg.vocab_size)
     x_tr = tok.encode(list(tr.x), max_len=cfg.max_len, pad_to=cfg.max_len)
     x_te = tok.encode(list(te.x), max_len=cfg.max_len, pad_to=cfg.max_len)
@@ -272,7 +274,7 @@ def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
             "vocab_size": 500,
         },
         "demo": {},
-        "full": {"train_size": 0, "test_size": 0, "epochs": 4, "needle_len": 512},
+        "full": {"train_size": None, "test_size": None, "epochs": 4, "needle_len": 512},
     },
     takeaway=9,
     summary="train dense on reviews, swap in clustered attention (C=2..100): accuracy vs dense",
