@@ -20,6 +20,8 @@ authors' own pipeline. Its model-epochs over training every evaluated policy fro
 ``judge`` scores AWS against no and random augmentation paired over seeds (met only when
 the 95% interval of the difference lies above zero), after checking that the
 no-augmentation baseline is well above the majority class and every policy has per-seed values.
+The majority-class accuracy per dataset depends on the data alone (the same subsampled
+training set): ``facts`` computes it, so ``rejudge`` can add it to an older result.
 """
 
 from __future__ import annotations

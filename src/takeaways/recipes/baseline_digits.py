@@ -3,7 +3,8 @@
 Not a paper's takeaway: it proves the path every recipe takes (data -> model ->
 fit -> Result -> report) and gives a floor to compare with: a logistic
 regression on the raw pixels, trained on the same split. ``judge`` checks that both
-classifiers are well above chance (the majority class of the training labels).
+classifiers are well above chance (the majority class of the training labels), a number
+of the data alone that ``facts`` computes, so ``rejudge`` can add it to an older result.
 """
 
 from __future__ import annotations

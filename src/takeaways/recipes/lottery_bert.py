@@ -26,7 +26,9 @@ frozen in every run, which halves the optimizer's work; the classifier mean-pool
 MiniLM was trained to. The demo preset keeps only the first 2 pre-trained layers and a few hundred
 reviews so it fits in a minute; the numbers to quote come from ``full``. ``judge`` checks that
 the dense fine-tune and the transferred MLM ticket (or its control) rise above the majority
-class and that the MLM phase left the unigram solution.
+class and that the MLM phase left the unigram solution. Both floors depend on the data alone
+(the same review subsets, wiki passages and masking as the run): ``facts`` computes them, so
+``rejudge`` can add them to an older result.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ Every run has the same epochs, batch and learning-rate schedule; test accuracy i
 final epoch's. The images are average-pooled to 14x14 at the demo preset (4x fewer
 conv FLOPs); the full preset keeps 28x28. Per-seed accuracies of every arm go into the
 metrics, so ``judge`` compares the ticket with its random control paired over seeds, after
-checking that the dense model is well above the majority class.
+checking that the dense model is well above the majority class (computed from the data
+alone by ``facts``, on the same training subset, so ``rejudge`` can add it to an older result).
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ reported per seed and as mean ± standard error over seeds.
 The judge's checks: every pre-training run ended ``PLATEAU_MARGIN`` nats under the unigram
 loss of its targets; on each task every pre-trained arm beat the majority class by
 ``MAJORITY_MARGIN`` points and beat the randomly initialized encoder (else pre-training did
-nothing useful here and ranking the objectives says nothing). The target, MPNet beats MLM,
-is met only when the paired 95% t-interval of MPNet - MLM over seeds lies above zero.
+nothing useful here and ranking the objectives says nothing); the majority-class accuracy
+of each task's test rows is a data-only ``facts`` metric, so ``rejudge`` can add it to an
+older result. The target, MPNet beats MLM, is met only when the paired 95% t-interval of
+MPNet - MLM over seeds lies above zero.
 
 The encoder is our Pre-LN ``TransformerEncoder`` with MPNet's shared relative position bias
 (32 buckets): Pre-LN takes a higher learning rate early, and the MLM loss sits on the
