@@ -56,6 +56,40 @@ def test_every_recipe_runs_at_smoke_and_writes_its_result(name, tmp_path):
     assert raw["finding"] and raw["advice"]
     assert raw["machine"]["torch"] and raw["wall_s"] > 0 and raw["code_hash"]
     assert raw["plots"] and all(s["x"] and s["y"] for p in raw["plots"] for s in p["series"])
+    recipe = get_recipe(name)
+    if recipe.facts is not None:  # the data-only metrics are in the run's metrics, equal values
+        facts = recipe.facts(resolve_config(recipe, "smoke"))
+        _assert_contains(raw["metrics"], json.loads(json.dumps(facts)))
+
+
+# What run() computed for these numbers at smoke before they moved into facts() (0.1003 =
+# 36/359 digits test images; autoaugment's majority class is that of its 300-image subset).
+SMOKE_FACTS = {
+    "baseline-digits": {"majority_class_test_accuracy": 0.10027855153203342},
+    "autoaugment": {"digits": {"majority_class_test_accuracy": 0.09749303621169916}},
+    "lottery-cnn": {"majority-class test accuracy": 0.1},
+    "lottery-bert": {
+        "majority-class reviews accuracy": 0.625,
+        "MLM accuracy of the most frequent training token (unigram)": 0.05,
+    },
+    "mpnet": {"majority_class_accuracy": {"reviews": 0.65625, "tweets": 0.4375}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE_FACTS))
+def test_data_only_facts_at_smoke_are_the_numbers_the_run_computed(name):
+    recipe = get_recipe(name)
+    assert recipe.facts is not None, f"{name} registers no facts="
+    assert recipe.facts(resolve_config(recipe, "smoke")) == SMOKE_FACTS[name]
+
+
+def _assert_contains(metrics: dict, facts: dict, where: str = "") -> None:
+    for key, value in facts.items():
+        assert key in metrics, f"fact {where}{key} not in the run's metrics"
+        if isinstance(value, dict):
+            _assert_contains(metrics[key], value, f"{where}{key}.")
+        else:
+            assert metrics[key] == value, f"fact {where}{key}: {value} vs run {metrics[key]}"
 
 
 def test_baseline_digits_smoke_numbers_are_sane(tmp_path):
@@ -150,16 +184,17 @@ def test_rejudge_backfills_data_only_facts_and_says_so(tmp_path, monkeypatch):
     recipe = get_recipe("baseline-digits")
     result, path = run_recipe("baseline-digits", preset="smoke", out_dir=tmp_path)
     raw = json.loads(path.read_text())
-    facts = {"a_data_only_number": 0.25}
+    facts = {"a_data_only_number": 0.25, "per_split": {"stored": 0.1, "new": 0.75}}
     monkeypatch.setitem(
         takeaways.recipes._REGISTRY,
         "baseline-digits",
         dataclasses.replace(recipe, facts=lambda cfg: facts),
     )
     raw["metrics"]["logreg_test_accuracy"] = 0.5  # a stored number is never overwritten
+    raw["metrics"]["per_split"] = {"stored": 0.5}  # a dict of facts merges into a stored dict
     path.write_text(json.dumps(raw))
     again = rejudge(path)
-    assert again.metrics["a_data_only_number"] == 0.25 and again.backfilled == [
-        "a_data_only_number"
-    ]
+    assert again.metrics["a_data_only_number"] == 0.25
+    assert again.backfilled == ["a_data_only_number", "per_split.new"]
+    assert again.metrics["per_split"] == {"stored": 0.5, "new": 0.75}
     assert again.metrics["logreg_test_accuracy"] == 0.5

@@ -19,7 +19,8 @@ owns the chores every recipe would otherwise repeat:
   only the metrics (as stored in JSON) and the config, so ``rejudge`` can re-apply new
   rules to a published result without rerunning it;
 - ``facts=`` computes the metrics that depend on the data and config alone (no training:
-  e.g. the majority-class accuracy of the test split). A run merges them into its metrics;
+  e.g. the majority-class accuracy of the test split). A run merges them into its metrics
+  (a dict of facts merges into the dict of metrics under the same key, e.g. per dataset);
   ``rejudge`` computes any that a stored result lacks, so a new check that needs only such
   a number does not force a rerun of the whole experiment;
 - ``seed_range(cfg)`` is the one way to iterate a config's seeds;
@@ -324,7 +325,7 @@ def run_recipe(
     with torch_threads(recipe.thread_count(cfg)):
         result = recipe.run(cfg)
         if recipe.facts is not None:
-            result.metrics.update(recipe.facts(cfg))
+            _merge_facts(result.metrics, recipe.facts(cfg))
     result.wall_s = time.perf_counter() - t0
     result.recipe = recipe.name
     result.preset = preset
@@ -339,6 +340,26 @@ def run_recipe(
     if write and distributed.is_main():
         path = write_result(result, out_dir)
     return result, path
+
+
+def _merge_facts(
+    metrics: dict[str, Any], facts: dict[str, Any], *, only_missing: bool = False, prefix: str = ""
+) -> list[str]:
+    """Merge ``facts`` into ``metrics`` in place; the dotted names of the metrics it set.
+
+    A fact that is a dict merges into a dict the metrics already hold under its key (e.g.
+    ``{"digits": {"majority_class_test_accuracy": 0.1}}`` adds one number to the per-dataset
+    metrics of ``digits``). With ``only_missing`` a number already in the metrics is kept.
+    """
+    added: list[str] = []
+    for key, value in facts.items():
+        held = metrics.get(key)
+        if isinstance(value, dict) and isinstance(held, dict):
+            added += _merge_facts(held, value, only_missing=only_missing, prefix=f"{prefix}{key}.")
+        elif not (only_missing and key in metrics):
+            metrics[key] = value
+            added.append(prefix + key)
+    return sorted(added)
 
 
 def _judge(recipe: Recipe, result: Result, cfg: Any) -> None:
@@ -381,8 +402,7 @@ def rejudge(path: str | Path) -> Result:
     if recipe.facts is not None:
         with torch_threads(recipe.thread_count(cfg)):
             facts = recipe.facts(cfg)
-        missing = sorted(k for k in facts if k not in result.metrics)
-        result.metrics.update({k: facts[k] for k in missing})
+        missing = _merge_facts(result.metrics, facts, only_missing=True)
         result.backfilled = sorted({*result.backfilled, *missing})
     result.evidence = result.evidence and result.preset == "full"
     _judge(recipe, result, cfg)
