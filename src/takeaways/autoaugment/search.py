@@ -259,7 +259,7 @@ def aws_search(
     finetune_epochs: int,
     iterations: int,
     trajectories: int = 2,
-    pairs_per_trajectory: int = 0,
+    pairs_per_trajectory: int | None = None,
     space: tuple[tuple[str, int], ...] = SEARCH_SPACE,
     batch_size: int = 64,
     lr: float = 0.05,
@@ -281,9 +281,9 @@ def aws_search(
         finetune_epochs: epochs of each fine-tune from the shared weights.
         iterations: controller (PPO) steps.
         trajectories: fine-tunes per step (one sampled policy each).
-        pairs_per_trajectory: if > 0, each fine-tune first draws this many pairs from the
+        pairs_per_trajectory: if given, each fine-tune first draws this many pairs from the
             policy and every image uses one of them, so that trajectories differ in policy
-            and not only in sampling noise (0: one pair per image from the full policy,
+            and not only in sampling noise (None: one pair per image from the full policy,
             as in the official code).
         space: the (op name, level) pairs the policy chooses from (default the 36 of AWS).
         batch_size, lr: SGD (Nesterov, momentum 0.9, weight decay 1e-4), cosine from ``lr``.
@@ -311,6 +311,10 @@ def aws_search(
                     ("iterations", iterations), ("trajectories", trajectories)):  # fmt: skip
         if v < 1:
             raise ValueError(f"aws_search {name} must be >= 1, got {v}")
+    if pairs_per_trajectory is not None and pairs_per_trajectory < 1:
+        raise ValueError(
+            f"aws_search pairs_per_trajectory must be >= 1 or None, got {pairs_per_trajectory}"
+        )
     x, y = train
     xv, yv = val
     check_images(x, "aws_search train")
@@ -338,7 +342,7 @@ def aws_search(
         for _ in range(trajectories):
             model.load_state_dict(shared[0])
             opt.load_state_dict(shared[1])
-            menu = policy.sample(pairs_per_trajectory, g) if pairs_per_trajectory > 0 else None
+            menu = policy.sample(pairs_per_trajectory, g) if pairs_per_trajectory else None
             drawn = _train(model, opt, x, y, epochs=finetune_epochs, batch_size=batch_size,
                            lr_at=lambda t: finetune_lr, policy=policy, generator=g,
                            menu=menu)  # fmt: skip

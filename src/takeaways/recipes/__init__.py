@@ -374,14 +374,22 @@ def _judge(recipe: Recipe, result: Result, cfg: Any) -> None:
 
 
 def _config_of(recipe: Recipe, stored: dict[str, Any]) -> Any:
-    """The config a stored result ran with (JSON lists back to tuples; unknown keys dropped)."""
+    """The config a stored result ran with (JSON lists back to tuples; unknown keys dropped).
+
+    Results written before ``None`` became the one "all/default" sentinel stored ``0`` for
+    it; an optional int field read as ``0`` is taken as ``None``.
+    """
     hints = typing.get_type_hints(recipe.config)
     values = {}
     for f in dataclasses.fields(recipe.config):
         if f.name in stored:
             v = stored[f.name]
-            if isinstance(v, list) and typing.get_origin(hints[f.name]) is tuple:
+            hint = hints[f.name]
+            if isinstance(v, list) and typing.get_origin(hint) is tuple:
                 v = tuple(v)
+            optional = type(None) in typing.get_args(hint) and int in typing.get_args(hint)
+            if optional and v == 0 and not isinstance(v, bool):
+                v = None
             values[f.name] = v
     return recipe.config(**values)
 

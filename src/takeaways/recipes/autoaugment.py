@@ -61,7 +61,7 @@ PAPER_SEARCH_OVER_FINAL = (200 + 350 * 10) / 300
 @dataclass(frozen=True)
 class AutoAugmentConfig:
     datasets: tuple[str, ...] = ("digits",)  # image datasets of data.load
-    train_size: int = 0  # training images used (0 = all), before the validation hold-out
+    train_size: int | None = None  # training images used (None = all), before the hold-out
     val_fraction: float = 0.2  # share of the training images held out to score policies
     width: int = 16  # channels of the SmallCNN's first block
     epochs: int = 20  # epochs of each final training from scratch
@@ -72,9 +72,11 @@ class AutoAugmentConfig:
     finetune_lr: float = 0.015  # constant learning rate of the fine-tunes (a tenth of lr)
     iterations: int = 12  # controller (PPO) steps
     trajectories: int = 4  # fine-tunes per controller step
-    pairs_per_trajectory: int = 8  # op pairs a fine-tune draws from the policy (0: per image)
+    pairs_per_trajectory: int | None = (
+        8  # pairs a fine-tune draws from the policy (None: per image)
+    )
     ppo_lr: float = 0.3  # Adam learning rate of the policy parameters
-    final_pairs: int = 25  # final "aws" policy: its most probable pairs (0: the whole distribution)
+    final_pairs: int | None = 25  # final "aws" policy: its most probable pairs (None: all)
     seeds: int = 1  # final trainings per policy (mean and spread are reported)
     seed: int = 0  # first seed; the search uses it
 
@@ -83,6 +85,9 @@ class AutoAugmentConfig:
                      "trajectories", "seeds", "width"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("train_size", "pairs_per_trajectory", "final_pairs"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, or none for all; got {getattr(self, name)}")
         if not 0.0 < self.val_fraction < 0.9:
             raise ValueError(f"val_fraction must be in (0, 0.9), got {self.val_fraction}")
         known = {d.name for d in data.list_datasets()}
@@ -94,8 +99,7 @@ class AutoAugmentConfig:
 def _split(x: np.ndarray, y: np.ndarray, cfg: AutoAugmentConfig):
     g = np.random.default_rng(cfg.seed)
     idx = g.permutation(len(y))
-    if cfg.train_size:
-        idx = idx[: cfg.train_size]
+    idx = idx[: cfg.train_size]
     n_val = int(round(len(idx) * cfg.val_fraction))
     tr, va = idx[n_val:], idx[:n_val]
     t = lambda a: torch.as_tensor(a)  # noqa: E731
@@ -174,7 +178,7 @@ def _one_dataset(
         "none": "none",
         "random": Policy(),
         "autoaugment-cifar10": AUTOAUGMENT_CIFAR10,
-        "aws": policy.top(cfg.final_pairs) if cfg.final_pairs > 0 else policy,
+        "aws": policy.top(cfg.final_pairs) if cfg.final_pairs else policy,
     }
     acc, one_s, one_cpu = _final_trainings(cfg, make, policies, full_train, test_xy, name)
     stats = {p: mean_std(acc[p]) for p in POLICIES}

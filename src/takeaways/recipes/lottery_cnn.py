@@ -60,7 +60,7 @@ class LotteryCNNConfig:
     scope: str = "global"  # global (one threshold, as the paper) or layer
     seeds: int = 1  # independent runs (init, data order, control masks); means reported
     seed: int = 0  # first seed
-    max_train: int = 0  # use at most this many training images (0 = all 4,000)
+    max_train: int | None = None  # use at most this many training images (None = all 4,000)
     time_budget_s: float = (
         60.0  # budget of the preset in CPU seconds (one thread: its idle wall time)
     )
@@ -70,8 +70,10 @@ class LotteryCNNConfig:
             raise ValueError(
                 f"image_size must be 28, 14 or 7 (pooled MNIST), got {self.image_size}"
             )
-        if min(self.width, self.epochs, self.batch_size, self.seeds) < 1 or self.max_train < 0:
-            raise ValueError("width, epochs, batch_size and seeds must be >= 1, max_train >= 0")
+        if min(self.width, self.epochs, self.batch_size, self.seeds) < 1:
+            raise ValueError("width, epochs, batch_size and seeds must be >= 1")
+        if self.max_train is not None and self.max_train < 1:
+            raise ValueError(f"max_train must be >= 1, or none for all; got {self.max_train}")
         if self.schedule not in SCHEDULES or self.scope not in ("global", "layer"):
             raise ValueError(f"schedule must be one of {SCHEDULES} and scope global or layer")
         sparsity_schedule(self.schedule, self.rate, self.rounds)  # raises on a bad rate / rounds
@@ -86,7 +88,7 @@ def _data(cfg: LotteryCNNConfig) -> tuple[tuple, tuple]:
     """The (pooled) MNIST training subset and test split of this config: (x, y) pairs."""
     mnist = data.load("mnist")
     x, y = _images(mnist.train, cfg.image_size), torch.as_tensor(mnist.train.y)
-    if cfg.max_train and len(x) > cfg.max_train:
+    if cfg.max_train is not None and len(x) > cfg.max_train:
         keep = torch.as_tensor(np.random.default_rng(0).permutation(len(x))[: cfg.max_train])
         x, y = x[keep], y[keep]
     return (x, y), (_images(mnist.test, cfg.image_size), torch.as_tensor(mnist.test.y))

@@ -108,8 +108,8 @@ class MPNetConfig:
     whole_word: bool = False  # permute whole words (a token and its ## pieces) together
     eval_rows: int = 128  # held-out wiki rows scored by each objective's own loss
     ft_len: int = 32  # tokens per review / tweet, [CLS] and [SEP] included
-    ft_train: int = 500  # training examples per task (0 = all)
-    ft_test: int = 400  # test examples per task (0 = all)
+    ft_train: int | None = 500  # training examples per task (None = all)
+    ft_test: int | None = 400  # test examples per task (None = all)
     ft_epochs: int = 2  # fine-tuning epochs, equal for all
     ft_batch_size: int = 32
     ft_lr: float = 1e-3  # AdamW peak of fine-tuning, 10% warm-up then cosine
@@ -136,8 +136,10 @@ class MPNetConfig:
                 f"seq_len={self.seq_len} x pred_prob={self.pred_prob} rounds to 0 predicted "
                 "tokens; raise seq_len or pred_prob"
             )
-        if self.ft_len < 4 or self.ft_train < 0 or self.ft_test < 0:
-            raise ValueError("ft_len must be >= 4 and ft_train, ft_test >= 0")
+        if self.ft_len < 4:
+            raise ValueError(f"ft_len must be >= 4, got {self.ft_len}")
+        if any(n is not None and n < 1 for n in (self.ft_train, self.ft_test)):
+            raise ValueError("ft_train and ft_test must be >= 1, or none for all")
         if not self.tasks or any(t not in TASKS for t in self.tasks):
             raise ValueError(f"tasks must be a non-empty subset of {', '.join(TASKS)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -164,8 +166,8 @@ def _task_subsets(name: str, cfg: MPNetConfig) -> tuple[data.Split, data.Split, 
     seed, the first ``ft_test`` test rows."""
     bundle = data.load(name)
     rng = np.random.default_rng(1234)
-    tr = bundle.train.subset(rng.permutation(len(bundle.train))[: cfg.ft_train or None])
-    te = bundle.test.subset(np.arange(len(bundle.test))[: cfg.ft_test or None])
+    tr = bundle.train.subset(rng.permutation(len(bundle.train))[: cfg.ft_train])
+    te = bundle.test.subset(np.arange(len(bundle.test))[: cfg.ft_test])
     return tr, te, len(bundle.classes)
 
 
