@@ -64,10 +64,12 @@ __all__ = [
     "machine_info",
     "verdict_of",
     "NOT_EVIDENCE",
+    "RERUN",
 ]
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 NOT_EVIDENCE = "demo scale — not evidence"
+RERUN = "not in this result; rerun the full preset"  # why a check on a missing number fails
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,22 @@ class Check:
         shown = "n/a" if measured is None else f"{measured:.4g}"
         text = f"{shown} {op} {goal:.4g}" + (f": {detail}" if detail else "")
         return cls(name=name, passed=ok, detail=text)
+
+    @classmethod
+    def missing(cls, name: str, what: str) -> Check:
+        """A check that cannot be computed: ``what`` is not in a stored result (it fails)."""
+        return cls(name=name, passed=False, detail=f"{what} {RERUN}")
+
+    @classmethod
+    def above(cls, name: str, value: float, floor: float | None, margin: float, what: str) -> Check:
+        """``value >= floor + margin``, e.g. an arm beats the majority class by 10 points.
+
+        ``what`` names the floor in the detail; a ``None`` floor (an older result that did not
+        record it) fails with a note to rerun.
+        """
+        if floor is None:
+            return cls.missing(name, f"the {what}")
+        return cls.that(name, value, ">=", floor + margin, f"{what} {floor:.4g}")
 
 
 @dataclass(frozen=True)

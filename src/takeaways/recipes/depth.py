@@ -36,6 +36,7 @@ from takeaways.depth import depth_threshold, shape_for_budget, suggest_architect
 from takeaways.nn.mlm import GatheredMLM, masked_copies, pack_rows, unigram_loss
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
+    RERUN,
     Check,
     Claim,
     Judgement,
@@ -267,7 +268,7 @@ def _rate_gap(m: dict, shallow: int, rival: int | None, diff: Paired):
     name, lr = "the order is not a learning-rate artifact", m.get("lr_check", {})
     missing = [str(L) for L in (shallow, rival) if L is None or str(L) not in lr]
     if missing:
-        why = f"rate check for depth {', '.join(missing)} not in this result; rerun the full preset"
+        why = f"rate check for depth {', '.join(missing)} {RERUN}"
         return None, Check(name, False, why)
     if max(len(lr[str(shallow)]), len(lr[str(rival)])) < 2:
         return None, Check(name, False, "no other learning rate was tried (lr_check is empty)")

@@ -47,6 +47,7 @@ from takeaways.imbalance import (
 )
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
+    RERUN,
     Check,
     Claim,
     Judgement,
@@ -387,8 +388,6 @@ NOTES = (
 
 # ----------------------------------------------------------------------------- judging
 
-RERUN = "not in this result; rerun the full preset"
-
 
 def _gain(m: dict[str, Any], k: str, what: str, method: str, ref: str, goal: float) -> Target:
     """``method`` beats ``ref`` by more than ``goal`` points only if the paired interval does."""
@@ -410,7 +409,7 @@ def _checks(m: dict[str, Any], cfg: ImbalanceConfig, name: str, ratio: float) ->
     long, ssp = m.get(f"{k}_ce_long_steps_per_seed"), m.get(f"{k}_ce_ssp_steps_per_seed")
     matched = f"CE long is step-matched to CE + SSP, {where}"
     if long is None or ssp is None:
-        out.append(Check(matched, False, f"optimizer step counts {RERUN}"))
+        out.append(Check.missing(matched, "optimizer step counts"))
     else:
         steps = f"optimizer steps per seed: CE long {long}, CE + SSP {ssp} (pretext + fine-tuning)"
         out.append(Check(matched, long == ssp, steps))

@@ -286,13 +286,6 @@ def _notes(cfg: LotteryBertConfig, m: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- judging
 
 
-def _above(name: str, value: float, floor: float | None, margin: float, what: str) -> Check:
-    """``value >= floor + margin``; fails with a rerun note when ``floor`` is not in the result."""
-    if floor is None:
-        return Check(name, False, f"the {what} not in this result; rerun the full preset")
-    return Check.that(name, value, ">=", floor + margin, f"{what} {floor:.3f}")
-
-
 def judge(m: dict[str, Any], cfg: LotteryBertConfig) -> Judgement:
     """Checks: the dense fine-tune learned (above the majority class), the MLM phase left the
     unigram solution, and the transfer comparison is not between two majority-class models."""
@@ -301,11 +294,11 @@ def judge(m: dict[str, Any], cfg: LotteryBertConfig) -> Judgement:
     mlm_phase = m["MLM accuracy on held-out wiki"]["after the MLM phase"]
     mlm_pct, ticket, control = _transfer(m)
     checks = [
-        _above("dense reviews fine-tune beats the majority class by >= 5 points", dense,
+        Check.above("dense reviews fine-tune beats the majority class by >= 5 points", dense,
                majority, 0.05, "majority-class accuracy"),
-        _above("the MLM phase left the unigram solution (>= 2 points above it)", mlm_phase,
+        Check.above("the MLM phase left the unigram solution (>= 2 points above it)", mlm_phase,
                unigram, 0.02, "unigram (most frequent token) accuracy"),
-        _above(f"the {mlm_pct:.0f}% MLM ticket or its random control beats the majority class "
+        Check.above(f"the {mlm_pct:.0f}% MLM ticket or its random control beats the majority class "
                "by >= 2 points", max(ticket, control), majority, 0.02, "majority-class accuracy"),
     ]  # fmt: skip
     imp, rnd = _by_sparsity(m, "IMP ticket accuracy"), _by_sparsity(m, "random control accuracy")

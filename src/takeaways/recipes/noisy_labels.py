@@ -48,6 +48,7 @@ from takeaways.crust import CRUST, RandomSubset
 from takeaways.data import Noise, parse_noise
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
+    RERUN,
     Check,
     Claim,
     Judgement,
@@ -343,7 +344,7 @@ def _aum_overhead(cfg: NoisyLabelsConfig, name: str, bundle: data.Bundle) -> dic
 # ----------------------------------------------------------------------------- judging
 
 CHANCE = 0.1  # 10 balanced classes in every dataset here
-MISSING = "per-(dataset, seed) values not in this result; rerun the full preset"
+MISSING = f"per-(dataset, seed) values {RERUN}"
 PAIRED = ", paired over datasets x seeds"
 
 
