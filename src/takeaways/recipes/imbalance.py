@@ -1,30 +1,26 @@
 """imbalance: self-training and self-supervised pre-training on long-tailed MNIST and MNIST-1D.
 
-Takeaway 6, Yang & Xu (arXiv 2006.07529). For each dataset, imbalance ratio
-and seed, ``data.long_tail`` keeps n_c = n_max * ratio^(-c/9) labeled samples
-of class c (class 0 the head) and the rest of the training split becomes the
-unlabeled pool. MNIST is average-pooled to 14x14 (a third of the CPU cost; set
-``mnist_size=28`` for the original) for ``nn.SmallCNN``; MNIST-1D goes to
-``nn.SmallCNN1d``. Every supervised fit gets the same number of optimizer steps
-whatever the ratio, and every arm starts from the *same* initial weights, so the
-differences are paired over seeds:
+Takeaway 6, Yang & Xu (arXiv 2006.07529). Per dataset, imbalance ratio and seed,
+``data.long_tail`` keeps n_c = n_max * ratio^(-c/9) labeled samples of class c (class 0 the
+head); the rest of the training split is the unlabeled pool. MNIST is average-pooled to 14x14
+for ``nn.SmallCNN`` (a third of the CPU cost; ``mnist_size=28`` keeps it), MNIST-1D goes to
+``nn.SmallCNN1d``. Every supervised fit gets the same optimizer steps whatever the ratio and
+every arm starts from the *same* initial weights, so differences are paired over seeds:
 
 - **CE**: cross-entropy on the labeled set (the paper's baseline);
-- **CE + self-training**: that model's argmax pseudo-labels on the pool, no
-  threshold (as in the paper), then a fresh model on labeled + pseudo-labeled;
-- **class-balanced**: the class-balanced rule alone (default: class-balanced
-  re-sampling, our reading of the paper's "CE (Balanced)");
-- **CE long**: CE for as many optimizer steps as pre-training plus fine-tuning
-  take, the step-matched control that SSP's gain is judged against;
-- **CE + SSP**: 4-way rotation pre-training (flip pretext for MNIST-1D) on the
-  labeled images with labels ignored, then CE fine-tuning of the whole network;
+- **CE + self-training**: CE's argmax pseudo-labels on the pool, no threshold (as in the
+  paper), then a fresh model on labeled + pseudo-labeled;
+- **class-balanced**: the class-balanced rule alone (default re-sampling, our reading of the
+  paper's "CE (Balanced)");
+- **CE long**: CE for as many steps as pre-training plus fine-tuning, SSP's step-matched control;
+- **CE + SSP**: rotation pre-training (flip for MNIST-1D) on the labeled inputs, labels
+  ignored, then CE fine-tuning of the whole network;
 - **class-balanced + SSP**: the same pre-trained weights, class-balanced fine-tuning.
 
-Metrics come from the balanced test split: balanced (mean per-class), overall
-and tail-class (3 rarest classes) accuracy, at the last epoch (the paper's code
-reports the best test epoch, which selects on the test set), per seed and as
-mean and std. ``judge`` scores self-training against CE and SSP against CE long,
-each as a paired difference over seeds at the largest ratio.
+Scores: balanced (mean per-class), overall and tail (3 rarest classes) accuracy on the balanced
+test split at the last epoch (the paper's code reports the best test epoch, selecting on the
+test set). ``judge`` scores self-training against CE and SSP against CE long, each as a paired
+difference over seeds at the largest ratio.
 """
 
 from __future__ import annotations
@@ -41,8 +37,9 @@ from torch import nn as tnn
 from takeaways import data, nn, train
 from takeaways.imbalance import (
     class_balanced,
-    imbalance_metrics,
-    self_supervised_pretrain,
+    pretrain_classifier,
+    pseudo_label_quality,
+    score_classifier,
     self_train,
 )
 from takeaways.recipes import register_recipe, seed_range
@@ -159,8 +156,8 @@ def _load(name: str, cfg: ImbalanceConfig) -> tuple[data.Split, data.Split]:
 
 @dataclass
 class _Draw:
-    """One long-tail draw of one dataset: builds each arm from the shared initial weights,
-    fine-tunes it on the labeled set, and records its test scores and optimizer steps."""
+    """One long-tail draw of one dataset: fits each arm from the shared initial weights on
+    the labeled set and records its test scores and optimizer steps."""
 
     cfg: ImbalanceConfig
     name: str
@@ -186,20 +183,12 @@ class _Draw:
         m.load_state_dict(self.init if state is None else state)
         return m
 
-    @torch.no_grad()
-    def score(self, model: tnn.Module, split: data.Split | None = None) -> dict[str, Any]:
-        """Balanced, overall and tail accuracy on ``split`` (default: the test split)."""
-        split = self.test if split is None else split
-        model.eval()
-        chunks = [
-            model(torch.as_tensor(split.x[i : i + 500])).argmax(-1)
-            for i in range(0, len(split), 500)
-        ]
+    def score(self, model: tnn.Module, split: data.Split) -> dict[str, Any]:
         counts = np.bincount(self.y, minlength=NUM_CLASSES)
-        return imbalance_metrics(split.y, torch.cat(chunks).numpy(), train_counts=counts)
+        return score_classifier(model, split.x, split.y, train_counts=counts)
 
     def record(self, arm: str, model: tnn.Module, steps: int) -> None:
-        self.scores[arm], self.steps[arm] = self.score(model), steps
+        self.scores[arm], self.steps[arm] = self.score(model, self.test), steps
 
     def fit(
         self, arm: str, model: tnn.Module, epochs: int, *, balanced: bool, before: int = 0
@@ -222,80 +211,53 @@ def _run_setting(
 ) -> dict[str, Any]:
     """Every arm on one long-tail draw: scores, optimizer steps and diagnostics.
 
-    Each fit reseeds, but building a model between fits draws from the global RNG, so the
-    order of the arms below is part of the numbers.
+    Each fit reseeds, but building a model draws from the global RNG, so the order of the
+    arms below is part of the numbers.
     """
     lab, unl = data.long_tail(train_split.y, imbalance_ratio=ratio, seed=seed)
     train.seed_everything(seed)
     model = _model(name, cfg)
-    tag = f"{name} rho={ratio:g} seed {seed}"
     x, y = train_split.x, train_split.y
+    tag = f"{name} rho={ratio:g} seed {seed}"
     d = _Draw(cfg, name, seed, x[lab], y[lab], test, copy.deepcopy(model.state_dict()), tag)
-    diagnostics = _self_training(d, model, x[unl], y[unl])  # arms CE and CE + self-training
-    d.fit("class-balanced", d.fresh(), d.epochs, balanced=True)
-    pretext_steps, pretext_accuracy = _ssp(d)  # arms CE + SSP, CE long, class-balanced + SSP
-    return {
-        "scores": d.scores,
-        "steps": d.steps,
-        "ssp_pretext_steps": pretext_steps,
-        "labeled": len(lab),
-        "unlabeled": len(unl),
-        "epochs": d.epochs,
-        "pretext_accuracy": pretext_accuracy,
-        **diagnostics,
-    }
-
-
-def _self_training(d: _Draw, model: tnn.Module, x_u: np.ndarray, y_u: np.ndarray) -> dict[str, Any]:
-    """CE and CE + self-training (the CE model is the base model); pseudo-label diagnostics."""
-    cfg = d.cfg
-    st = self_train(
-        model,
-        (d.x, d.y),
-        x_u,
-        epochs=cfg.st_epochs,
-        base_epochs=d.epochs,
-        threshold=cfg.threshold,
-        balance=cfg.balance,
-        desc=f"{d.tag} self-train",
-        **d.fit_kw,
-    )
+    # CE is self-training's base model; CE + self-training retrains `model` on the pool too
+    kw = dict(threshold=cfg.threshold, balance=cfg.balance, desc=f"{tag} self-train", **d.fit_kw)
+    st = self_train(model, (d.x, d.y), x[unl], epochs=cfg.st_epochs, base_epochs=d.epochs, **kw)
     base_steps = st.base_history[-1]["step"]
     d.record("CE", st.base_model, base_steps)
     d.record("CE + self-training", model, base_steps + st.history[-1]["step"])
     fitted = d.score(st.base_model, data.Split(d.x, d.y))["balanced_accuracy"]
-    kept = st.pseudo_labels >= 0
-    right = st.pseudo_labels == y_u  # dropped ones (-1) count as wrong
-    tail = np.isin(y_u, d.scores["CE"]["tail_classes"])  # pool samples of the 3 rarest classes
-    return {
-        "ce_train_balanced_accuracy": fitted,
-        "pseudo_label_accuracy": float(right[kept].mean()) if kept.any() else float("nan"),
-        "pseudo_label_accuracy_tail": float(right[tail].mean()) if tail.any() else float("nan"),
-        "pool_tail_share": float(tail.mean()),
-    }
-
-
-def _ssp(d: _Draw) -> tuple[int, float]:
-    """CE + SSP, the step-matched CE long, class-balanced + SSP; (pretext steps, pretext accuracy)."""
-    ssp = d.fresh()  # SSP on the labeled inputs, labels ignored; the head keeps its initial weights
-    encoder = tnn.Sequential(ssp.features, ssp.pool, tnn.Flatten())  # shares ssp's weights
-    _, pre = self_supervised_pretrain(
-        encoder,
+    d.fit("class-balanced", d.fresh(), d.epochs, balanced=True)
+    # SSP on the labeled inputs, labels ignored; the head keeps its initial weights
+    ssp, pretext = d.fresh(), "rotation" if name == "mnist" else "flip"
+    _, pre = pretrain_classifier(
+        ssp,
         d.x,
-        feature_dim=ssp.head[-1].in_features,
-        epochs=d.cfg.ssp_epochs,
-        pretext="rotation" if d.name == "mnist" else "flip",
-        eval_x=d.test.x,
-        eval_every=d.cfg.ssp_epochs,
-        desc=f"{d.tag} SSP",
+        epochs=cfg.ssp_epochs,
+        pretext=pretext,
+        eval_x=test.x,
+        eval_every=cfg.ssp_epochs,
+        desc=f"{tag} SSP",
         **d.fit_kw,
     )
     pretrained = copy.deepcopy(ssp.state_dict())
     d.fit("CE + SSP", ssp, d.epochs, balanced=False, before=pre.steps)
     # the control: CE with SSP's pretext epochs added to its own, as many steps as CE + SSP
-    d.fit("CE long", d.fresh(), d.epochs + d.cfg.ssp_epochs, balanced=False)
+    d.fit("CE long", d.fresh(), d.epochs + cfg.ssp_epochs, balanced=False)
     d.fit("class-balanced + SSP", d.fresh(pretrained), d.epochs, balanced=True, before=pre.steps)
-    return pre.steps, pre.final.get("eval_accuracy", float("nan"))
+    return {
+        "scores": d.scores,
+        "steps": d.steps,
+        "ssp_pretext_steps": pre.steps,
+        "labeled": len(lab),
+        "unlabeled": len(unl),
+        "epochs": d.epochs,
+        "diagnostics": {
+            "ce_train_balanced_accuracy": fitted,
+            **pseudo_label_quality(st.pseudo_labels, y[unl], d.scores["CE"]["tail_classes"]),
+            "pretext_accuracy": pre.final.get("eval_accuracy", float("nan")),
+        },
+    }
 
 
 def _key(name: str, ratio: float) -> str:
@@ -311,8 +273,8 @@ def _metrics(cfg: ImbalanceConfig, runs: dict[tuple[str, float], list[dict]]) ->
     metrics: dict[str, Any] = {"seeds": list(seed_range(cfg)), "classes": NUM_CLASSES}
     for (name, ratio), rs in runs.items():
         k = _key(name, ratio)
-        metrics[f"{k}_labeled"] = rs[0]["labeled"]
-        metrics[f"{k}_unlabeled"] = rs[0]["unlabeled"]
+        for what in ("labeled", "unlabeled"):
+            metrics[f"{k}_{what}"] = rs[0][what]
         metrics[f"{k}_supervised_epochs"] = rs[0]["epochs"]
         for method in METHODS:
             m = _slug(method)
@@ -322,14 +284,8 @@ def _metrics(cfg: ImbalanceConfig, runs: dict[tuple[str, float], list[dict]]) ->
                 metrics[f"{k}_{m}_{what}_per_seed"] = values
             metrics[f"{k}_{m}_steps_per_seed"] = [r["steps"][method] for r in rs]
         metrics[f"{k}_ssp_pretext_steps_per_seed"] = [r["ssp_pretext_steps"] for r in rs]
-        for what in (
-            "ce_train_balanced_accuracy",
-            "pseudo_label_accuracy",
-            "pseudo_label_accuracy_tail",
-            "pool_tail_share",
-            "pretext_accuracy",
-        ):
-            metrics[f"{k}_{what}"] = mean_std([r[what] for r in rs])[0]
+        for what in rs[0]["diagnostics"]:
+            metrics[f"{k}_{what}"] = mean_std([r["diagnostics"][what] for r in rs])[0]
         bal = {x: metrics[f"{k}_{_slug(x)}_balanced_accuracy_per_seed"] for x in METHODS}
         for method, ref in PAIRS:  # paired: both arms of a pair ran on the same draw and init
             gain = f"{k}_{_slug(f'{method} vs {ref}')}_gain_points"
@@ -340,36 +296,27 @@ def _metrics(cfg: ImbalanceConfig, runs: dict[tuple[str, float], list[dict]]) ->
 
 def _plots(cfg: ImbalanceConfig, metrics: dict[str, Any], runs: dict) -> list[dict[str, Any]]:
     """Balanced and tail accuracy against the ratio (std band over seeds); per-class at the top."""
-    top, n = max(cfg.ratios), cfg.seeds
-    plots = []
+    top, n, plots = max(cfg.ratios), cfg.seeds, []
     for name in cfg.datasets:
-        for what, label in (
-            ("balanced_accuracy", "balanced test accuracy"),
-            ("tail_accuracy", "tail-class test accuracy"),
-        ):
+        for what, label in (("balanced_accuracy", "balanced"), ("tail_accuracy", "tail-class")):
+            keys = [f"{_key(name, r)}_{{}}_{what}" for r in cfg.ratios]
             lines = [
                 series(
                     method,
                     list(cfg.ratios),
-                    [metrics[f"{_key(name, r)}_{_slug(method)}_{what}"] for r in cfg.ratios],
-                    [metrics[f"{_key(name, r)}_{_slug(method)}_{what}_std"] for r in cfg.ratios],
+                    [metrics[key.format(_slug(method))] for key in keys],
+                    [metrics[key.format(_slug(method)) + "_std"] for key in keys],
                 )
                 for method in METHODS
             ]
-            title = f"{name}: {label} vs imbalance ratio (mean ± std of {n} seeds)"
-            plots.append(
-                line_plot(title, "imbalance ratio", label, lines, log_x=len(cfg.ratios) > 1)
-            )
-        per_class = {m: [r["scores"][m]["per_class"] for r in runs[(name, top)]] for m in METHODS}
-        lines = [
-            series(
-                m,
-                list(range(NUM_CLASSES)),
-                np.nanmean(v, axis=0).tolist(),
-                np.nanstd(v, axis=0, ddof=1).tolist() if n > 1 else None,
-            )
-            for m, v in per_class.items()
-        ]
+            title = f"{name}: {label} test accuracy vs imbalance ratio (mean ± std of {n} seeds)"
+            y_label, log_x = f"{label} test accuracy", len(cfg.ratios) > 1
+            plots.append(line_plot(title, "imbalance ratio", y_label, lines, log_x=log_x))
+        lines = []
+        for method in METHODS:
+            v = [r["scores"][method]["per_class"] for r in runs[(name, top)]]
+            std = np.nanstd(v, axis=0, ddof=1).tolist() if n > 1 else None
+            lines.append(series(method, list(range(NUM_CLASSES)), np.nanmean(v, 0).tolist(), std))
         title = f"{name}, ratio {top:g}: per-class test accuracy (class 0 = head)"
         x_label = "class (training samples fall from 0 to 9)"
         plots.append(line_plot(title, x_label, "test accuracy", lines, integer_x=True))
@@ -377,13 +324,11 @@ def _plots(cfg: ImbalanceConfig, metrics: dict[str, Any], runs: dict) -> list[di
 
 
 NOTES = (
-    "The unlabeled pool is the rest of the training split, so it is tail-heavy (the head class is "
-    "used up by the labeled set) while the paper's pool follows the labeled imbalance or is balanced; "
-    "argmax pseudo-labels from a head-biased base model are least accurate on exactly the classes "
-    "the pool is full of (see pseudo_label_accuracy_tail and pool_tail_share). Pseudo-labels have no "
-    "threshold and no per-class cap, as in the paper. Scores are last-epoch on the balanced test "
-    "split; the paper's code reports the best test epoch. Users of the paper's code reported SSP not "
-    "reproducing on CIFAR-LT (YyzHarry/imbalanced-semi-self issue #5)."
+    "The unlabeled pool is the rest of the training split, so it is tail-heavy (the labeled set "
+    "uses up the head class) while the paper's pool follows the labeled imbalance or is balanced; "
+    "a head-biased base model's pseudo-labels are least accurate on exactly the classes the pool "
+    "is full of (pseudo_label_accuracy_tail, pool_tail_share). Users of the paper's code reported "
+    "SSP not reproducing on CIFAR-LT (YyzHarry/imbalanced-semi-self issue #5)."
 )
 
 # ----------------------------------------------------------------------------- judging
@@ -424,8 +369,7 @@ def _checks(m: dict[str, Any], cfg: ImbalanceConfig, name: str, ratio: float) ->
 
 def _finding(m: dict[str, Any], cfg: ImbalanceConfig, top: float) -> str:
     parts = []
-    for name in cfg.datasets:
-        k = _key(name, top)
+    for k, name in ((_key(name, top), name) for name in cfg.datasets):
         st, ssp, ce = (
             f"{m[f'{k}_{p}_gain_points']:+.1f} ± {m[f'{k}_{p}_gain_points_std']:.1f}"
             for p in ("ce_self_training_vs_ce", "ce_ssp_vs_ce_long", "ce_ssp_vs_ce")
@@ -435,13 +379,11 @@ def _finding(m: dict[str, Any], cfg: ImbalanceConfig, top: float) -> str:
             f"self-training moved it {st} points and SSP {ssp} over the step-matched CE long "
             f"({ce} over plain CE)"
         )
-    return (
-        f"At imbalance ratio {top:g} ({cfg.seeds} seed(s), mean ± std), " + "; ".join(parts) + "."
-    )
+    return f"At imbalance ratio {top:g} ({cfg.seeds} seed(s), mean ± std), {'; '.join(parts)}."
 
 
 def _advice(m: dict[str, Any], cfg: ImbalanceConfig, top: float, targets: list[Target]) -> str:
-    n = len(cfg.datasets)
+    n, keys = len(cfg.datasets), [_key(name, top) for name in cfg.datasets]
     lacking = [
         what
         for what, ts in (
@@ -452,7 +394,7 @@ def _advice(m: dict[str, Any], cfg: ImbalanceConfig, top: float, targets: list[T
     ]
     cb = [
         100 * (m[f"{k}_class_balanced_balanced_accuracy"] - m[f"{k}_ce_balanced_accuracy"])
-        for k in (_key(name, top) for name in cfg.datasets)
+        for k in keys
     ]
     rule = (
         f"class-balanced {cfg.balancing} moved balanced accuracy {min(cb):+.1f} to {max(cb):+.1f} "
@@ -470,11 +412,9 @@ def _advice(m: dict[str, Any], cfg: ImbalanceConfig, top: float, targets: list[T
 
 
 def judge(m: dict[str, Any], cfg: ImbalanceConfig) -> Judgement:
-    """Self-training vs CE (goal +3 points) and SSP vs the step-matched CE long (goal +1 point).
-
-    Each is a paired difference over seeds at the largest ratio, met only when its whole 95%
-    interval clears the goal.
-    """
+    """Self-training vs CE (goal +3 points), SSP vs the step-matched CE long (goal +1 point):
+    paired differences over seeds at the largest ratio, met only when the whole 95% interval
+    clears the goal."""
     top = max(cfg.ratios)
     checks = [Check.that("at least 2 seeds", cfg.seeds, ">=", 2, "a paired interval needs 2")]
     for name in cfg.datasets:
@@ -487,28 +427,17 @@ def judge(m: dict[str, Any], cfg: ImbalanceConfig) -> Judgement:
 
 # ----------------------------------------------------------------------------- the experiment
 
+PRESETS = {
+    "smoke": dict(ratios=(10.0,), steps=1, st_epochs=1, ssp_epochs=1, max_train=300, max_test=100),
+    "demo": {},
+    "full": dict(ratios=(10.0, 50.0, 100.0), seeds=3, steps=600, st_epochs=8, ssp_epochs=20),
+}
+
 
 @register_recipe(
     "imbalance",
     config=ImbalanceConfig,
-    presets={
-        "smoke": {
-            "ratios": (10.0,),
-            "steps": 1,
-            "st_epochs": 1,
-            "ssp_epochs": 1,
-            "max_train": 300,
-            "max_test": 100,
-        },
-        "demo": {},
-        "full": {
-            "ratios": (10.0, 50.0, 100.0),
-            "seeds": 3,
-            "steps": 600,
-            "st_epochs": 8,
-            "ssp_epochs": 20,
-        },
-    },
+    presets=PRESETS,
     takeaway=6,
     summary="long-tailed MNIST / MNIST-1D: CE vs self-training vs rotation/flip SSP (balanced acc.)",
     judge=judge,
