@@ -22,12 +22,13 @@ re-weighting, class-balanced re-sampling and LDAM with deferred re-weighting
 (:func:`class_balanced`, whose output plugs straight into ``train.fit``), and
 are scored by overall, balanced (mean per-class) and tail-class accuracy
 (:func:`imbalance_metrics`, :func:`score_classifier` for a model), the
-pseudo-labels by :func:`pseudo_label_quality`.
+pseudo-labels by :func:`pseudo_label_quality`. :class:`PairedArms` trains the
+arms of a comparison from the same weights, data and seed and records their scores.
 
 The package reads top to bottom: ``inputs`` (input checks shared by the others),
 ``metrics`` (scores), ``balanced`` (class-balanced rules), ``selftrain``
 (pseudo-labels and self-training), ``pretext`` (pretexts and self-supervised
-pre-training). Every public name is importable from here; the per-sample reference
+pre-training), ``arms`` (paired comparisons). Every public name is importable from here; the per-sample reference
 implementations stay private to their modules (the tests import them there).
 
 Example:
@@ -48,6 +49,7 @@ Example:
 """
 
 # Every public name below is importable as takeaways.imbalance.X.
+from takeaways.imbalance.arms import PairedArms  # noqa: F401
 from takeaways.imbalance.balanced import (  # noqa: F401
     BALANCING,
     class_balanced,
@@ -85,4 +87,5 @@ __all__ = [
     "imbalance_metrics",
     "score_classifier",
     "pseudo_label_quality",
+    "PairedArms",
 ]

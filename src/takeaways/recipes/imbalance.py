@@ -26,7 +26,8 @@ difference over seeds at the largest ratio.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,10 +37,9 @@ from torch import nn as tnn
 
 from takeaways import data, nn, train
 from takeaways.imbalance import (
-    class_balanced,
+    PairedArms,
     pretrain_classifier,
     pseudo_label_quality,
-    score_classifier,
     self_train,
 )
 from takeaways.recipes import register_recipe, seed_range
@@ -154,107 +154,54 @@ def _load(name: str, cfg: ImbalanceConfig) -> tuple[data.Split, data.Split]:
     return data.Split(x_tr, b.train.y[:n_tr]), data.Split(x_te, b.test.y[:n_te])
 
 
-@dataclass
-class _Draw:
-    """One long-tail draw of one dataset: fits each arm from the shared initial weights on
-    the labeled set and records its test scores and optimizer steps."""
-
-    cfg: ImbalanceConfig
-    name: str
-    seed: int
-    x: np.ndarray  # (n, ...) labeled inputs
-    y: np.ndarray  # (n,) their labels, class 0 the head
-    test: data.Split
-    init: dict[str, Any]  # every arm starts from these weights
-    tag: str  # progress-bar prefix
-    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
-    steps: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def epochs(self) -> int:  # the supervised budget: cfg.steps optimizer steps, in epochs
-        return max(1, round(self.cfg.steps * self.cfg.batch_size / len(self.y)))
-
-    @property
-    def fit_kw(self) -> dict[str, Any]:
-        return dict(lr=self.cfg.lr, batch_size=self.cfg.batch_size, warmup=0.05, seed=self.seed)
-
-    def fresh(self, state: dict[str, Any] | None = None) -> tnn.Module:
-        m = _model(self.name, self.cfg)
-        m.load_state_dict(self.init if state is None else state)
-        return m
-
-    def score(self, model: tnn.Module, split: data.Split) -> dict[str, Any]:
-        counts = np.bincount(self.y, minlength=NUM_CLASSES)
-        return score_classifier(model, split.x, split.y, train_counts=counts)
-
-    def record(self, arm: str, model: tnn.Module, steps: int) -> None:
-        self.scores[arm], self.steps[arm] = self.score(model, self.test), steps
-
-    def fit(
-        self, arm: str, model: tnn.Module, epochs: int, *, balanced: bool, before: int = 0
-    ) -> None:
-        """Train ``model`` on the labeled set (``before``: steps it already had), then score it."""
-        kind = self.cfg.balancing if balanced else "none"  # "none": plain CE, no fit() options
-        rule = class_balanced(self.y, kind=kind, epochs=epochs, seed=self.seed)
-        kw = {"epochs": epochs, "desc": f"{self.tag} {arm}", **self.fit_kw, **rule}
-        out = train.fit(model, (self.x, self.y), **kw)
-        self.record(arm, model, before + out.steps)
-
-
 def _run_setting(
-    cfg: ImbalanceConfig,
-    name: str,
-    train_split: data.Split,
-    test: data.Split,
-    ratio: float,
-    seed: int,
+    cfg: ImbalanceConfig, name: str, split: data.Split, test: data.Split, ratio: float, seed: int
 ) -> dict[str, Any]:
     """Every arm on one long-tail draw: scores, optimizer steps and diagnostics.
 
     Each fit reseeds, but building a model draws from the global RNG, so the order of the
     arms below is part of the numbers.
     """
-    lab, unl = data.long_tail(train_split.y, imbalance_ratio=ratio, seed=seed)
+    lab, unl = data.long_tail(split.y, imbalance_ratio=ratio, seed=seed)
+    x, y = split.x[lab], split.y[lab]
+    epochs = max(1, round(cfg.steps * cfg.batch_size / len(y)))  # cfg.steps optimizer steps
+    fit_kw = dict(lr=cfg.lr, batch_size=cfg.batch_size, warmup=0.05, seed=seed)
     train.seed_everything(seed)
     model = _model(name, cfg)
-    x, y = train_split.x, train_split.y
     tag = f"{name} rho={ratio:g} seed {seed}"
-    d = _Draw(cfg, name, seed, x[lab], y[lab], test, copy.deepcopy(model.state_dict()), tag)
+    init = copy.deepcopy(model.state_dict())  # every arm starts from these weights
+    make = functools.partial(_model, name, cfg)
+    arms = PairedArms(make, x, y, test, fit_kw, cfg.balancing, NUM_CLASSES, tag, init)
     # CE is self-training's base model; CE + self-training retrains `model` on the pool too
-    kw = dict(threshold=cfg.threshold, balance=cfg.balance, desc=f"{tag} self-train", **d.fit_kw)
-    st = self_train(model, (d.x, d.y), x[unl], epochs=cfg.st_epochs, base_epochs=d.epochs, **kw)
+    kw = dict(threshold=cfg.threshold, balance=cfg.balance, desc=f"{tag} self-train", **fit_kw)
+    st = self_train(model, (x, y), split.x[unl], epochs=cfg.st_epochs, base_epochs=epochs, **kw)
     base_steps = st.base_history[-1]["step"]
-    d.record("CE", st.base_model, base_steps)
-    d.record("CE + self-training", model, base_steps + st.history[-1]["step"])
-    fitted = d.score(st.base_model, data.Split(d.x, d.y))["balanced_accuracy"]
-    d.fit("class-balanced", d.fresh(), d.epochs, balanced=True)
+    arms.record("CE", st.base_model, base_steps)
+    arms.record("CE + self-training", model, base_steps + st.history[-1]["step"])
+    fitted = arms.score(st.base_model, (x, y))["balanced_accuracy"]
+    arms.fit("class-balanced", arms.fresh(), epochs, balanced=True)
     # SSP on the labeled inputs, labels ignored; the head keeps its initial weights
-    ssp, pretext = d.fresh(), "rotation" if name == "mnist" else "flip"
-    _, pre = pretrain_classifier(
-        ssp,
-        d.x,
-        epochs=cfg.ssp_epochs,
-        pretext=pretext,
-        eval_x=test.x,
-        eval_every=cfg.ssp_epochs,
-        desc=f"{tag} SSP",
-        **d.fit_kw,
-    )
+    ssp, pretext = arms.fresh(), "rotation" if name == "mnist" else "flip"
+    kw = dict(eval_x=test.x, eval_every=cfg.ssp_epochs, desc=f"{tag} SSP", **fit_kw)
+    _, pre = pretrain_classifier(ssp, x, epochs=cfg.ssp_epochs, pretext=pretext, **kw)
     pretrained = copy.deepcopy(ssp.state_dict())
-    d.fit("CE + SSP", ssp, d.epochs, balanced=False, before=pre.steps)
+    arms.fit("CE + SSP", ssp, epochs, before=pre.steps)
     # the control: CE with SSP's pretext epochs added to its own, as many steps as CE + SSP
-    d.fit("CE long", d.fresh(), d.epochs + cfg.ssp_epochs, balanced=False)
-    d.fit("class-balanced + SSP", d.fresh(pretrained), d.epochs, balanced=True, before=pre.steps)
+    arms.fit("CE long", arms.fresh(), epochs + cfg.ssp_epochs)
+    arms.fit(
+        "class-balanced + SSP", arms.fresh(pretrained), epochs, balanced=True, before=pre.steps
+    )
+    tail = arms.scores["CE"]["tail_classes"]
     return {
-        "scores": d.scores,
-        "steps": d.steps,
+        "scores": arms.scores,
+        "steps": arms.steps,
         "ssp_pretext_steps": pre.steps,
         "labeled": len(lab),
         "unlabeled": len(unl),
-        "epochs": d.epochs,
+        "epochs": epochs,
         "diagnostics": {
             "ce_train_balanced_accuracy": fitted,
-            **pseudo_label_quality(st.pseudo_labels, y[unl], d.scores["CE"]["tail_classes"]),
+            **pseudo_label_quality(st.pseudo_labels, split.y[unl], tail),
             "pretext_accuracy": pre.final.get("eval_accuracy", float("nan")),
         },
     }
