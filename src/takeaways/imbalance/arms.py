@@ -4,7 +4,9 @@ Yang & Xu (arXiv 2006.07529) compare CE, class-balanced rules, self-training and
 SSP; a difference between two such arms means something only when both saw the
 same labeled set, started from the same initial weights and drew the same batches.
 :class:`PairedArms` holds one such setting and records each arm's test scores
-(:func:`score_classifier`) and optimizer steps under the arm's name.
+(:func:`score_classifier`) and optimizer steps under the arm's name, for plain or
+class-balanced fits (:meth:`PairedArms.fit`) and for self-training's base and
+retrained models (:meth:`PairedArms.self_train`).
 
 Example:
     >>> arms = PairedArms(make_model, x_lab, y_lab, test=(x_te, y_te),
@@ -27,6 +29,7 @@ from torch import nn
 from takeaways import train as _train
 from takeaways.imbalance.balanced import class_balanced, merge_fit_kwargs
 from takeaways.imbalance.metrics import score_classifier
+from takeaways.imbalance.selftrain import SelfTraining, self_train
 
 __all__ = ["PairedArms"]
 
@@ -97,3 +100,18 @@ class PairedArms:
         out = _train.fit(model, (self.x, self.y), epochs=epochs, **kw)
         self.record(arm, model, before + out.steps)
         return out
+
+    def self_train(
+        self, base_arm: str, arm: str, model: nn.Module, unlabeled: Any, **kwargs: Any
+    ) -> SelfTraining:
+        """:func:`self_train` from ``model`` (a fresh model) on the labeled set and ``unlabeled``.
+
+        Records the base model as ``base_arm`` and the retrained ``model`` as ``arm``; the
+        latter's steps include the base model's, which its pseudo-labels cost. ``kwargs`` go
+        to :func:`self_train` (epochs, base_epochs, threshold, ...) over ``fit_kwargs``.
+        """
+        st = self_train(model, (self.x, self.y), unlabeled, **{**self.fit_kwargs, **kwargs})
+        base = st.base_history[-1]["step"] if st.base_history else 0
+        self.record(base_arm, st.base_model, base)
+        self.record(arm, model, base + st.history[-1]["step"])
+        return st
