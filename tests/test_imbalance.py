@@ -14,6 +14,7 @@ from takeaways.imbalance import (
     FlipPretext,
     PairedArms,
     RotationPretext,
+    arm_key,
     class_balanced,
     class_counts,
     class_weights,
@@ -31,6 +32,7 @@ from takeaways.imbalance import (
     score_classifier,
     self_supervised_pretrain,
     self_train,
+    summarize_arms,
 )
 from takeaways.imbalance.balanced import _ldam_loss_ref
 from takeaways.imbalance.pretext import (
@@ -512,7 +514,7 @@ def test_judge_of_a_result_without_per_seed_values_asks_for_a_rerun():
     assert all("rerun the full preset" in t.rule for t in j.targets)
 
 
-# ----------------------------------------------------------------------------- paired arms and helpers
+# ------------------------------------------------------------------------ paired arms and helpers
 
 
 def test_score_classifier_matches_one_batch_reference_and_restores_the_mode():
@@ -581,3 +583,22 @@ def test_paired_arms_start_every_arm_from_the_same_weights_and_count_steps():
     st = arms.self_train("base", "retrained", arms.fresh(), x_u, epochs=2, base_epochs=3)
     assert arms.scores["base"] == arms.scores["CE"]  # the base model is CE from the same init
     assert arms.steps["retrained"] == arms.steps["base"] + st.history[-1]["step"]
+
+
+def test_summarize_arms_reports_mean_std_per_seed_and_paired_gains():
+    draws = []
+    for ce, ssp in ((0.5, 0.6), (0.7, 0.7)):  # two seeds
+        d = PairedArms(lambda: nn.Linear(2, 2), np.zeros((2, 2)), np.array([0, 1]), None)
+        d.scores = {"CE": {"balanced_accuracy": ce}, "CE + SSP": {"balanced_accuracy": ssp}}
+        d.steps = {"CE": 10, "CE + SSP": 14}
+        draws.append(d)
+    m = summarize_arms(draws, scores=("balanced_accuracy",), pairs=[("CE + SSP", "CE")])
+    assert arm_key("class-balanced + SSP") == "class_balanced_ssp"
+    assert m["ce_balanced_accuracy"] == pytest.approx(0.6)
+    assert m["ce_balanced_accuracy_std"] == pytest.approx(0.02**0.5)
+    assert m["ce_ssp_balanced_accuracy_per_seed"] == [0.6, 0.7]
+    assert m["ce_ssp_steps_per_seed"] == [14, 14]
+    assert m["ce_ssp_vs_ce_gain_points"] == pytest.approx(5.0)  # +10 and 0 points
+    assert m["ce_ssp_vs_ce_gain_points_std"] == pytest.approx(50**0.5)
+    with pytest.raises(ValueError, match="at least one draw"):
+        summarize_arms([])

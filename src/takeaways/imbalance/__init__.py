@@ -28,8 +28,9 @@ arms of a comparison from the same weights, data and seed and records their scor
 The package reads top to bottom: ``inputs`` (input checks shared by the others),
 ``metrics`` (scores), ``balanced`` (class-balanced rules), ``selftrain``
 (pseudo-labels and self-training), ``pretext`` (pretexts and self-supervised
-pre-training), ``arms`` (paired comparisons). Every public name is importable from here; the per-sample reference
-implementations stay private to their modules (the tests import them there).
+pre-training), ``arms`` (paired comparisons). Every public name is importable
+from here; the per-sample reference implementations stay private to their
+modules (the tests import them there).
 
 Example:
     >>> import torch
@@ -49,7 +50,7 @@ Example:
 """
 
 # Every public name below is importable as takeaways.imbalance.X.
-from takeaways.imbalance.arms import PairedArms  # noqa: F401
+from takeaways.imbalance.arms import PairedArms, arm_key, summarize_arms  # noqa: F401
 from takeaways.imbalance.balanced import (  # noqa: F401
     BALANCING,
     class_balanced,
@@ -88,4 +89,5 @@ __all__ = [
     "score_classifier",
     "pseudo_label_quality",
     "PairedArms",
+    "summarize_arms",
 ]

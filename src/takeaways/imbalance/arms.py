@@ -6,7 +6,8 @@ same labeled set, started from the same initial weights and drew the same batche
 :class:`PairedArms` holds one such setting and records each arm's test scores
 (:func:`score_classifier`) and optimizer steps under the arm's name, for plain or
 class-balanced fits (:meth:`PairedArms.fit`) and for self-training's base and
-retrained models (:meth:`PairedArms.self_train`).
+retrained models (:meth:`PairedArms.self_train`); :func:`summarize_arms` turns one
+``PairedArms`` per seed into mean, std, per-seed values and paired gains.
 
 Example:
     >>> arms = PairedArms(make_model, x_lab, y_lab, test=(x_te, y_te),
@@ -19,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +31,9 @@ from takeaways import train as _train
 from takeaways.imbalance.balanced import class_balanced, merge_fit_kwargs
 from takeaways.imbalance.metrics import score_classifier
 from takeaways.imbalance.selftrain import SelfTraining, self_train
+from takeaways.results import mean_std
 
-__all__ = ["PairedArms"]
+__all__ = ["PairedArms", "arm_key", "summarize_arms"]
 
 
 @dataclass
@@ -115,3 +117,48 @@ class PairedArms:
         self.record(base_arm, st.base_model, base)
         self.record(arm, model, base + st.history[-1]["step"])
         return st
+
+
+def arm_key(arm: str) -> str:
+    """An arm's name as part of a metric name: ``"CE + SSP"`` -> ``"ce_ssp"``."""
+    return arm.replace(" + ", "_").replace("-", "_").replace(" ", "_").lower()
+
+
+def summarize_arms(
+    draws: Sequence[PairedArms],
+    *,
+    arms: Sequence[str] | None = None,
+    scores: Sequence[str] = ("balanced_accuracy", "tail_accuracy", "accuracy"),
+    pairs: Sequence[tuple[str, str]] = (),
+    gain_in: str = "balanced_accuracy",
+) -> dict[str, Any]:
+    """Every arm's scores over paired draws (one per seed), its steps, and paired gains.
+
+    Args:
+        draws: one :class:`PairedArms` per seed, each holding the same arms.
+        arms: the arms to summarize, in order (default: those of the first draw).
+        scores: which :func:`imbalance_metrics` scores to summarize.
+        pairs: (arm, baseline) pairs; the per-seed difference in ``gain_in``, in points
+            (x100), is paired: both arms of a draw share its data, weights and seed.
+        gain_in: the score the gains are measured in.
+
+    Returns:
+        for arm key ``a`` (:func:`arm_key`) and score ``s``: ``a_s`` (mean), ``a_s_std``
+        (sample std, 0 for one seed), ``a_s_per_seed``, ``a_steps_per_seed``; for each pair
+        ``a_vs_b_gain_points`` (mean) and ``a_vs_b_gain_points_std``.
+    """
+    if not draws:
+        raise ValueError("summarize_arms needs at least one draw")
+    out: dict[str, Any] = {}
+    for arm in list(draws[0].scores) if arms is None else arms:
+        a = arm_key(arm)
+        for s in scores:
+            values = [d.scores[arm][s] for d in draws]
+            out[f"{a}_{s}"], out[f"{a}_{s}_std"] = mean_std(values)
+            out[f"{a}_{s}_per_seed"] = values
+        out[f"{a}_steps_per_seed"] = [d.steps[arm] for d in draws]
+    for arm, ref in pairs:
+        gain = f"{arm_key(arm)}_vs_{arm_key(ref)}_gain_points"
+        diffs = [100 * (d.scores[arm][gain_in] - d.scores[ref][gain_in]) for d in draws]
+        out[gain], out[f"{gain}_std"] = mean_std(diffs)
+    return out

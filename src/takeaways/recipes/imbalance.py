@@ -34,7 +34,13 @@ import torch.nn.functional as F
 from torch import nn as tnn
 
 from takeaways import data, nn, train
-from takeaways.imbalance import PairedArms, pretrain_classifier, pseudo_label_quality
+from takeaways.imbalance import (
+    PairedArms,
+    arm_key,
+    pretrain_classifier,
+    pseudo_label_quality,
+    summarize_arms,
+)
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
     RERUN,
@@ -176,8 +182,7 @@ def _run_setting(
     arms.fit("class-balanced + SSP", arms.fresh(ssp_init), epochs, balanced=True, before=pre.steps)
     tail = arms.scores["CE"]["tail_classes"]
     return {
-        "scores": arms.scores,
-        "steps": arms.steps,
+        "arms": arms,
         "ssp_pretext_steps": pre.steps,
         "sizes": {"labeled": len(lab), "unlabeled": len(unl), "supervised_epochs": epochs},
         "diagnostics": {
@@ -192,31 +197,17 @@ def _key(name: str, ratio: float) -> str:
     return f"{name}_r{ratio:g}"
 
 
-def _slug(method: str) -> str:
-    return method.replace(" + ", "_").replace("-", "_").replace(" ", "_").lower()  # "ce_ssp_vs_ce"
-
-
 def _metrics(cfg: ImbalanceConfig, runs: dict[tuple[str, float], list[dict]]) -> dict[str, Any]:
     """Per setting: sizes, every arm's scores per seed and as mean/std, steps, paired gains."""
     metrics: dict[str, Any] = {"seeds": list(seed_range(cfg)), "classes": NUM_CLASSES}
     for (name, ratio), rs in runs.items():
         k = _key(name, ratio)
         metrics.update({f"{k}_{what}": v for what, v in rs[0]["sizes"].items()})
-        for method in METHODS:
-            m = _slug(method)
-            for what in SCORES:
-                values = [r["scores"][method][what] for r in rs]
-                metrics[f"{k}_{m}_{what}"], metrics[f"{k}_{m}_{what}_std"] = mean_std(values)
-                metrics[f"{k}_{m}_{what}_per_seed"] = values
-            metrics[f"{k}_{m}_steps_per_seed"] = [r["steps"][method] for r in rs]
+        arms = summarize_arms([r["arms"] for r in rs], arms=METHODS, scores=SCORES, pairs=PAIRS)
+        metrics.update({f"{k}_{what}": v for what, v in arms.items()})
         metrics[f"{k}_ssp_pretext_steps_per_seed"] = [r["ssp_pretext_steps"] for r in rs]
         for what in rs[0]["diagnostics"]:
             metrics[f"{k}_{what}"] = mean_std([r["diagnostics"][what] for r in rs])[0]
-        bal = {x: metrics[f"{k}_{_slug(x)}_balanced_accuracy_per_seed"] for x in METHODS}
-        for method, ref in PAIRS:  # paired: both arms of a pair ran on the same draw and init
-            gain = f"{k}_{_slug(f'{method} vs {ref}')}_gain_points"
-            diffs = [100 * (a - b) for a, b in zip(bal[method], bal[ref])]
-            metrics[gain], metrics[f"{gain}_std"] = mean_std(diffs)
     return metrics
 
 
@@ -227,7 +218,7 @@ def _plots(cfg: ImbalanceConfig, metrics: dict[str, Any], runs: dict) -> list[di
         for what, label in (("balanced_accuracy", "balanced"), ("tail_accuracy", "tail-class")):
             lines = []
             for method in METHODS:
-                keys = [f"{_key(name, r)}_{_slug(method)}_{what}" for r in cfg.ratios]
+                keys = [f"{_key(name, r)}_{arm_key(method)}_{what}" for r in cfg.ratios]
                 mean, std = [metrics[k] for k in keys], [metrics[f"{k}_std"] for k in keys]
                 lines.append(series(method, list(cfg.ratios), mean, std))
             title = f"{name}: {label} test accuracy vs imbalance ratio (mean ± std of {n} seeds)"
@@ -235,7 +226,7 @@ def _plots(cfg: ImbalanceConfig, metrics: dict[str, Any], runs: dict) -> list[di
             plots.append(line_plot(title, "imbalance ratio", y_label, lines, log_x=log_x))
         lines = []
         for method in METHODS:
-            v = [r["scores"][method]["per_class"] for r in runs[(name, top)]]
+            v = [r["arms"].scores[method]["per_class"] for r in runs[(name, top)]]
             std = np.nanstd(v, axis=0, ddof=1).tolist() if n > 1 else None
             lines.append(series(method, list(range(NUM_CLASSES)), np.nanmean(v, 0).tolist(), std))
         title = f"{name}, ratio {top:g}: per-class test accuracy (class 0 = head)"
@@ -259,9 +250,9 @@ NOTES = (
 def _gain(m: dict[str, Any], k: str, what: str, method: str, ref: str, goal: float) -> Target:
     """``method`` beats ``ref`` by more than ``goal`` points only if the paired interval does."""
     name = f"{what} gain over {ref} in balanced accuracy, {k.replace('_r', ' ratio ')} (points)"
-    a, b = (m.get(f"{k}_{_slug(x)}_balanced_accuracy_per_seed") for x in (method, ref))
+    a, b = (m.get(f"{k}_{arm_key(x)}_balanced_accuracy_per_seed") for x in (method, ref))
     if a is None or b is None:
-        mean = m.get(f"{k}_{_slug(f'{method} vs {ref}')}_gain_points")
+        mean = m.get(f"{k}_{arm_key(method)}_vs_{arm_key(ref)}_gain_points")
         rule = f"per-seed values {RERUN} (a beat needs the paired interval)"
         return Target(name, float("nan") if mean is None else mean, goal, ">", False, None, rule)
     return Target.beats(name, paired_diff([100 * v for v in a], [100 * v for v in b]), goal=goal)
@@ -280,7 +271,7 @@ def _checks(m: dict[str, Any], cfg: ImbalanceConfig, name: str, ratio: float) ->
     else:
         steps = f"optimizer steps per seed: CE long {long}, CE + SSP {ssp} (pretext + fine-tuning)"
         out.append(Check(matched, long == ssp, steps))
-    seeds = {x: m.get(f"{k}_{_slug(x)}_balanced_accuracy_per_seed") or [] for x in METHODS}
+    seeds = {x: m.get(f"{k}_{arm_key(x)}_balanced_accuracy_per_seed") or [] for x in METHODS}
     missing = [x for x, v in seeds.items() if len(v) != cfg.seeds]
     detail = f"{cfg.seeds} for each arm"
     if missing:
