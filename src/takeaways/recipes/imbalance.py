@@ -33,14 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn as tnn
 
-from takeaways import data, nn, train
-from takeaways.imbalance import (
-    PairedArms,
-    arm_key,
-    pretrain_classifier,
-    pseudo_label_quality,
-    summarize_arms,
-)
+from takeaways import data, imbalance, nn, train
+from takeaways.imbalance import arm_key
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
     RERUN,
@@ -94,9 +88,8 @@ class ImbalanceConfig:
     ratios: tuple[float, ...] = (100.0,)  # imbalance ratios n_head / n_tail
     seeds: int = 1  # long-tail draws x model inits per setting; mean and spread reported
     seed: int = 0  # first seed
-    steps: int = 120  # optimizer steps of each supervised fit on the labeled set (CE, base
-    # model, class-balanced, fine-tuning); epochs = steps * batch / labeled size, so every ratio
-    # gets the same budget (600 = 39 epochs at ratio 100, where CE then fits its training set)
+    steps: int = 120  # optimizer steps of every supervised fit on the labeled set, at every ratio
+    # (epochs = steps * batch / labeled size; 600 = 39 epochs at ratio 100, where CE fits it)
     st_epochs: int = 2  # epochs of the self-training retrain over labeled + pseudo-labeled
     ssp_epochs: int = 5  # pretext epochs over the labeled inputs (labels ignored)
     lr: float = 1e-2  # AdamW peak learning rate for every fit, cosine decay
@@ -109,8 +102,7 @@ class ImbalanceConfig:
     balance: int | None = None  # per-class cap on pseudo-labels (paper: none)
     max_train: int | None = None  # use only the first N training samples (smoke)
     max_test: int | None = None  # score on the first N test samples (smoke)
-    # torch intra-op threads, set by the registry (None: leave as is). The models are tiny, so a
-    # second thread buys little, and on shared cores its spin-waits made the demo 15x slower
+    # torch threads, set by the registry (None: as is); a second one made the demo 15x slower
     threads: int | None = 1
 
     def validate(self) -> None:
@@ -150,11 +142,8 @@ def _load(name: str, cfg: ImbalanceConfig) -> tuple[data.Split, data.Split]:
 def _run_setting(
     cfg: ImbalanceConfig, name: str, split: data.Split, test: data.Split, ratio: float, seed: int
 ) -> dict[str, Any]:
-    """Every arm on one long-tail draw: scores, optimizer steps and diagnostics.
-
-    Each fit reseeds, but building a model draws from the global RNG, so the order of the
-    arms below is part of the numbers.
-    """
+    """Every arm on one long-tail draw: scores, steps, diagnostics. Each fit reseeds, but building
+    a model draws from the global RNG, so the order of the arms below is part of the numbers."""
     lab, unl = data.long_tail(split.y, imbalance_ratio=ratio, seed=seed)
     x, y = split.x[lab], split.y[lab]
     epochs = max(1, round(cfg.steps * cfg.batch_size / len(y)))  # cfg.steps optimizer steps
@@ -164,7 +153,7 @@ def _run_setting(
     tag = f"{name} rho={ratio:g} seed {seed}"
     init = copy.deepcopy(model.state_dict())  # every arm starts from these weights
     make = functools.partial(_model, name, cfg)
-    arms = PairedArms(make, x, y, test, fit_kw, cfg.balancing, NUM_CLASSES, tag, init)
+    arms = imbalance.PairedArms(make, x, y, test, fit_kw, cfg.balancing, NUM_CLASSES, tag, init)
     # CE is self-training's base model; CE + self-training retrains `model` on the pool too
     kw = dict(epochs=cfg.st_epochs, base_epochs=epochs, desc=f"{tag} self-train")
     kw.update(threshold=cfg.threshold, balance=cfg.balance)  # off in the paper
@@ -174,7 +163,7 @@ def _run_setting(
     # SSP on the labeled inputs, labels ignored; the head keeps its initial weights
     ssp, pretext = arms.fresh(), "rotation" if name == "mnist" else "flip"
     kw = dict(eval_x=test.x, eval_every=cfg.ssp_epochs, desc=f"{tag} SSP", **fit_kw)
-    _, pre = pretrain_classifier(ssp, x, epochs=cfg.ssp_epochs, pretext=pretext, **kw)
+    _, pre = imbalance.pretrain_classifier(ssp, x, epochs=cfg.ssp_epochs, pretext=pretext, **kw)
     ssp_init = copy.deepcopy(ssp.state_dict())
     arms.fit("CE + SSP", ssp, epochs, before=pre.steps)
     # the control: CE with SSP's pretext epochs added to its own, as many steps as CE + SSP
@@ -187,7 +176,7 @@ def _run_setting(
         "sizes": {"labeled": len(lab), "unlabeled": len(unl), "supervised_epochs": epochs},
         "diagnostics": {
             "ce_train_balanced_accuracy": fitted,
-            **pseudo_label_quality(st.pseudo_labels, split.y[unl], tail),
+            **imbalance.pseudo_label_quality(st.pseudo_labels, split.y[unl], tail),
             "pretext_accuracy": pre.final.get("eval_accuracy", float("nan")),
         },
     }
@@ -202,9 +191,9 @@ def _metrics(cfg: ImbalanceConfig, runs: dict[tuple[str, float], list[dict]]) ->
     metrics: dict[str, Any] = {"seeds": list(seed_range(cfg)), "classes": NUM_CLASSES}
     for (name, ratio), rs in runs.items():
         k = _key(name, ratio)
-        metrics.update({f"{k}_{what}": v for what, v in rs[0]["sizes"].items()})
-        arms = summarize_arms([r["arms"] for r in rs], arms=METHODS, scores=SCORES, pairs=PAIRS)
-        metrics.update({f"{k}_{what}": v for what, v in arms.items()})
+        draws = [r["arms"] for r in rs]
+        arms = imbalance.summarize_arms(draws, arms=METHODS, scores=SCORES, pairs=PAIRS)
+        metrics.update({f"{k}_{what}": v for what, v in {**rs[0]["sizes"], **arms}.items()})
         metrics[f"{k}_ssp_pretext_steps_per_seed"] = [r["ssp_pretext_steps"] for r in rs]
         for what in rs[0]["diagnostics"]:
             metrics[f"{k}_{what}"] = mean_std([r["diagnostics"][what] for r in rs])[0]
@@ -320,9 +309,8 @@ def _advice(m: dict[str, Any], cfg: ImbalanceConfig, top: float, targets: list[T
 
 
 def judge(m: dict[str, Any], cfg: ImbalanceConfig) -> Judgement:
-    """Self-training vs CE (goal +3 points), SSP vs the step-matched CE long (goal +1 point):
-    paired differences over seeds at the largest ratio, met only when the whole 95% interval
-    clears the goal."""
+    """Self-training vs CE (goal +3 points), SSP vs the step-matched CE long (goal +1 point), paired
+    over seeds at the largest ratio: met only when the whole 95% interval clears the goal."""
     top = max(cfg.ratios)
     checks = [Check.that("at least 2 seeds", cfg.seeds, ">=", 2, "a paired interval needs 2")]
     for name in cfg.datasets:
