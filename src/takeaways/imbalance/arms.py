@@ -65,6 +65,7 @@ class PairedArms:
     init: dict[str, Any] | None = None
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     steps: dict[str, int] = field(default_factory=dict)
+    train_counts: np.ndarray = field(init=False, repr=False)  # (C,) labeled samples per class
 
     def __post_init__(self) -> None:
         if self.init is None:
