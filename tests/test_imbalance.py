@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,9 @@ from torch import nn
 from takeaways import train
 from takeaways.imbalance import (
     FlipPretext,
+    PairedArms,
     RotationPretext,
+    arm_key,
     class_balanced,
     class_counts,
     class_weights,
@@ -21,10 +25,14 @@ from takeaways.imbalance import (
     ldam_loss,
     ldam_margins,
     merge_fit_kwargs,
+    pretrain_classifier,
     pseudo_label,
+    pseudo_label_quality,
     rotate_images,
+    score_classifier,
     self_supervised_pretrain,
     self_train,
+    summarize_arms,
 )
 from takeaways.imbalance.balanced import _ldam_loss_ref
 from takeaways.imbalance.pretext import (
@@ -504,3 +512,93 @@ def test_judge_of_a_result_without_per_seed_values_asks_for_a_rerun():
     assert all("rerun the full preset" in d for d in failed.values())
     assert not any(t.met for t in j.targets)
     assert all("rerun the full preset" in t.rule for t in j.targets)
+
+
+# ------------------------------------------------------------------------ paired arms and helpers
+
+
+def test_score_classifier_matches_one_batch_reference_and_restores_the_mode():
+    x, y = blobs([30, 20, 10], seed=4)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    with torch.no_grad():  # reference: one forward pass over everything, in eval mode
+        ref = imbalance_metrics(y, model.eval()(x).argmax(-1), train_counts=[60, 6, 2])
+    model.train()
+    got = score_classifier(model, x.numpy(), y, train_counts=[60, 6, 2], batch_size=7)
+    assert got == ref and model.training
+
+
+def test_pseudo_label_quality_counts_dropped_tail_samples_as_wrong():
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    labels = np.array([0, 1, 1, -1, 2, 0])  # kept: 5, right among them: 3; tail {1, 2}: 2 of 4
+    q = pseudo_label_quality(labels, y_true, tail_classes=[1, 2])
+    assert q == {
+        "pseudo_label_accuracy": pytest.approx(3 / 5),
+        "pseudo_label_accuracy_tail": pytest.approx(2 / 4),
+        "pool_tail_share": pytest.approx(4 / 6),
+    }
+    assert np.isnan(pseudo_label_quality([-1, -1], [0, 1], [1])["pseudo_label_accuracy"])
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        pseudo_label_quality([0, 1], [0], [1])
+
+
+def test_pretrain_classifier_is_ssp_of_the_features_and_leaves_the_head():
+    from takeaways.nn import SmallCNN1d
+
+    torch.manual_seed(0)
+    a = SmallCNN1d(width=4)
+    b = copy.deepcopy(a)
+    x = torch.randn(16, 40)
+    kw = dict(epochs=2, pretext="flip", lr=1e-2, batch_size=8, progress=False)
+    torch.manual_seed(1)  # the pretext's 4-way head is drawn from the global RNG
+    _, out = pretrain_classifier(a, x, **kw)
+    encoder = nn.Sequential(b.features, b.pool, nn.Flatten())  # the hand-built reference
+    torch.manual_seed(1)
+    self_supervised_pretrain(encoder, x, feature_dim=b.head[-1].in_features, **kw)
+    torch.manual_seed(0)
+    init = SmallCNN1d(width=4)
+    assert out.steps == 2 * 2
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert torch.equal(a.head[-1].weight, init.head[-1].weight)  # the head keeps its init
+    assert not torch.equal(a.features[1].weight, init.features[1].weight)
+    with pytest.raises(TypeError, match="features, pool and a head"):
+        pretrain_classifier(nn.Linear(40, 10), x, epochs=1)
+
+
+def test_paired_arms_start_every_arm_from_the_same_weights_and_count_steps():
+    x_l, y_l = blobs([60, 6, 2], seed=1)
+    x_u, _ = blobs([20, 20, 20], seed=2)
+    test = blobs([20, 20, 20], seed=3)
+    torch.manual_seed(0)
+    make = lambda: nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))  # noqa: E731
+    fit_kw = dict(lr=3e-2, batch_size=16, seed=0, progress=False)
+    arms = PairedArms(make, x_l, y_l.numpy(), test, fit_kw, "resample", 3)
+    assert arms.train_counts.tolist() == [60, 6, 2]
+    out = arms.fit("CE", arms.fresh(), 3)
+    arms.fit("CE again", arms.fresh(), 3)  # same weights, same batches: the same model
+    assert arms.scores["CE"] == arms.scores["CE again"] and arms.steps["CE"] == out.steps
+    arms.fit("balanced", arms.fresh(), 3, balanced=True, before=7)
+    assert arms.steps["balanced"] == 7 + 3 * 5  # resampling keeps the epoch at 68 rows
+    assert all(torch.equal(p, arms.init[k]) for k, p in arms.fresh().state_dict().items())
+    st = arms.self_train("base", "retrained", arms.fresh(), x_u, epochs=2, base_epochs=3)
+    assert arms.scores["base"] == arms.scores["CE"]  # the base model is CE from the same init
+    assert arms.steps["retrained"] == arms.steps["base"] + st.history[-1]["step"]
+
+
+def test_summarize_arms_reports_mean_std_per_seed_and_paired_gains():
+    draws = []
+    for ce, ssp in ((0.5, 0.6), (0.7, 0.7)):  # two seeds
+        d = PairedArms(lambda: nn.Linear(2, 2), np.zeros((2, 2)), np.array([0, 1]), None)
+        d.scores = {"CE": {"balanced_accuracy": ce}, "CE + SSP": {"balanced_accuracy": ssp}}
+        d.steps = {"CE": 10, "CE + SSP": 14}
+        draws.append(d)
+    m = summarize_arms(draws, scores=("balanced_accuracy",), pairs=[("CE + SSP", "CE")])
+    assert arm_key("class-balanced + SSP") == "class_balanced_ssp"
+    assert m["ce_balanced_accuracy"] == pytest.approx(0.6)
+    assert m["ce_balanced_accuracy_std"] == pytest.approx(0.02**0.5)
+    assert m["ce_ssp_balanced_accuracy_per_seed"] == [0.6, 0.7]
+    assert m["ce_ssp_steps_per_seed"] == [14, 14]
+    assert m["ce_ssp_vs_ce_gain_points"] == pytest.approx(5.0)  # +10 and 0 points
+    assert m["ce_ssp_vs_ce_gain_points_std"] == pytest.approx(50**0.5)
+    with pytest.raises(ValueError, match="at least one draw"):
+        summarize_arms([])

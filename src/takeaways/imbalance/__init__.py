@@ -14,19 +14,23 @@ labeled set:
    ignored (4-way rotation prediction), then fine-tune the whole network with a
    fresh head (:class:`RotationPretext`, :func:`self_supervised_pretrain`). For
    1-D signals, :class:`FlipPretext` predicts which of time reversal / sign flip
-   was applied.
+   was applied; :func:`pretrain_classifier` does it for a ``features -> pool ->
+   head`` classifier such as ``nn.SmallCNN``.
 
 Both combine with the class-balanced training rules the paper pairs them with:
 re-weighting, class-balanced re-sampling and LDAM with deferred re-weighting
 (:func:`class_balanced`, whose output plugs straight into ``train.fit``), and
 are scored by overall, balanced (mean per-class) and tail-class accuracy
-(:func:`imbalance_metrics`).
+(:func:`imbalance_metrics`, :func:`score_classifier` for a model), the
+pseudo-labels by :func:`pseudo_label_quality`. :class:`PairedArms` trains the
+arms of a comparison from the same weights, data and seed and records their scores.
 
 The package reads top to bottom: ``inputs`` (input checks shared by the others),
 ``metrics`` (scores), ``balanced`` (class-balanced rules), ``selftrain``
 (pseudo-labels and self-training), ``pretext`` (pretexts and self-supervised
-pre-training). Every public name is importable from here; the per-sample reference
-implementations stay private to their modules (the tests import them there).
+pre-training), ``arms`` (paired comparisons). Every public name is importable
+from here; the per-sample reference implementations stay private to their
+modules (the tests import them there).
 
 Example:
     >>> import torch
@@ -46,6 +50,7 @@ Example:
 """
 
 # Every public name below is importable as takeaways.imbalance.X.
+from takeaways.imbalance.arms import PairedArms, arm_key, summarize_arms  # noqa: F401
 from takeaways.imbalance.balanced import (  # noqa: F401
     BALANCING,
     class_balanced,
@@ -55,18 +60,20 @@ from takeaways.imbalance.balanced import (  # noqa: F401
     merge_fit_kwargs,
 )
 from takeaways.imbalance.inputs import class_counts, inputs_tensor, labels_array  # noqa: F401
-from takeaways.imbalance.metrics import imbalance_metrics
+from takeaways.imbalance.metrics import imbalance_metrics, score_classifier
 from takeaways.imbalance.pretext import (  # noqa: F401
     PRETEXTS,
     FlipPretext,
     RotationPretext,
     flip_signals,
+    pretrain_classifier,
     rotate_images,
     self_supervised_pretrain,
 )
 from takeaways.imbalance.selftrain import (  # noqa: F401
     SelfTraining,
     pseudo_label,
+    pseudo_label_quality,
     self_train,
 )
 
@@ -76,6 +83,11 @@ __all__ = [
     "RotationPretext",
     "FlipPretext",
     "self_supervised_pretrain",
+    "pretrain_classifier",
     "class_balanced",
     "imbalance_metrics",
+    "score_classifier",
+    "pseudo_label_quality",
+    "PairedArms",
+    "summarize_arms",
 ]

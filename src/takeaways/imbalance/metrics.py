@@ -16,10 +16,13 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
-from takeaways.imbalance.inputs import labels_array
+from takeaways import train as _train
+from takeaways.imbalance.inputs import inputs_tensor, labels_array
 
-__all__ = ["imbalance_metrics"]
+__all__ = ["imbalance_metrics", "score_classifier"]
 
 
 def imbalance_metrics(
@@ -79,3 +82,31 @@ def imbalance_metrics(
         "per_class": per_class.tolist(),
         "tail_classes": tail.tolist(),
     }
+
+
+@torch.no_grad()
+def score_classifier(
+    model: nn.Module, x: Any, y: Any, *, train_counts: Any, batch_size: int = 500
+) -> dict[str, Any]:
+    """:func:`imbalance_metrics` of ``model``'s argmax predictions on ``(x, y)``.
+
+    Predicts in eval mode, ``batch_size`` rows at a time (the training mode is
+    restored afterwards); ``train_counts`` defines the classes and the tail.
+
+    Args:
+        model: classifier, inputs (N, ...) -> logits (N, C).
+        x: (N, ...) evaluation inputs; y: (N,) their class ids.
+        train_counts: (C,) training samples per class.
+        batch_size: rows per forward pass.
+
+    Returns:
+        the dict of :func:`imbalance_metrics`.
+    """
+    xt, device, was_training = inputs_tensor(x, "x"), _train._model_device(model), model.training
+    model.eval()
+    chunks = [
+        _train._call(model, xt[i : i + batch_size].to(device)).argmax(-1).cpu()
+        for i in range(0, len(xt), batch_size)
+    ]
+    model.train(was_training)
+    return imbalance_metrics(y, torch.cat(chunks).numpy(), train_counts=train_counts)

@@ -4,7 +4,8 @@ Pre-train the network on a pretext task over the *same* long-tailed training
 inputs with labels ignored, then fine-tune the whole network with a fresh head.
 Images: 4-way rotation prediction (:class:`RotationPretext`). 1-D signals:
 4-way time-reversal / sign-flip prediction (:class:`FlipPretext`).
-:func:`self_supervised_pretrain` runs either through ``train.fit``.
+:func:`self_supervised_pretrain` runs either through ``train.fit``;
+:func:`pretrain_classifier` does it for a ``features -> pool -> head`` classifier.
 
 Read top to bottom: the transforms and their per-sample references, the two
 pretext wrappers, the pre-training loop.
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 from takeaways import train as _train
 from takeaways.imbalance.inputs import inputs_tensor
 
-__all__ = ["RotationPretext", "FlipPretext", "self_supervised_pretrain"]
+__all__ = ["RotationPretext", "FlipPretext", "self_supervised_pretrain", "pretrain_classifier"]
 
 
 def rotate_images(x: Tensor, k: Tensor) -> Tensor:
@@ -278,3 +279,35 @@ def self_supervised_pretrain(
         **{"desc": f"SSP {pretext}", **fit_kwargs},
     )
     return module, out
+
+
+def pretrain_classifier(
+    model: nn.Module, x: Any, *, epochs: int, pretext: str = "rotation", **kwargs: Any
+) -> tuple[nn.Module, _train.FitResult]:
+    """SSP of a ``features -> pool -> head`` classifier (``nn.SmallCNN``, ``nn.SmallCNN1d``).
+
+    Pre-trains ``nn.Sequential(model.features, model.pool, nn.Flatten())`` in place with
+    :func:`self_supervised_pretrain`; ``model.head`` keeps its weights, so fine-tuning the
+    whole ``model`` with ``train.fit`` afterwards completes the paper's SSP recipe.
+
+    Args:
+        model: classifier with ``features``, ``pool`` and a ``head`` ending in ``nn.Linear``.
+        x, epochs, pretext, **kwargs: as for :func:`self_supervised_pretrain`.
+
+    Returns:
+        (the pretext module, fit's FitResult), as :func:`self_supervised_pretrain`.
+
+    Raises:
+        TypeError: a model without that layout.
+    """
+    head = getattr(model, "head", None)
+    last = head[-1] if isinstance(head, nn.Sequential) else head
+    if not (hasattr(model, "features") and hasattr(model, "pool") and isinstance(last, nn.Linear)):
+        raise TypeError(
+            f"{type(model).__name__} needs features, pool and a head ending in nn.Linear; "
+            "otherwise call self_supervised_pretrain with your own encoder"
+        )
+    encoder = nn.Sequential(model.features, model.pool, nn.Flatten())  # shares model's weights
+    return self_supervised_pretrain(
+        encoder, x, feature_dim=last.in_features, epochs=epochs, pretext=pretext, **kwargs
+    )

@@ -26,7 +26,7 @@ from takeaways import train as _train
 from takeaways.imbalance.balanced import BALANCING, class_balanced, merge_fit_kwargs
 from takeaways.imbalance.inputs import class_counts, inputs_tensor, labels_array
 
-__all__ = ["pseudo_label", "self_train", "SelfTraining"]
+__all__ = ["pseudo_label", "self_train", "SelfTraining", "pseudo_label_quality"]
 
 
 def _cap_per_class(labels: np.ndarray, confidence: np.ndarray, cap: int) -> np.ndarray:
@@ -266,3 +266,31 @@ def self_train(
         base_history=base_history,
         history=out.history,
     )
+
+
+def pseudo_label_quality(pseudo_labels: Any, y_true: Any, tail_classes: Any) -> dict[str, float]:
+    """How right the pseudo-labels of a pool are, given the pool's true labels.
+
+    Args:
+        pseudo_labels: (M,) pseudo-labels, -1 for a dropped sample (see :func:`pseudo_label`).
+        y_true: (M,) the pool's true class ids.
+        tail_classes: class ids that count as tail (e.g. ``imbalance_metrics``'s ``tail_classes``).
+
+    Returns:
+        ``pseudo_label_accuracy`` (over the kept samples; NaN if none is kept),
+        ``pseudo_label_accuracy_tail`` (over the pool's tail-class samples, a dropped one
+        counting as wrong; NaN if there are none) and ``pool_tail_share`` (the tail's share
+        of the pool).
+    """
+    labels, y = labels_array(pseudo_labels, "pseudo_labels"), labels_array(y_true, "y_true")
+    if len(labels) != len(y) or len(y) == 0:
+        raise ValueError(
+            f"pseudo_labels ({len(labels)}) and y_true ({len(y)}) must be equal, non-empty lengths"
+        )
+    kept, right = labels >= 0, labels == y
+    tail = np.isin(y, np.asarray(tail_classes))
+    return {
+        "pseudo_label_accuracy": float(right[kept].mean()) if kept.any() else float("nan"),
+        "pseudo_label_accuracy_tail": float(right[tail].mean()) if tail.any() else float("nan"),
+        "pool_tail_share": float(tail.mean()),
+    }

@@ -1,36 +1,31 @@
 """imbalance: self-training and self-supervised pre-training on long-tailed MNIST and MNIST-1D.
 
-Takeaway 6, Yang & Xu (arXiv 2006.07529). For each dataset, imbalance ratio
-and seed, ``data.long_tail`` keeps n_c = n_max * ratio^(-c/9) labeled samples
-of class c (class 0 the head) and the rest of the training split becomes the
-unlabeled pool. MNIST is average-pooled to 14x14 (a third of the CPU cost; set
-``mnist_size=28`` for the original) for ``nn.SmallCNN``; MNIST-1D goes to
-``nn.SmallCNN1d``. Every supervised fit gets the same number of optimizer steps
-whatever the ratio, and every arm starts from the *same* initial weights, so the
-differences are paired over seeds:
+Takeaway 6, Yang & Xu (arXiv 2006.07529). Per dataset, imbalance ratio and seed,
+``data.long_tail`` keeps n_c = n_max * ratio^(-c/9) labeled samples of class c (class 0 the
+head); the rest of the training split is the unlabeled pool. ``nn.SmallCNN`` sees MNIST pooled
+to 14x14, ``nn.SmallCNN1d`` MNIST-1D. Every supervised fit gets the same optimizer steps at
+every ratio and every arm starts from the same weights (``imbalance.PairedArms``):
 
 - **CE**: cross-entropy on the labeled set (the paper's baseline);
-- **CE + self-training**: that model's argmax pseudo-labels on the pool, no
-  threshold (as in the paper), then a fresh model on labeled + pseudo-labeled;
-- **class-balanced**: the class-balanced rule alone (default: class-balanced
-  re-sampling, our reading of the paper's "CE (Balanced)");
-- **CE long**: CE for as many optimizer steps as pre-training plus fine-tuning
-  take, the step-matched control that SSP's gain is judged against;
-- **CE + SSP**: 4-way rotation pre-training (flip pretext for MNIST-1D) on the
-  labeled images with labels ignored, then CE fine-tuning of the whole network;
+- **CE + self-training**: CE's argmax pseudo-labels on the pool (no threshold, as in the
+  paper), then a fresh model on labeled + pseudo-labeled;
+- **class-balanced**: the class-balanced rule alone (default re-sampling, our reading of the
+  paper's "CE (Balanced)");
+- **CE long**: CE for as many steps as pre-training plus fine-tuning, SSP's step-matched control;
+- **CE + SSP**: rotation pre-training (flip for MNIST-1D) on the labeled inputs, labels
+  ignored, then CE fine-tuning of the whole network;
 - **class-balanced + SSP**: the same pre-trained weights, class-balanced fine-tuning.
 
-Metrics come from the balanced test split: balanced (mean per-class), overall
-and tail-class (3 rarest classes) accuracy, at the last epoch (the paper's code
-reports the best test epoch, which selects on the test set), per seed and as
-mean and std. ``judge`` scores self-training against CE and SSP against CE long,
-each as a paired difference over seeds at the largest ratio.
+Scores: balanced, overall and tail (3 rarest classes) accuracy on the balanced test split at the
+last epoch. ``judge`` scores self-training against CE and SSP against CE long, each as a paired
+difference over seeds at the largest ratio.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,13 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn as tnn
 
-from takeaways import data, nn, train
-from takeaways.imbalance import (
-    class_balanced,
-    imbalance_metrics,
-    self_supervised_pretrain,
-    self_train,
-)
+from takeaways import data, imbalance, nn, train
+from takeaways.imbalance import arm_key
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
     RERUN,
@@ -98,9 +88,8 @@ class ImbalanceConfig:
     ratios: tuple[float, ...] = (100.0,)  # imbalance ratios n_head / n_tail
     seeds: int = 1  # long-tail draws x model inits per setting; mean and spread reported
     seed: int = 0  # first seed
-    steps: int = 120  # optimizer steps of each supervised fit on the labeled set (CE, base
-    # model, class-balanced, fine-tuning); epochs = steps * batch / labeled size, so every ratio
-    # gets the same budget (600 = 39 epochs at ratio 100, where CE then fits its training set)
+    steps: int = 120  # optimizer steps of every supervised fit on the labeled set, at every ratio
+    # (epochs = steps * batch / labeled size; 600 = 39 epochs at ratio 100, where CE fits it)
     st_epochs: int = 2  # epochs of the self-training retrain over labeled + pseudo-labeled
     ssp_epochs: int = 5  # pretext epochs over the labeled inputs (labels ignored)
     lr: float = 1e-2  # AdamW peak learning rate for every fit, cosine decay
@@ -113,30 +102,23 @@ class ImbalanceConfig:
     balance: int | None = None  # per-class cap on pseudo-labels (paper: none)
     max_train: int | None = None  # use only the first N training samples (smoke)
     max_test: int | None = None  # score on the first N test samples (smoke)
-    # torch intra-op threads, set by the registry (None: leave as is). The models are tiny, so a
-    # second thread buys little, and on shared cores its spin-waits made the demo 15x slower
+    # torch threads, set by the registry (None: as is); a second one made the demo 15x slower
     threads: int | None = 1
 
     def validate(self) -> None:
         if min(self.steps, self.st_epochs, self.ssp_epochs, self.seeds) < 1:
             raise ValueError("steps, st_epochs, ssp_epochs and seeds must be >= 1")
         if not self.ratios or min(self.ratios) < 1:
-            raise ValueError(
-                f"every imbalance ratio must be >= 1 (head / tail size), got {self.ratios}"
-            )
+            raise ValueError(f"every imbalance ratio must be >= 1 (head / tail), got {self.ratios}")
         unknown = [d for d in self.datasets if d not in DATASETS]
         if unknown or not self.datasets:
             raise ValueError(f"datasets must be among {', '.join(DATASETS)}; got {self.datasets}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 or none, got {self.threads}")
         if self.mnist_size not in (7, 14, 28):
-            raise ValueError(
-                f"mnist_size must be 7, 14 or 28 (a divisor of 28), got {self.mnist_size}"
-            )
+            raise ValueError(f"mnist_size must be 7, 14 or 28 (divides 28), got {self.mnist_size}")
         if self.balancing not in ("reweight", "resample", "ldam-drw"):
-            raise ValueError(
-                f"balancing must be reweight, resample or ldam-drw; got {self.balancing!r}"
-            )
+            raise ValueError(f"balancing must be reweight, resample or ldam-drw: {self.balancing}")
 
 
 def _model(name: str, cfg: ImbalanceConfig) -> tnn.Module:
@@ -157,153 +139,51 @@ def _load(name: str, cfg: ImbalanceConfig) -> tuple[data.Split, data.Split]:
     return data.Split(x_tr, b.train.y[:n_tr]), data.Split(x_te, b.test.y[:n_te])
 
 
-@dataclass
-class _Draw:
-    """One long-tail draw of one dataset: builds each arm from the shared initial weights,
-    fine-tunes it on the labeled set, and records its test scores and optimizer steps."""
-
-    cfg: ImbalanceConfig
-    name: str
-    seed: int
-    x: np.ndarray  # (n, ...) labeled inputs
-    y: np.ndarray  # (n,) their labels, class 0 the head
-    test: data.Split
-    init: dict[str, Any]  # every arm starts from these weights
-    tag: str  # progress-bar prefix
-    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
-    steps: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def epochs(self) -> int:  # the supervised budget: cfg.steps optimizer steps, in epochs
-        return max(1, round(self.cfg.steps * self.cfg.batch_size / len(self.y)))
-
-    @property
-    def fit_kw(self) -> dict[str, Any]:
-        return dict(lr=self.cfg.lr, batch_size=self.cfg.batch_size, warmup=0.05, seed=self.seed)
-
-    def fresh(self, state: dict[str, Any] | None = None) -> tnn.Module:
-        m = _model(self.name, self.cfg)
-        m.load_state_dict(self.init if state is None else state)
-        return m
-
-    @torch.no_grad()
-    def score(self, model: tnn.Module, split: data.Split | None = None) -> dict[str, Any]:
-        """Balanced, overall and tail accuracy on ``split`` (default: the test split)."""
-        split = self.test if split is None else split
-        model.eval()
-        chunks = [
-            model(torch.as_tensor(split.x[i : i + 500])).argmax(-1)
-            for i in range(0, len(split), 500)
-        ]
-        counts = np.bincount(self.y, minlength=NUM_CLASSES)
-        return imbalance_metrics(split.y, torch.cat(chunks).numpy(), train_counts=counts)
-
-    def record(self, arm: str, model: tnn.Module, steps: int) -> None:
-        self.scores[arm], self.steps[arm] = self.score(model), steps
-
-    def fit(
-        self, arm: str, model: tnn.Module, epochs: int, *, balanced: bool, before: int = 0
-    ) -> None:
-        """Train ``model`` on the labeled set (``before``: steps it already had), then score it."""
-        kind = self.cfg.balancing if balanced else "none"  # "none": plain CE, no fit() options
-        rule = class_balanced(self.y, kind=kind, epochs=epochs, seed=self.seed)
-        kw = {"epochs": epochs, "desc": f"{self.tag} {arm}", **self.fit_kw, **rule}
-        out = train.fit(model, (self.x, self.y), **kw)
-        self.record(arm, model, before + out.steps)
-
-
 def _run_setting(
-    cfg: ImbalanceConfig,
-    name: str,
-    train_split: data.Split,
-    test: data.Split,
-    ratio: float,
-    seed: int,
+    cfg: ImbalanceConfig, name: str, split: data.Split, test: data.Split, ratio: float, seed: int
 ) -> dict[str, Any]:
-    """Every arm on one long-tail draw: scores, optimizer steps and diagnostics.
-
-    Each fit reseeds, but building a model between fits draws from the global RNG, so the
-    order of the arms below is part of the numbers.
-    """
-    lab, unl = data.long_tail(train_split.y, imbalance_ratio=ratio, seed=seed)
+    """Every arm on one long-tail draw: scores, steps, diagnostics. Each fit reseeds, but building
+    a model draws from the global RNG, so the order of the arms below is part of the numbers."""
+    lab, unl = data.long_tail(split.y, imbalance_ratio=ratio, seed=seed)
+    x, y = split.x[lab], split.y[lab]
+    epochs = max(1, round(cfg.steps * cfg.batch_size / len(y)))  # cfg.steps optimizer steps
+    fit_kw = dict(lr=cfg.lr, batch_size=cfg.batch_size, warmup=0.05, seed=seed)
     train.seed_everything(seed)
     model = _model(name, cfg)
     tag = f"{name} rho={ratio:g} seed {seed}"
-    x, y = train_split.x, train_split.y
-    d = _Draw(cfg, name, seed, x[lab], y[lab], test, copy.deepcopy(model.state_dict()), tag)
-    diagnostics = _self_training(d, model, x[unl], y[unl])  # arms CE and CE + self-training
-    d.fit("class-balanced", d.fresh(), d.epochs, balanced=True)
-    pretext_steps, pretext_accuracy = _ssp(d)  # arms CE + SSP, CE long, class-balanced + SSP
-    return {
-        "scores": d.scores,
-        "steps": d.steps,
-        "ssp_pretext_steps": pretext_steps,
-        "labeled": len(lab),
-        "unlabeled": len(unl),
-        "epochs": d.epochs,
-        "pretext_accuracy": pretext_accuracy,
-        **diagnostics,
-    }
-
-
-def _self_training(d: _Draw, model: tnn.Module, x_u: np.ndarray, y_u: np.ndarray) -> dict[str, Any]:
-    """CE and CE + self-training (the CE model is the base model); pseudo-label diagnostics."""
-    cfg = d.cfg
-    st = self_train(
-        model,
-        (d.x, d.y),
-        x_u,
-        epochs=cfg.st_epochs,
-        base_epochs=d.epochs,
-        threshold=cfg.threshold,
-        balance=cfg.balance,
-        desc=f"{d.tag} self-train",
-        **d.fit_kw,
-    )
-    base_steps = st.base_history[-1]["step"]
-    d.record("CE", st.base_model, base_steps)
-    d.record("CE + self-training", model, base_steps + st.history[-1]["step"])
-    fitted = d.score(st.base_model, data.Split(d.x, d.y))["balanced_accuracy"]
-    kept = st.pseudo_labels >= 0
-    right = st.pseudo_labels == y_u  # dropped ones (-1) count as wrong
-    tail = np.isin(y_u, d.scores["CE"]["tail_classes"])  # pool samples of the 3 rarest classes
-    return {
-        "ce_train_balanced_accuracy": fitted,
-        "pseudo_label_accuracy": float(right[kept].mean()) if kept.any() else float("nan"),
-        "pseudo_label_accuracy_tail": float(right[tail].mean()) if tail.any() else float("nan"),
-        "pool_tail_share": float(tail.mean()),
-    }
-
-
-def _ssp(d: _Draw) -> tuple[int, float]:
-    """CE + SSP, the step-matched CE long, class-balanced + SSP; (pretext steps, pretext accuracy)."""
-    ssp = d.fresh()  # SSP on the labeled inputs, labels ignored; the head keeps its initial weights
-    encoder = tnn.Sequential(ssp.features, ssp.pool, tnn.Flatten())  # shares ssp's weights
-    _, pre = self_supervised_pretrain(
-        encoder,
-        d.x,
-        feature_dim=ssp.head[-1].in_features,
-        epochs=d.cfg.ssp_epochs,
-        pretext="rotation" if d.name == "mnist" else "flip",
-        eval_x=d.test.x,
-        eval_every=d.cfg.ssp_epochs,
-        desc=f"{d.tag} SSP",
-        **d.fit_kw,
-    )
-    pretrained = copy.deepcopy(ssp.state_dict())
-    d.fit("CE + SSP", ssp, d.epochs, balanced=False, before=pre.steps)
+    init = copy.deepcopy(model.state_dict())  # every arm starts from these weights
+    make = functools.partial(_model, name, cfg)
+    arms = imbalance.PairedArms(make, x, y, test, fit_kw, cfg.balancing, NUM_CLASSES, tag, init)
+    # CE is self-training's base model; CE + self-training retrains `model` on the pool too
+    kw = dict(epochs=cfg.st_epochs, base_epochs=epochs, desc=f"{tag} self-train")
+    kw.update(threshold=cfg.threshold, balance=cfg.balance)  # off in the paper
+    st = arms.self_train("CE", "CE + self-training", model, split.x[unl], **kw)
+    fitted = arms.score(st.base_model, (x, y))["balanced_accuracy"]
+    arms.fit("class-balanced", arms.fresh(), epochs, balanced=True)
+    # SSP on the labeled inputs, labels ignored; the head keeps its initial weights
+    ssp, pretext = arms.fresh(), "rotation" if name == "mnist" else "flip"
+    kw = dict(eval_x=test.x, eval_every=cfg.ssp_epochs, desc=f"{tag} SSP", **fit_kw)
+    _, pre = imbalance.pretrain_classifier(ssp, x, epochs=cfg.ssp_epochs, pretext=pretext, **kw)
+    ssp_init = copy.deepcopy(ssp.state_dict())
+    arms.fit("CE + SSP", ssp, epochs, before=pre.steps)
     # the control: CE with SSP's pretext epochs added to its own, as many steps as CE + SSP
-    d.fit("CE long", d.fresh(), d.epochs + d.cfg.ssp_epochs, balanced=False)
-    d.fit("class-balanced + SSP", d.fresh(pretrained), d.epochs, balanced=True, before=pre.steps)
-    return pre.steps, pre.final.get("eval_accuracy", float("nan"))
+    arms.fit("CE long", arms.fresh(), epochs + cfg.ssp_epochs)
+    arms.fit("class-balanced + SSP", arms.fresh(ssp_init), epochs, balanced=True, before=pre.steps)
+    tail = arms.scores["CE"]["tail_classes"]
+    return {
+        "arms": arms,
+        "ssp_pretext_steps": pre.steps,
+        "sizes": {"labeled": len(lab), "unlabeled": len(unl), "supervised_epochs": epochs},
+        "diagnostics": {
+            "ce_train_balanced_accuracy": fitted,
+            **imbalance.pseudo_label_quality(st.pseudo_labels, split.y[unl], tail),
+            "pretext_accuracy": pre.final.get("eval_accuracy", float("nan")),
+        },
+    }
 
 
 def _key(name: str, ratio: float) -> str:
     return f"{name}_r{ratio:g}"
-
-
-def _slug(method: str) -> str:
-    return method.replace(" + ", "_").replace("-", "_").replace(" ", "_").lower()  # "ce_ssp_vs_ce"
 
 
 def _metrics(cfg: ImbalanceConfig, runs: dict[tuple[str, float], list[dict]]) -> dict[str, Any]:
@@ -311,65 +191,33 @@ def _metrics(cfg: ImbalanceConfig, runs: dict[tuple[str, float], list[dict]]) ->
     metrics: dict[str, Any] = {"seeds": list(seed_range(cfg)), "classes": NUM_CLASSES}
     for (name, ratio), rs in runs.items():
         k = _key(name, ratio)
-        metrics[f"{k}_labeled"] = rs[0]["labeled"]
-        metrics[f"{k}_unlabeled"] = rs[0]["unlabeled"]
-        metrics[f"{k}_supervised_epochs"] = rs[0]["epochs"]
-        for method in METHODS:
-            m = _slug(method)
-            for what in SCORES:
-                values = [r["scores"][method][what] for r in rs]
-                metrics[f"{k}_{m}_{what}"], metrics[f"{k}_{m}_{what}_std"] = mean_std(values)
-                metrics[f"{k}_{m}_{what}_per_seed"] = values
-            metrics[f"{k}_{m}_steps_per_seed"] = [r["steps"][method] for r in rs]
+        draws = [r["arms"] for r in rs]
+        arms = imbalance.summarize_arms(draws, arms=METHODS, scores=SCORES, pairs=PAIRS)
+        metrics.update({f"{k}_{what}": v for what, v in {**rs[0]["sizes"], **arms}.items()})
         metrics[f"{k}_ssp_pretext_steps_per_seed"] = [r["ssp_pretext_steps"] for r in rs]
-        for what in (
-            "ce_train_balanced_accuracy",
-            "pseudo_label_accuracy",
-            "pseudo_label_accuracy_tail",
-            "pool_tail_share",
-            "pretext_accuracy",
-        ):
-            metrics[f"{k}_{what}"] = mean_std([r[what] for r in rs])[0]
-        bal = {x: metrics[f"{k}_{_slug(x)}_balanced_accuracy_per_seed"] for x in METHODS}
-        for method, ref in PAIRS:  # paired: both arms of a pair ran on the same draw and init
-            gain = f"{k}_{_slug(f'{method} vs {ref}')}_gain_points"
-            diffs = [100 * (a - b) for a, b in zip(bal[method], bal[ref])]
-            metrics[gain], metrics[f"{gain}_std"] = mean_std(diffs)
+        for what in rs[0]["diagnostics"]:
+            metrics[f"{k}_{what}"] = mean_std([r["diagnostics"][what] for r in rs])[0]
     return metrics
 
 
 def _plots(cfg: ImbalanceConfig, metrics: dict[str, Any], runs: dict) -> list[dict[str, Any]]:
     """Balanced and tail accuracy against the ratio (std band over seeds); per-class at the top."""
-    top, n = max(cfg.ratios), cfg.seeds
-    plots = []
+    top, n, plots = max(cfg.ratios), cfg.seeds, []
     for name in cfg.datasets:
-        for what, label in (
-            ("balanced_accuracy", "balanced test accuracy"),
-            ("tail_accuracy", "tail-class test accuracy"),
-        ):
-            lines = [
-                series(
-                    method,
-                    list(cfg.ratios),
-                    [metrics[f"{_key(name, r)}_{_slug(method)}_{what}"] for r in cfg.ratios],
-                    [metrics[f"{_key(name, r)}_{_slug(method)}_{what}_std"] for r in cfg.ratios],
-                )
-                for method in METHODS
-            ]
-            title = f"{name}: {label} vs imbalance ratio (mean ± std of {n} seeds)"
-            plots.append(
-                line_plot(title, "imbalance ratio", label, lines, log_x=len(cfg.ratios) > 1)
-            )
-        per_class = {m: [r["scores"][m]["per_class"] for r in runs[(name, top)]] for m in METHODS}
-        lines = [
-            series(
-                m,
-                list(range(NUM_CLASSES)),
-                np.nanmean(v, axis=0).tolist(),
-                np.nanstd(v, axis=0, ddof=1).tolist() if n > 1 else None,
-            )
-            for m, v in per_class.items()
-        ]
+        for what, label in (("balanced_accuracy", "balanced"), ("tail_accuracy", "tail-class")):
+            lines = []
+            for method in METHODS:
+                keys = [f"{_key(name, r)}_{arm_key(method)}_{what}" for r in cfg.ratios]
+                mean, std = [metrics[k] for k in keys], [metrics[f"{k}_std"] for k in keys]
+                lines.append(series(method, list(cfg.ratios), mean, std))
+            title = f"{name}: {label} test accuracy vs imbalance ratio (mean ± std of {n} seeds)"
+            y_label, log_x = f"{label} test accuracy", len(cfg.ratios) > 1
+            plots.append(line_plot(title, "imbalance ratio", y_label, lines, log_x=log_x))
+        lines = []
+        for method in METHODS:
+            v = [r["arms"].scores[method]["per_class"] for r in runs[(name, top)]]
+            std = np.nanstd(v, axis=0, ddof=1).tolist() if n > 1 else None
+            lines.append(series(method, list(range(NUM_CLASSES)), np.nanmean(v, 0).tolist(), std))
         title = f"{name}, ratio {top:g}: per-class test accuracy (class 0 = head)"
         x_label = "class (training samples fall from 0 to 9)"
         plots.append(line_plot(title, x_label, "test accuracy", lines, integer_x=True))
@@ -377,13 +225,12 @@ def _plots(cfg: ImbalanceConfig, metrics: dict[str, Any], runs: dict) -> list[di
 
 
 NOTES = (
-    "The unlabeled pool is the rest of the training split, so it is tail-heavy (the head class is "
-    "used up by the labeled set) while the paper's pool follows the labeled imbalance or is balanced; "
-    "argmax pseudo-labels from a head-biased base model are least accurate on exactly the classes "
-    "the pool is full of (see pseudo_label_accuracy_tail and pool_tail_share). Pseudo-labels have no "
-    "threshold and no per-class cap, as in the paper. Scores are last-epoch on the balanced test "
-    "split; the paper's code reports the best test epoch. Users of the paper's code reported SSP not "
-    "reproducing on CIFAR-LT (YyzHarry/imbalanced-semi-self issue #5)."
+    "The unlabeled pool is the rest of the training split, so it is tail-heavy (the labeled set "
+    "uses up the head class) while the paper's pool follows the labeled imbalance or is balanced; "
+    "a head-biased base model's pseudo-labels are least accurate on exactly the classes the pool "
+    "is full of (pseudo_label_accuracy_tail, pool_tail_share). Scores are last-epoch (the paper's "
+    "code reports the best test epoch). Users of the paper's code reported SSP not reproducing on "
+    "CIFAR-LT (YyzHarry/imbalanced-semi-self issue #5)."
 )
 
 # ----------------------------------------------------------------------------- judging
@@ -392,9 +239,9 @@ NOTES = (
 def _gain(m: dict[str, Any], k: str, what: str, method: str, ref: str, goal: float) -> Target:
     """``method`` beats ``ref`` by more than ``goal`` points only if the paired interval does."""
     name = f"{what} gain over {ref} in balanced accuracy, {k.replace('_r', ' ratio ')} (points)"
-    a, b = (m.get(f"{k}_{_slug(x)}_balanced_accuracy_per_seed") for x in (method, ref))
+    a, b = (m.get(f"{k}_{arm_key(x)}_balanced_accuracy_per_seed") for x in (method, ref))
     if a is None or b is None:
-        mean = m.get(f"{k}_{_slug(f'{method} vs {ref}')}_gain_points")
+        mean = m.get(f"{k}_{arm_key(method)}_vs_{arm_key(ref)}_gain_points")
         rule = f"per-seed values {RERUN} (a beat needs the paired interval)"
         return Target(name, float("nan") if mean is None else mean, goal, ">", False, None, rule)
     return Target.beats(name, paired_diff([100 * v for v in a], [100 * v for v in b]), goal=goal)
@@ -413,7 +260,7 @@ def _checks(m: dict[str, Any], cfg: ImbalanceConfig, name: str, ratio: float) ->
     else:
         steps = f"optimizer steps per seed: CE long {long}, CE + SSP {ssp} (pretext + fine-tuning)"
         out.append(Check(matched, long == ssp, steps))
-    seeds = {x: m.get(f"{k}_{_slug(x)}_balanced_accuracy_per_seed") or [] for x in METHODS}
+    seeds = {x: m.get(f"{k}_{arm_key(x)}_balanced_accuracy_per_seed") or [] for x in METHODS}
     missing = [x for x, v in seeds.items() if len(v) != cfg.seeds]
     detail = f"{cfg.seeds} for each arm"
     if missing:
@@ -424,8 +271,7 @@ def _checks(m: dict[str, Any], cfg: ImbalanceConfig, name: str, ratio: float) ->
 
 def _finding(m: dict[str, Any], cfg: ImbalanceConfig, top: float) -> str:
     parts = []
-    for name in cfg.datasets:
-        k = _key(name, top)
+    for k, name in ((_key(name, top), name) for name in cfg.datasets):
         st, ssp, ce = (
             f"{m[f'{k}_{p}_gain_points']:+.1f} ± {m[f'{k}_{p}_gain_points_std']:.1f}"
             for p in ("ce_self_training_vs_ce", "ce_ssp_vs_ce_long", "ce_ssp_vs_ce")
@@ -435,25 +281,18 @@ def _finding(m: dict[str, Any], cfg: ImbalanceConfig, top: float) -> str:
             f"self-training moved it {st} points and SSP {ssp} over the step-matched CE long "
             f"({ce} over plain CE)"
         )
-    return (
-        f"At imbalance ratio {top:g} ({cfg.seeds} seed(s), mean ± std), " + "; ".join(parts) + "."
-    )
+    return f"At imbalance ratio {top:g} ({cfg.seeds} seed(s), mean ± std), {'; '.join(parts)}."
 
 
 def _advice(m: dict[str, Any], cfg: ImbalanceConfig, top: float, targets: list[Target]) -> str:
-    n = len(cfg.datasets)
-    lacking = [
-        what
-        for what, ts in (
-            ("self-training to gain 3 points over CE", targets[:n]),
-            ("SSP to gain 1 point over a CE run with as many steps", targets[n:]),
-        )
-        if not all(t.met for t in ts)
-    ]
-    cb = [
-        100 * (m[f"{k}_class_balanced_balanced_accuracy"] - m[f"{k}_ce_balanced_accuracy"])
-        for k in (_key(name, top) for name in cfg.datasets)
-    ]
+    n, keys = len(cfg.datasets), [_key(name, top) for name in cfg.datasets]
+    goals = {
+        "self-training to gain 3 points over CE": targets[:n],
+        "SSP to gain 1 point over a CE run with as many steps": targets[n:],
+    }
+    lacking = [what for what, ts in goals.items() if not all(t.met for t in ts)]
+    ce, bal = ([m[f"{k}_{a}_balanced_accuracy"] for k in keys] for a in ("ce", "class_balanced"))
+    cb = [100 * (b - a) for a, b in zip(ce, bal)]
     rule = (
         f"class-balanced {cfg.balancing} moved balanced accuracy {min(cb):+.1f} to {max(cb):+.1f} "
         "points over CE with the same steps"
@@ -470,11 +309,8 @@ def _advice(m: dict[str, Any], cfg: ImbalanceConfig, top: float, targets: list[T
 
 
 def judge(m: dict[str, Any], cfg: ImbalanceConfig) -> Judgement:
-    """Self-training vs CE (goal +3 points) and SSP vs the step-matched CE long (goal +1 point).
-
-    Each is a paired difference over seeds at the largest ratio, met only when its whole 95%
-    interval clears the goal.
-    """
+    """Self-training vs CE (goal +3 points), SSP vs the step-matched CE long (goal +1 point), paired
+    over seeds at the largest ratio: met only when the whole 95% interval clears the goal."""
     top = max(cfg.ratios)
     checks = [Check.that("at least 2 seeds", cfg.seeds, ">=", 2, "a paired interval needs 2")]
     for name in cfg.datasets:
@@ -487,28 +323,17 @@ def judge(m: dict[str, Any], cfg: ImbalanceConfig) -> Judgement:
 
 # ----------------------------------------------------------------------------- the experiment
 
+PRESETS = {
+    "smoke": dict(ratios=(10.0,), steps=1, st_epochs=1, ssp_epochs=1, max_train=300, max_test=100),
+    "demo": {},
+    "full": dict(ratios=(10.0, 50.0, 100.0), seeds=3, steps=600, st_epochs=8, ssp_epochs=20),
+}
+
 
 @register_recipe(
     "imbalance",
     config=ImbalanceConfig,
-    presets={
-        "smoke": {
-            "ratios": (10.0,),
-            "steps": 1,
-            "st_epochs": 1,
-            "ssp_epochs": 1,
-            "max_train": 300,
-            "max_test": 100,
-        },
-        "demo": {},
-        "full": {
-            "ratios": (10.0, 50.0, 100.0),
-            "seeds": 3,
-            "steps": 600,
-            "st_epochs": 8,
-            "ssp_epochs": 20,
-        },
-    },
+    presets=PRESETS,
     takeaway=6,
     summary="long-tailed MNIST / MNIST-1D: CE vs self-training vs rotation/flip SSP (balanced acc.)",
     judge=judge,
