@@ -35,24 +35,12 @@ from typing import Any
 import numpy as np
 from torch import nn as tnn
 
-from takeaways import data, distributed, nn, train
+from takeaways import data, distributed, nn, results, train
 from takeaways.aum import find_mislabeled, tracking_overhead
 from takeaways.crust import CRUST, CoresetPurity, RandomSubset
 from takeaways.data import Noise, parse_noise
 from takeaways.recipes import register_recipe, seed_range
-from takeaways.results import (
-    RERUN,
-    Check,
-    Claim,
-    Judgement,
-    Result,
-    Target,
-    bar_plot,
-    line_plot,
-    mean_std,
-    series,
-    stored_float,
-)
+from takeaways.results import RERUN, Check, Claim, Judgement, Result, Target
 
 SYM20, SYM50, PAIR40 = Noise("symmetric", 0.2), Noise("symmetric", 0.5), Noise("pairflip", 0.4)
 METHODS = {"aum": "AUM", "cleanlab": "cleanlab", "small_loss": "small-loss"}  # detectors
@@ -115,9 +103,7 @@ class NoisyLabelsConfig:
             )
         if not self.noises or self.seeds < 1 or self.folds < 2:
             raise ValueError("at least one noise, seeds >= 1 and folds >= 2 are required")
-        if (self.epochs is not None and self.epochs < 1) or (
-            self.max_train is not None and self.max_train < 1
-        ):
+        if any(v is not None and v < 1 for v in (self.epochs, self.max_train)):
             raise ValueError("epochs and max_train must be >= 1 (or None for the default / all)")
         if not 0.0 < self.crust_fraction <= 1.0 or not 0.0 <= self.crust_warmup < 1.0:
             raise ValueError("crust_fraction must be in (0, 1] and crust_warmup in [0, 1)")
@@ -150,8 +136,7 @@ def _fit(t: _Task, train_data: tuple[Any, Any], *, hooks=(), attach=None, eval_t
     Returns the final test accuracy and fit()'s per-epoch history (with test accuracy if asked).
     """
     train.seed_everything(t.seed)
-    x = train_data[0]["inputs"] if isinstance(train_data[0], dict) else train_data[0]
-    model = t.setup.make(int(np.prod(x.shape[1:])), 10)
+    model = t.make(10)
     if attach is not None:
         attach(model)
     out = train.fit(
@@ -169,7 +154,7 @@ def _scores(method: str, flagged: np.ndarray, flipped: np.ndarray) -> dict[str, 
 def _stats(values: Sequence[float]) -> tuple[float, float]:
     """``mean_std`` of the non-nan values (a coreset share is nan when no epoch selected)."""
     vals = [v for v in values if v == v]
-    return mean_std(vals) if vals else (math.nan, math.nan)
+    return results.mean_std(vals) if vals else (math.nan, math.nan)
 
 
 def _run_setting(cfg: NoisyLabelsConfig, name: str, bundle: data.Bundle, noise: Noise, seed: int):
@@ -195,11 +180,8 @@ def _run_setting(cfg: NoisyLabelsConfig, name: str, bundle: data.Bundle, noise: 
     small_loss[np.argsort(-loss.mean, kind="stable")[: int(flipped.sum())]] = True
     out |= _scores("small_loss", small_loss, flipped)
 
-    for key, keep in {
-        "acc_aum": ~aum_flags,
-        "acc_cleanlab": ~cleanlab_flags,
-        "acc_oracle": ~flipped,
-    }.items():
+    cleaned = {"acc_aum": ~aum_flags, "acc_cleanlab": ~cleanlab_flags, "acc_oracle": ~flipped}
+    for key, keep in cleaned.items():
         out[key], _ = _fit(t, (x[keep], noisy[keep]))
     warm = max(1, round(cfg.crust_warmup * t.epochs))
     out |= _train_crust(cfg, t, warm)
@@ -262,15 +244,19 @@ def _per_pair(m: dict[str, Any], cfg: NoisyLabelsConfig, noise: Noise, key: str)
 
 
 def _pooled(m: dict[str, Any], noise: Noise, key: str) -> float:
-    return stored_float(m.get(f"mean over datasets, {noise.label}", {}).get(key))
+    return results.stored_float(m.get(f"mean over datasets, {noise.label}", {}).get(key))
 
 
 def _beats(m: dict, cfg: NoisyLabelsConfig, name: str, noise: Noise, a: str, b: str, goal: float):
     """``a - b`` paired over (dataset, seed) beats ``goal``; not met when per-seed values are missing."""
     return Target.beats_or_missing(
-        name, _per_pair(m, cfg, noise, a), _per_pair(m, cfg, noise, b), goal=goal,
-        mean_diff=_pooled(m, noise, a) - _pooled(m, noise, b), missing=MISSING,
-    )  # fmt: skip
+        name,
+        _per_pair(m, cfg, noise, a),
+        _per_pair(m, cfg, noise, b),
+        goal=goal,
+        mean_diff=_pooled(m, noise, a) - _pooled(m, noise, b),
+        missing=MISSING,
+    )
 
 
 def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
@@ -287,7 +273,7 @@ def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
         )
     ]
     noisy = {
-        f"{d} {n.label}": stored_float(m.get(f"{d} {n.label}", {}).get("acc_noisy"))
+        f"{d} {n.label}": results.stored_float(m.get(f"{d} {n.label}", {}).get("acc_noisy"))
         for d in cfg.datasets
         for n in cfg.noises
     }
@@ -299,7 +285,7 @@ def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
             ">=",
             CHANCE + 0.10,
             f"lowest is {worst}; chance is {CHANCE:g} (10 balanced classes)",
-        )  # fmt: skip
+        )
     )
     if SYM50 in cfg.noises:  # below it, noise costs too little for CRUST to win 5 points back
         checks.append(
@@ -310,7 +296,7 @@ def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
                 ">=",
                 0.05,
                 "mean over datasets x seeds; below it, noise costs too little to win 5 points back",
-            )  # fmt: skip
+            )
         )
     return checks
 
@@ -331,8 +317,10 @@ def judge(m: dict[str, Any], cfg: NoisyLabelsConfig) -> Judgement:
     ov = m["aum_overhead"]
     overhead = Target.check(
         f"AUM tracking overhead, fraction of epoch CPU time ({ov['dataset']})",
-        ov["overhead_cpu"], "<=", 0.05,
-    )  # fmt: skip
+        ov["overhead_cpu"],
+        "<=",
+        0.05,
+    )
     parts = []
     if aum:
         at = " and ".join(f"{t.measured_with_ci()} at {n.label}" for n, t in aum.items())
@@ -422,30 +410,32 @@ def run(cfg: NoisyLabelsConfig) -> Result:
     setup, split = SETUPS[cfg.overhead_dataset], bundles[cfg.overhead_dataset].train
     x, y = split.x[: cfg.max_train], split.y[: cfg.max_train]
     overhead = tracking_overhead(
-        lambda: setup.make(int(np.prod(x.shape[1:])), 10), x, y, num_classes=10,
-        epochs=cfg.overhead_epochs, batch_size=setup.batch_size, lr=setup.lr, pairs=cfg.overhead_pairs,
-    )  # fmt: skip
+        lambda: setup.make(int(np.prod(x.shape[1:])), 10),
+        x,
+        y,
+        num_classes=10,
+        epochs=cfg.overhead_epochs,
+        batch_size=setup.batch_size,
+        lr=setup.lr,
+        pairs=cfg.overhead_pairs,
+    )
     overhead |= {"dataset": cfg.overhead_dataset, "torch_threads": 1}
 
-    metrics, by_noise = _summarize(runs)
-    metrics["aum_overhead"] = overhead
-    metrics["papers_vs_ours"] = _papers_vs_ours(by_noise)
+    metrics = _summarize(runs) | {"aum_overhead": overhead}
+    metrics["papers_vs_ours"] = _papers_vs_ours(metrics, cfg.noises)
     return Result(
         recipe="noisy-labels",
         claim=CLAIM,
         metrics=metrics,
-        plots=_plots(cfg, runs, by_noise),
-        notes=_notes(by_noise, overhead),
+        plots=_plots(cfg, runs, metrics),
+        notes=_notes(metrics, cfg.noises),
     )
 
 
-Pooled = dict[Noise, dict[str, list[float]]]  # noise -> metric -> values over datasets x seeds
-
-
-def _summarize(runs: dict[tuple[str, Noise], list[dict[str, Any]]]) -> tuple[dict, Pooled]:
+def _summarize(runs: dict[tuple[str, Noise], list[dict[str, Any]]]) -> dict[str, Any]:
     """One metrics row per (dataset, noise): mean, std and per-seed values; then pooled means."""
     metrics: dict[str, Any] = {}
-    by_noise: Pooled = {}
+    by_noise: dict[Noise, dict[str, list[float]]] = {}  # values over datasets x seeds
     for (name, noise), rs in runs.items():
         row: dict[str, Any] = {}
         pool = by_noise.setdefault(noise, {})
@@ -464,21 +454,14 @@ def _summarize(runs: dict[tuple[str, Noise], list[dict[str, Any]]]) -> tuple[dic
             f"{k}_std": _stats(v)[1] for k, v in pool.items() if k[-2:] == "f1" or k[:3] == "acc"
         }
         metrics[f"mean over datasets, {noise.label}"] = means | spread
-    return metrics, by_noise
+    return metrics
 
 
-def _mean_of(by_noise: Pooled, noise: Noise, key: str) -> float:
-    return _stats(by_noise[noise][key])[0] if noise in by_noise else math.nan
-
-
-def _papers_vs_ours(by_noise: Pooled) -> dict[str, float]:
+def _papers_vs_ours(m: dict[str, Any], noises: Sequence[Noise]) -> dict[str, float]:
     """The papers' claims beside ours (accuracy differences in points)."""
-    gain = [
-        100 * (_mean_of(by_noise, n, "acc_aum") - _mean_of(by_noise, n, "acc_noisy"))
-        for n in by_noise
-    ]
-    removed = statistics.fmean(_mean_of(by_noise, n, "aum_removed") for n in by_noise)
-    crust = _mean_of(by_noise, SYM50, "acc_crust") - _mean_of(by_noise, SYM50, "acc_noisy")
+    gain = [100 * (_pooled(m, n, "acc_aum") - _pooled(m, n, "acc_noisy")) for n in noises]
+    removed = statistics.fmean(_pooled(m, n, "aum_removed") for n in noises)
+    crust = _pooled(m, SYM50, "acc_crust") - _pooled(m, SYM50, "acc_noisy")
     return {
         "paper AUM WebVision50: data removed (%)": 17.0,
         "paper AUM WebVision50: error reduction (points)": 1.6,
@@ -489,62 +472,64 @@ def _papers_vs_ours(by_noise: Pooled) -> dict[str, float]:
     }
 
 
-def _plots(cfg: NoisyLabelsConfig, runs: dict, by_noise: Pooled) -> list[dict[str, Any]]:
+def _plots(cfg: NoisyLabelsConfig, runs: dict, m: dict[str, Any]) -> list[dict[str, Any]]:
     """F1 per detector and accuracy per training set (mean ± s.d. over datasets and seeds), AUMs."""
     over = "(mean ± s.d. over datasets and seeds)"
+    pooled = {n: m[f"mean over datasets, {n.label}"] for n in cfg.noises}
     plots = [
-        bar_plot(
+        results.bar_plot(
             f"Detecting planted label errors, {n.label} {over}",
             "F1 against the flipped labels",
-            [(label, *_stats(pool[f"{m}_f1"])) for m, label in METHODS.items()],
+            [(label, p[f"{k}_f1"], p[f"{k}_f1_std"]) for k, label in METHODS.items()],
             x_label="method",
-        )  # fmt: skip
-        for n, pool in by_noise.items()
+        )
+        for n, p in pooled.items()
     ]
     plots += [
-        bar_plot(
+        results.bar_plot(
             f"Test accuracy after training, {n.label} {over}",
             "test accuracy (final epoch)",
-            [(label, *_stats(pool[key])) for key, label in ARMS.items() if key in pool],
+            [(label, p[k], p[f"{k}_std"]) for k, label in ARMS.items() if k in p],
             x_label="training set",
-        )  # fmt: skip
-        for n, pool in by_noise.items()
+        )
+        for n, p in pooled.items()
     ]
     (name0, noise0), rs0 = next(iter(runs.items()))  # AUMs of the first setting's first seed
     (aum0, thr0), flipped0 = rs0[0]["aum_values"], rs0[0]["flipped_mask"]
     if flipped0.any() and (~flipped0).any():
         qs = np.linspace(0, 1, 21)
         plots.append(
-            line_plot(
+            results.line_plot(
                 f"AUM of clean vs flipped samples ({name0}, {noise0.label}, seed {cfg.seed})",
                 "quantile",
                 "AUM (margin averaged over epochs)",
                 [
-                    series("clean", qs, np.nanquantile(aum0[~flipped0], qs)),
-                    series("flipped", qs, np.nanquantile(aum0[flipped0], qs)),
-                    series("threshold (pass 1)", [0.0, 1.0], [float(thr0[0])] * 2),
+                    results.series("clean", qs, np.nanquantile(aum0[~flipped0], qs)),
+                    results.series("flipped", qs, np.nanquantile(aum0[flipped0], qs)),
+                    results.series("threshold (pass 1)", [0.0, 1.0], [float(thr0[0])] * 2),
                 ],
-            )  # fmt: skip
+            )
         )
     return plots
 
 
-def _notes(by_noise: Pooled, overhead: dict[str, Any]) -> str:
+def _notes(m: dict[str, Any], noises: Sequence[Noise]) -> str:
     """How the overhead was measured, and why CRUST's coresets stay noisy (numbers in metrics)."""
+    ov = m["aum_overhead"]
     text = (
-        f"AUM tracking adds {100 * overhead['overhead_wall']:.1f}% wall clock on "
-        f"{overhead['dataset']} (interleaved runs, median ratio of {overhead['pairs']} pairs; "
-        f"the CPU-time figure is the target); a stopwatch inside its hooks puts it at "
-        f"{100 * overhead['in_tracker_share']:.1f}% of the epoch."
+        f"AUM tracking adds {100 * ov['overhead_wall']:.1f}% wall clock on {ov['dataset']} "
+        f"(interleaved runs, median ratio of {ov['pairs']} pairs; the CPU-time figure is the "
+        f"target); a stopwatch inside its hooks puts it at {100 * ov['in_tracker_share']:.1f}% "
+        "of the epoch."
     )
-    if SYM50 in by_noise:
-        mean = lambda key: _mean_of(by_noise, SYM50, key)  # noqa: E731
+    if SYM50 in noises:
+        clean, weighted = (100 * _pooled(m, SYM50, k) for k in MEAN_ONLY[:2])
         text += (
-            f" At 50% symmetric noise CRUST's coresets hold {100 * mean('coreset_clean'):.0f}% "
-            f"unflipped samples ({100 * mean('coreset_clean_weighted'):.0f}% of the weight) vs 50% "
-            "in the data: cluster-size weights reproduce the label mix of the clusters they serve, "
-            "so CRUST cleans only where noisy samples share a cluster with clean ones. Picking "
-            "the best epoch on the test set, as the official CRUST script reports, gives CRUST "
-            f"{mean('best_crust'):.3f} and the noisy baseline {mean('best_noisy'):.3f}."
+            f" At 50% symmetric noise CRUST's coresets hold {clean:.0f}% unflipped samples "
+            f"({weighted:.0f}% of the weight) vs 50% in the data: cluster-size weights reproduce "
+            "the label mix of the clusters they serve, so CRUST cleans only where noisy samples "
+            "share a cluster with clean ones. Picking the best epoch on the test set, as the "
+            f"official CRUST script reports, gives CRUST {_pooled(m, SYM50, 'best_crust'):.3f} "
+            f"and the noisy baseline {_pooled(m, SYM50, 'best_noisy'):.3f}."
         )
     return text
