@@ -500,14 +500,14 @@ def tracking_overhead(
     *,
     num_classes: int,
     epochs: int,
-    batch_size: int,
-    lr: float,
     pairs: int,
+    **fit_kwargs: Any,
 ) -> dict[str, float]:
     """What an ``AUMTracker`` adds to a training epoch: runs with and without it, interleaved.
 
     After one untimed warm-up run, ``pairs`` pairs of ``epochs``-epoch runs alternate which
-    goes first (ABBA), each from ``train.seed_everything(0)`` and a fresh ``make_model()``.
+    goes first (ABBA), each from ``train.seed_everything(0)`` and a fresh ``make_model()``;
+    ``fit_kwargs`` (batch_size, lr, ...) go to ``train.fit``.
     Both wall-clock and process CPU time are measured; on shared cores the CPU time is the
     steadier (other processes stretch the wall clock). A stopwatch inside the tracker's hooks
     gives its own share of the epoch as a cross-check.
@@ -529,9 +529,7 @@ def tracking_overhead(
         model = make_model()
         hooks = [_TimedTracker(len(y), num_classes)] if track else []
         t0, c0 = time.perf_counter(), time.process_time()
-        train.fit(
-            model, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, hooks=hooks, progress=False
-        )
+        train.fit(model, (x, y), epochs=epochs, hooks=hooks, progress=False, **fit_kwargs)
         if track:
             inside.append(hooks[0].seconds / epochs)
         return (time.perf_counter() - t0) / epochs, (time.process_time() - c0) / epochs

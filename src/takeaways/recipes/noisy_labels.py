@@ -1,24 +1,19 @@
 """noisy-labels: AUM and cleanlab find planted label errors; CRUST trains through them.
 
-Takeaways 5 (AUM, Pleiss et al., arXiv:2001.10528) and 2 (CRUST, Mirzasoleiman
-et al., arXiv:2011.07451), side by side with the peer library cleanlab.
+Takeaways 5 (AUM, arXiv:2001.10528) and 2 (CRUST, arXiv:2011.07451), beside the peer library
+cleanlab. For each dataset, noise and seed, label noise is planted in the training split (so
+the flipped samples are known); then, with one model and training run per dataset:
 
-For each dataset (digits, mnist, mnist1d), noise (typed ``data.Noise``) and seed the
-recipe plants label noise in the training split (so the flipped samples are known), then:
+1. the flipped samples are detected by AUM (``aum.find_mislabeled``), cleanlab (on K-fold
+   out-of-sample probabilities) and small-loss ranking (flagging as many samples as the true
+   noise rate: an oracle count that favours it), scored against the planted mask;
+2. the model trains on the noisy set, the AUM- and cleanlab-cleaned sets, with CRUST and on
+   the clean oracle set; at 50% symmetric noise also on random per-class subsets of the
+   coreset's size, which separates "fewer steps" from "the coreset chose well". Test accuracy
+   is the final epoch's: no model selection on the test set.
 
-1. detects the flipped samples three ways with the same model and training run: AUM
-   (``aum.find_mislabeled``), cleanlab (``find_label_issues`` on K-fold out-of-sample
-   probabilities, ``train.cross_val_probs``) and small-loss ranking (``train.MeanLoss``,
-   flagging as many samples as the true noise rate: an oracle count that favours it);
-   precision / recall / F1 against the planted mask;
-2. trains the same model on the noisy set, the AUM- and cleanlab-cleaned sets, with CRUST
-   (per-class coresets re-selected every epoch after a warm-up) and on the clean oracle set;
-   at 50% symmetric noise also on a random per-class subset of the coreset's size
-   (``crust.RandomSubset``), which separates "fewer steps" from "the coreset chose well".
-   Test accuracy is the final epoch's: no model selection on the test set.
-
-It also times AUM tracking (``aum.tracking_overhead``). Every per-seed value of the
-compared arms is in the metrics (``<key>_seeds``), so ``judge`` pairs them over (dataset, seed).
+AUM tracking is timed with ``aum.tracking_overhead``. Per-seed values of the compared arms
+are in the metrics (``<key>_seeds``), so ``judge`` pairs them over (dataset, seed).
 """
 
 from __future__ import annotations
@@ -52,10 +47,11 @@ ARMS = {  # training sets: metric key -> label
     "acc_random_subset": "random subset",
     "acc_oracle": "clean oracle",
 }
+F1S = {f"{m}_f1": label for m, label in METHODS.items()}
 SCORES = [f"{m}_{part}" for m in METHODS for part in ("precision", "recall", "f1")]
 WITH_STD = [*SCORES, *ARMS, "best_noisy", "best_crust"]  # mean and s.d. per (dataset, noise)
 MEAN_ONLY = ["coreset_clean", "coreset_clean_weighted", "aum_removed", "cleanlab_removed"]
-PER_SEED = [*(f"{m}_f1" for m in METHODS), *ARMS]  # what the judge pairs over seeds
+PER_SEED = [*F1S, *ARMS]  # what the judge pairs over seeds
 
 
 @dataclass(frozen=True)
@@ -64,6 +60,10 @@ class _Setup:
     epochs: int  # passes over the training split
     batch_size: int
     lr: float  # AdamW peak learning rate
+
+    @property
+    def fit_args(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "lr": self.lr}
 
 
 # One model and training run per dataset; every method below uses exactly these.
@@ -196,7 +196,7 @@ def _detect(cfg: NoisyLabelsConfig, t: _Task, out: dict[str, Any]) -> tuple[np.n
     """AUM and cleanlab flags (N,) with the same model and run; their scores go into ``out``."""
     from cleanlab.filter import find_label_issues
 
-    run = {"epochs": t.epochs, "batch_size": t.setup.batch_size, "lr": t.setup.lr, "seed": t.seed}
+    run = {"epochs": t.epochs, "seed": t.seed, **t.setup.fit_args}
     found = find_mislabeled(t.make, t.x, t.noisy, num_classes=10, **run)
     out |= _scores("aum", found.mask, t.flipped)
     out["aum_removed"], out["aum_values"] = float(found.mask.mean()), (found.aum, found.thresholds)
@@ -249,14 +249,9 @@ def _pooled(m: dict[str, Any], noise: Noise, key: str) -> float:
 
 def _beats(m: dict, cfg: NoisyLabelsConfig, name: str, noise: Noise, a: str, b: str, goal: float):
     """``a - b`` paired over (dataset, seed) beats ``goal``; not met when per-seed values are missing."""
-    return Target.beats_or_missing(
-        name,
-        _per_pair(m, cfg, noise, a),
-        _per_pair(m, cfg, noise, b),
-        goal=goal,
-        mean_diff=_pooled(m, noise, a) - _pooled(m, noise, b),
-        missing=MISSING,
-    )
+    pa, pb = (_per_pair(m, cfg, noise, k) for k in (a, b))
+    diff = _pooled(m, noise, a) - _pooled(m, noise, b)
+    return Target.beats_or_missing(name, pa, pb, mean_diff=diff, goal=goal, missing=MISSING)
 
 
 def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
@@ -265,62 +260,41 @@ def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
     needed += [(SYM50, k) for k in ("acc_crust", "acc_noisy") if SYM50 in cfg.noises]
     absent = [f"{n.label} {k}" for n, k in needed if _per_pair(m, cfg, n, k) is None]
     present = f"{len(cfg.datasets)} dataset(s) x {cfg.seeds} seed(s) for {len(needed)} arm(s)"
-    checks = [
-        Check(
-            "per-(dataset, seed) values of every compared arm are in the metrics",
-            not absent,
-            f"{MISSING} ({', '.join(absent)})" if absent else present,
-        )
-    ]
+    detail = f"{MISSING} ({', '.join(absent)})" if absent else present
+    what = "per-(dataset, seed) values of every compared arm are in the metrics"
+    checks = [Check(what, not absent, detail)]
     noisy = {
         f"{d} {n.label}": results.stored_float(m.get(f"{d} {n.label}", {}).get("acc_noisy"))
         for d in cfg.datasets
         for n in cfg.noises
     }
     worst = min(noisy, key=lambda k: -1.0 if math.isnan(noisy[k]) else noisy[k])
-    checks.append(
-        Check.that(
-            "the noisy baseline learned: test accuracy >= chance + 10 points, every dataset and noise",
-            noisy[worst],
-            ">=",
-            CHANCE + 0.10,
-            f"lowest is {worst}; chance is {CHANCE:g} (10 balanced classes)",
-        )
+    name = (
+        "the noisy baseline learned: test accuracy >= chance + 10 points, every dataset and noise"
     )
-    if SYM50 in cfg.noises:  # below it, noise costs too little for CRUST to win 5 points back
-        checks.append(
-            Check.that(
-                "the CRUST goal is reachable: clean oracle >= noisy baseline + 5 points at "
-                "symmetric 50%",
-                _pooled(m, SYM50, "acc_oracle") - _pooled(m, SYM50, "acc_noisy"),
-                ">=",
-                0.05,
-                "mean over datasets x seeds; below it, noise costs too little to win 5 points back",
-            )
-        )
+    detail = f"lowest is {worst}; chance is {CHANCE:g} (10 balanced classes)"
+    checks.append(Check.that(name, noisy[worst], ">=", CHANCE + 0.10, detail))
+    if SYM50 in cfg.noises:
+        name = "the CRUST goal is reachable: clean oracle >= noisy baseline + 5 points at symmetric 50%"
+        room = _pooled(m, SYM50, "acc_oracle") - _pooled(m, SYM50, "acc_noisy")
+        detail = "mean over datasets x seeds; below it, noise costs too little to win 5 points back"
+        checks.append(Check.that(name, room, ">=", 0.05, detail))
     return checks
 
 
 def judge(m: dict[str, Any], cfg: NoisyLabelsConfig) -> Judgement:
     """Checks, paired targets over (dataset, seed), a finding and advice from the metrics alone."""
-    aum = {
-        n: _beats(
-            m, cfg, f"AUM F1 - cleanlab F1 at {n.label}{PAIRED}", n, "aum_f1", "cleanlab_f1", 0
-        )
-        for n in (SYM20, PAIR40)
-        if n in cfg.noises
-    }
+    aum = {}
+    for n in (n for n in (SYM20, PAIR40) if n in cfg.noises):
+        name = f"AUM F1 - cleanlab F1 at {n.label}{PAIRED}"
+        aum[n] = _beats(m, cfg, name, n, "aum_f1", "cleanlab_f1", 0)
     crust = None
     if SYM50 in cfg.noises:
         name = f"CRUST - noisy baseline test accuracy at {SYM50.label}{PAIRED} (goal: +5 points)"
         crust = _beats(m, cfg, name, SYM50, "acc_crust", "acc_noisy", 0.05)
     ov = m["aum_overhead"]
-    overhead = Target.check(
-        f"AUM tracking overhead, fraction of epoch CPU time ({ov['dataset']})",
-        ov["overhead_cpu"],
-        "<=",
-        0.05,
-    )
+    name = f"AUM tracking overhead, fraction of epoch CPU time ({ov['dataset']})"
+    overhead = Target.check(name, ov["overhead_cpu"], "<=", 0.05)
     parts = []
     if aum:
         at = " and ".join(f"{t.measured_with_ci()} at {n.label}" for n, t in aum.items())
@@ -402,22 +376,13 @@ def run(cfg: NoisyLabelsConfig) -> Result:
             for s in seed_range(cfg):
                 r = _run_setting(cfg, name, bundles[name], noise, s)
                 runs.setdefault((name, noise), []).append(r)
-                if distributed.is_main() and os.environ.get("TAKEAWAYS_PROGRESS") != "0":
-                    print(
-                        f"noisy-labels: {name} {noise.label} seed {s}: {r['seconds']:.0f} s",
-                        file=sys.stderr,
-                    )
+                _log(f"{name} {noise.label} seed {s}: {r['seconds']:.0f} s")
     setup, split = SETUPS[cfg.overhead_dataset], bundles[cfg.overhead_dataset].train
     x, y = split.x[: cfg.max_train], split.y[: cfg.max_train]
+    make = lambda: setup.make(int(np.prod(x.shape[1:])), 10)  # noqa: E731
+    e, pairs = cfg.overhead_epochs, cfg.overhead_pairs
     overhead = tracking_overhead(
-        lambda: setup.make(int(np.prod(x.shape[1:])), 10),
-        x,
-        y,
-        num_classes=10,
-        epochs=cfg.overhead_epochs,
-        batch_size=setup.batch_size,
-        lr=setup.lr,
-        pairs=cfg.overhead_pairs,
+        make, x, y, num_classes=10, epochs=e, pairs=pairs, **setup.fit_args
     )
     overhead |= {"dataset": cfg.overhead_dataset, "torch_threads": 1}
 
@@ -430,6 +395,11 @@ def run(cfg: NoisyLabelsConfig) -> Result:
         plots=_plots(cfg, runs, metrics),
         notes=_notes(metrics, cfg.noises),
     )
+
+
+def _log(msg: str) -> None:
+    if distributed.is_main() and os.environ.get("TAKEAWAYS_PROGRESS") != "0":
+        print(f"noisy-labels: {msg}", file=sys.stderr, flush=True)
 
 
 def _summarize(runs: dict[tuple[str, Noise], list[dict[str, Any]]]) -> dict[str, Any]:
@@ -476,22 +446,18 @@ def _plots(cfg: NoisyLabelsConfig, runs: dict, m: dict[str, Any]) -> list[dict[s
     """F1 per detector and accuracy per training set (mean ± s.d. over datasets and seeds), AUMs."""
     over = "(mean ± s.d. over datasets and seeds)"
     pooled = {n: m[f"mean over datasets, {n.label}"] for n in cfg.noises}
+    kinds = [  # (title, y label, x label, {metric key: bar label})
+        ("Detecting planted label errors", "F1 against the flipped labels", "method", F1S),
+        ("Test accuracy after training", "test accuracy (final epoch)", "training set", ARMS),
+    ]
     plots = [
         results.bar_plot(
-            f"Detecting planted label errors, {n.label} {over}",
-            "F1 against the flipped labels",
-            [(label, p[f"{k}_f1"], p[f"{k}_f1_std"]) for k, label in METHODS.items()],
-            x_label="method",
+            f"{title}, {n.label} {over}",
+            y_label,
+            [(label, p[k], p[f"{k}_std"]) for k, label in bars.items() if k in p],
+            x_label=x_label,
         )
-        for n, p in pooled.items()
-    ]
-    plots += [
-        results.bar_plot(
-            f"Test accuracy after training, {n.label} {over}",
-            "test accuracy (final epoch)",
-            [(label, p[k], p[f"{k}_std"]) for k, label in ARMS.items() if k in p],
-            x_label="training set",
-        )
+        for title, y_label, x_label, bars in kinds
         for n, p in pooled.items()
     ]
     (name0, noise0), rs0 = next(iter(runs.items()))  # AUMs of the first setting's first seed
