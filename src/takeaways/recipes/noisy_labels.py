@@ -165,9 +165,8 @@ def _run_setting(cfg: NoisyLabelsConfig, name: str, bundle: data.Bundle, noise: 
         keep = np.random.default_rng(0).permutation(len(x))[: cfg.max_train]
         x, y_true = x[keep], y_true[keep]
     noisy, flipped = noise.apply(y_true, num_classes=10, seed=seed)
-    t = _Task(
-        setup, cfg.epochs or setup.epochs, x, noisy, flipped, (bundle.test.x, bundle.test.y), seed
-    )
+    test = (bundle.test.x, bundle.test.y)
+    t = _Task(setup, cfg.epochs or setup.epochs, x, noisy, flipped, test, seed)
     out: dict[str, Any] = {"flipped": int(flipped.sum()), "n": len(x), "flipped_mask": flipped}
     t0 = time.perf_counter()
     aum_flags, cleanlab_flags = _detect(cfg, t, out)
@@ -380,10 +379,8 @@ def run(cfg: NoisyLabelsConfig) -> Result:
     setup, split = SETUPS[cfg.overhead_dataset], bundles[cfg.overhead_dataset].train
     x, y = split.x[: cfg.max_train], split.y[: cfg.max_train]
     make = lambda: setup.make(int(np.prod(x.shape[1:])), 10)  # noqa: E731
-    e, pairs = cfg.overhead_epochs, cfg.overhead_pairs
-    overhead = tracking_overhead(
-        make, x, y, num_classes=10, epochs=e, pairs=pairs, **setup.fit_args
-    )
+    e, p = cfg.overhead_epochs, cfg.overhead_pairs
+    overhead = tracking_overhead(make, x, y, num_classes=10, epochs=e, pairs=p, **setup.fit_args)
     overhead |= {"dataset": cfg.overhead_dataset, "torch_threads": 1}
 
     metrics = _summarize(runs) | {"aum_overhead": overhead}
