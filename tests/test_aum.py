@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from takeaways import nn, train
-from takeaways.aum import AUMTracker, add_threshold_samples, aum_scores, find_mislabeled, margins
+from takeaways.aum import (
+    AUMTracker,
+    add_threshold_samples,
+    aum_scores,
+    find_mislabeled,
+    margins,
+    tracking_overhead,
+)
 
 # ---------------------------------------------------------------------------- margins
 
@@ -265,3 +272,18 @@ def test_aum_and_crust_gradients_are_gathered_over_two_ranks(tmp_path, monkeypat
     torch.testing.assert_close(one["aum"], two["aum"], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(one["logits"], two["logits"], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(one["grads"], two["grads"], atol=1e-5, rtol=1e-4)
+
+
+def test_tracking_overhead_times_interleaved_runs_with_and_without_the_tracker():
+    x = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
+    y = np.arange(64) % 3
+    got = tracking_overhead(
+        lambda: nn.MLP(5, 3, hidden=(8,)), x, y, num_classes=3, epochs=1, batch_size=16, lr=1e-2,
+        pairs=2,
+    )  # fmt: skip
+    assert got["pairs"] == 2 and got["epoch_s_with_aum"] > 0 and got["epoch_cpu_s_without_aum"] > 0
+    assert got["overhead_cpu"] > -1 and got["overhead_wall"] > -1 and got["in_tracker_share"] > 0
+    with pytest.raises(ValueError, match="pairs and epochs must be >= 1"):
+        tracking_overhead(
+            lambda: nn.MLP(5, 3), x, y, num_classes=3, epochs=1, batch_size=16, lr=1e-2, pairs=0
+        )

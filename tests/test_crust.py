@@ -239,3 +239,23 @@ def test_random_subset_control_keeps_the_per_class_share_and_redraws_each_epoch(
     assert sorted(a.tolist()) != sorted(b.tolist())
     with pytest.raises(ValueError, match="fraction must be in"):
         RandomSubset(y, 0.0, warmup_epochs=0)
+
+
+def test_coreset_purity_scores_each_selection_against_the_planted_mask():
+    from takeaways.crust import CoresetPurity
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 4)).astype(np.float32)
+    y = np.arange(30) % 3
+    flipped = np.arange(30) < 9
+    crust = CRUST(x, y, fraction=0.5, warmup_epochs=1, mixup=None)
+    purity = CoresetPurity(crust, flipped)
+    model = nn.MLP(4, 3, hidden=(8,))
+    crust.on_epoch_start(0, model)
+    purity.on_epoch_end(0, model)  # warm-up: nothing selected, nothing scored
+    idx, _ = crust.on_epoch_start(1, model)
+    purity.on_epoch_end(1, model)
+    ok = ~flipped[idx]
+    w = crust.weights
+    assert purity.clean == [pytest.approx(ok.mean())]
+    assert purity.clean_weighted == [pytest.approx((w * ok).sum() / w.sum())]

@@ -20,6 +20,7 @@ from takeaways.results import (
     paired_diff,
     read_result,
     series,
+    stored_float,
     verdict_of,
     write_result,
 )
@@ -149,6 +150,17 @@ def test_beats_needs_the_interval_past_the_goal():
     assert not Target.beats("one seed", paired_diff([0.9], [0.1])).met
     slower = Target.beats("loss lower", paired_diff([1.0, 1.1, 1.05], [2.0, 2.1, 2.2]), op="<")
     assert slower.met
+
+
+def test_beats_or_missing_pairs_when_it_can_and_fails_without_per_seed_values():
+    a, b = [0.9, 0.91, 0.92], [0.8, 0.8, 0.81]
+    paired = Target.beats_or_missing("gain", a, b, mean_diff=0.5, goal=0.05)
+    assert paired == Target.beats("gain", paired_diff(a, b), goal=0.05)
+    assert paired.measured_with_ci().startswith("+0.107 (95% CI +0.0")
+    old = Target.beats_or_missing("gain", None, b, mean_diff=0.1, missing="rerun it")
+    assert not old.met and old.measured == 0.1 and old.rule == "rerun it" and old.interval is None
+    assert old.measured_with_ci() == "+0.100"
+    assert math.isnan(stored_float(None)) and stored_float(1) == 1.0
 
 
 # ----------------------------------------------------------------------------- plots

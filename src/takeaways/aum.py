@@ -38,6 +38,8 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -47,7 +49,13 @@ from torch import Tensor, nn
 
 from takeaways import distributed
 
-__all__ = ["AUMTracker", "add_threshold_samples", "aum_scores", "find_mislabeled"]
+__all__ = [
+    "AUMTracker",
+    "add_threshold_samples",
+    "aum_scores",
+    "find_mislabeled",
+    "tracking_overhead",
+]
 
 
 # ----------------------------------------------------------------------------- margins
@@ -463,3 +471,88 @@ def find_mislabeled(
         preferred=logit_sum.argmax(1).astype(np.int64),
         thresholds=np.asarray(thresholds),
     )
+
+
+# ----------------------------------------------------------------------------- cost of tracking
+
+
+class _TimedTracker:
+    """An ``AUMTracker`` with a stopwatch around its two ``fit()`` hooks."""
+
+    def __init__(self, n: int, num_classes: int) -> None:
+        self.tracker, self.seconds = AUMTracker(n, num_classes, skip_epochs=0), 0.0
+
+    def on_batch(self, info: Any) -> None:
+        t = time.perf_counter()
+        self.tracker.on_batch(info)
+        self.seconds += time.perf_counter() - t
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        t = time.perf_counter()
+        self.tracker.on_epoch_end(epoch, model)
+        self.seconds += time.perf_counter() - t
+
+
+def tracking_overhead(
+    make_model: Callable[[], nn.Module],
+    x: Any,
+    y: Any,
+    *,
+    num_classes: int,
+    epochs: int,
+    pairs: int,
+    **fit_kwargs: Any,
+) -> dict[str, float]:
+    """What an ``AUMTracker`` adds to a training epoch: runs with and without it, interleaved.
+
+    After one untimed warm-up run, ``pairs`` pairs of ``epochs``-epoch runs alternate which
+    goes first (ABBA), each from ``train.seed_everything(0)`` and a fresh ``make_model()``;
+    ``fit_kwargs`` (batch_size, lr, ...) go to ``train.fit``.
+    Both wall-clock and process CPU time are measured; on shared cores the CPU time is the
+    steadier (other processes stretch the wall clock). A stopwatch inside the tracker's hooks
+    gives its own share of the epoch as a cross-check.
+
+    Returns:
+        ``epoch_s_with_aum`` / ``epoch_s_without_aum`` (median wall seconds per epoch), the
+        same in CPU seconds (``epoch_cpu_s_*``), ``overhead_wall`` and ``overhead_cpu`` (median
+        over pairs of with / without, minus 1), ``in_tracker_share`` (median seconds inside the
+        hooks over median epoch seconds without) and ``pairs``.
+    """
+    from takeaways import train
+
+    if pairs < 1 or epochs < 1:
+        raise ValueError(f"pairs and epochs must be >= 1; got pairs={pairs}, epochs={epochs}")
+    inside: list[float] = []  # seconds per epoch spent inside the tracker's hooks, per run
+
+    def timed(track: bool) -> tuple[float, float]:
+        train.seed_everything(0)
+        model = make_model()
+        hooks = [_TimedTracker(len(y), num_classes)] if track else []
+        t0, c0 = time.perf_counter(), time.process_time()
+        train.fit(model, (x, y), epochs=epochs, hooks=hooks, progress=False, **fit_kwargs)
+        if track:
+            inside.append(hooks[0].seconds / epochs)
+        return (time.perf_counter() - t0) / epochs, (time.process_time() - c0) / epochs
+
+    timed(False)  # warm-up: allocator, kernels
+    wall: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(pairs):
+        got = {track: timed(track) for track in ((True, False) if i % 2 == 0 else (False, True))}
+        for track in (True, False):
+            wall[track].append(got[track][0])
+            cpu[track].append(got[track][1])
+
+    def ratio(t: dict[bool, list[float]]) -> float:
+        return statistics.median(a / b for a, b in zip(t[True], t[False]))
+
+    return {
+        "epoch_s_with_aum": statistics.median(wall[True]),
+        "epoch_s_without_aum": statistics.median(wall[False]),
+        "epoch_cpu_s_with_aum": statistics.median(cpu[True]),
+        "epoch_cpu_s_without_aum": statistics.median(cpu[False]),
+        "overhead_wall": ratio(wall) - 1.0,
+        "overhead_cpu": ratio(cpu) - 1.0,
+        "in_tracker_share": statistics.median(inside) / statistics.median(wall[False]),
+        "pairs": pairs,
+    }

@@ -51,6 +51,7 @@ __all__ = [
     "select_coreset",
     "last_layer_gradients",
     "CRUST",
+    "CoresetPurity",
     "RandomSubset",
 ]
 
@@ -574,3 +575,28 @@ class RandomSubset:
             size = max(1, int(round(self.fraction * len(members))))
             keep.append(self.rng.choice(members, size=size, replace=False))
         return np.concatenate(keep), None
+
+
+class CoresetPurity:
+    """fit() hook beside a ``CRUST`` hook: how clean its coresets are, where the noise is known.
+
+    After every epoch that trained on a coreset it appends the share of selected samples
+    whose labels are correct (``clean``) and the same share of the coreset's weight
+    (``clean_weighted``). Pass it after the CRUST hook: ``hooks=[crust, CoresetPurity(...)]``.
+
+    Args:
+        crust: the ``CRUST`` hook whose selections are scored.
+        flipped: (N,) bool, True where the training label is wrong (planted noise).
+    """
+
+    def __init__(self, crust: CRUST, flipped: np.ndarray) -> None:
+        self.crust, self.flipped = crust, np.asarray(flipped, dtype=bool)
+        self.clean: list[float] = []
+        self.clean_weighted: list[float] = []
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        sel, w = self.crust.selected, self.crust.weights
+        if sel is not None and epoch >= self.crust.warmup_epochs:
+            ok = ~self.flipped[sel]
+            self.clean.append(float(ok.mean()))
+            self.clean_weighted.append(float((w * ok).sum() / w.sum()))

@@ -54,6 +54,7 @@ __all__ = [
     "mean_std",
     "mean_se",
     "paired_diff",
+    "stored_float",
     "series",
     "line_plot",
     "bar_plot",
@@ -219,6 +220,40 @@ class Target:
         side = "lower" if op == ">" else "upper"
         rule = f"met when the {side} end of the paired {diff.level:.0%} t-interval is {op} {goal:g} (n={diff.n})"
         return cls(name, diff.mean, float(goal), op, met, [diff.lo, diff.hi], rule)
+
+    @classmethod
+    def beats_or_missing(
+        cls,
+        name: str,
+        a: Sequence[float] | None,
+        b: Sequence[float] | None,
+        *,
+        mean_diff: float,
+        goal: float = 0.0,
+        op: str = ">",
+        missing: str = f"per-seed values {RERUN}",
+    ) -> Target:
+        """``Target.beats(name, paired_diff(a, b))``, or not met when per-seed values are absent.
+
+        A stored result from before per-seed values were recorded has ``a`` or ``b`` None:
+        the target then shows ``mean_diff`` (the difference of the stored means), is not met,
+        and ``missing`` is its rule.
+        """
+        if a is not None and b is not None:
+            return cls.beats(name, paired_diff(a, b), goal=goal, op=op)
+        return cls(name, mean_diff, float(goal), op, False, None, missing)
+
+    def measured_with_ci(self) -> str:
+        """``+0.012 (95% CI -0.003 to +0.027)``; the value alone when there is no finite interval."""
+        lo, hi = self.interval or (None, None)
+        if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+            return f"{self.measured:+.3f}"
+        return f"{self.measured:+.3f} (95% CI {lo:+.3f} to {hi:+.3f})"
+
+
+def stored_float(x: Any) -> float:
+    """A number read back from a stored result: ``None`` (how JSON stores nan, or absent) -> nan."""
+    return math.nan if x is None else float(x)
 
 
 def verdict_of(

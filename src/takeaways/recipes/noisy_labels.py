@@ -1,31 +1,19 @@
 """noisy-labels: AUM and cleanlab find planted label errors; CRUST trains through them.
 
-Takeaways 5 (AUM, Pleiss et al., arXiv:2001.10528) and 2 (CRUST, Mirzasoleiman
-et al., arXiv:2011.07451), side by side with the peer library cleanlab.
+Takeaways 5 (AUM, arXiv:2001.10528) and 2 (CRUST, arXiv:2011.07451), beside the peer library
+cleanlab. For each dataset, noise and seed, label noise is planted in the training split (so
+the flipped samples are known); then, with one model and training run per dataset:
 
-For each dataset (digits, mnist, mnist1d), noise (symmetric 20% / 50%,
-pairflip 40%; typed ``data.Noise`` values) and seed, the recipe plants label noise
-in the training split with ``Noise.apply`` (so the flipped samples are known) and then:
+1. the flipped samples are detected by AUM (``aum.find_mislabeled``), cleanlab (on K-fold
+   out-of-sample probabilities) and small-loss ranking (flagging as many samples as the true
+   noise rate: an oracle count that favours it), scored against the planted mask;
+2. the model trains on the noisy set, the AUM- and cleanlab-cleaned sets, with CRUST and on
+   the clean oracle set; at 50% symmetric noise also on random per-class subsets of the
+   coreset's size, which separates "fewer steps" from "the coreset chose well". Test accuracy
+   is the final epoch's: no model selection on the test set.
 
-1. detects the flipped samples three ways, all with the same model and
-   training run: AUM (``aum.find_mislabeled``: two passes with threshold samples),
-   cleanlab (``find_label_issues`` on 5-fold out-of-sample probabilities from
-   ``train.cross_val_probs``) and small-loss ranking (``train.MeanLoss`` over the noisy
-   run; as many samples as the true noise rate: an oracle count that favours it);
-   precision / recall / F1 against the planted mask (``data.detection_scores``);
-2. trains the same model on the noisy set, on the AUM-cleaned set, on the
-   cleanlab-cleaned set, with CRUST (per-class coresets, re-selected every
-   epoch after a warm-up) and on the clean oracle set (flipped samples
-   removed); at 50% symmetric noise also on a random per-class subset of the
-   CRUST coreset's size each epoch (``crust.RandomSubset``), which separates "fewer steps on the data"
-   from "the coreset chose well". Test accuracy is the final epoch's on the
-   clean test split: no model selection on the test set.
-
-It also times AUM tracking: epochs with and without ``AUMTracker``,
-interleaved in one process, median ratio of CPU times. The models (``nn.MLP``,
-``nn.SignalCNN`` for MNIST-1D) come from the library. Every per-seed value of the
-compared arms is in the metrics (``<key>_seeds``), so ``judge`` pairs them over
-(dataset, seed).
+AUM tracking is timed with ``aum.tracking_overhead``. Per-seed values of the compared arms
+are in the metrics (``<key>_seeds``), so ``judge`` pairs them over (dataset, seed).
 """
 
 from __future__ import annotations
@@ -42,24 +30,12 @@ from typing import Any
 import numpy as np
 from torch import nn as tnn
 
-from takeaways import data, distributed, nn, train
-from takeaways.aum import AUMTracker, find_mislabeled
-from takeaways.crust import CRUST, RandomSubset
+from takeaways import data, distributed, nn, results, train
+from takeaways.aum import find_mislabeled, tracking_overhead
+from takeaways.crust import CRUST, CoresetPurity, RandomSubset
 from takeaways.data import Noise, parse_noise
 from takeaways.recipes import register_recipe, seed_range
-from takeaways.results import (
-    RERUN,
-    Check,
-    Claim,
-    Judgement,
-    Result,
-    Target,
-    bar_plot,
-    line_plot,
-    mean_std,
-    paired_diff,
-    series,
-)
+from takeaways.results import RERUN, Check, Claim, Judgement, Result, Target
 
 SYM20, SYM50, PAIR40 = Noise("symmetric", 0.2), Noise("symmetric", 0.5), Noise("pairflip", 0.4)
 METHODS = {"aum": "AUM", "cleanlab": "cleanlab", "small_loss": "small-loss"}  # detectors
@@ -71,6 +47,11 @@ ARMS = {  # training sets: metric key -> label
     "acc_random_subset": "random subset",
     "acc_oracle": "clean oracle",
 }
+F1S = {f"{m}_f1": label for m, label in METHODS.items()}
+SCORES = [f"{m}_{part}" for m in METHODS for part in ("precision", "recall", "f1")]
+WITH_STD = [*SCORES, *ARMS, "best_noisy", "best_crust"]  # mean and s.d. per (dataset, noise)
+MEAN_ONLY = ["coreset_clean", "coreset_clean_weighted", "aum_removed", "cleanlab_removed"]
+PER_SEED = [*F1S, *ARMS]  # what the judge pairs over seeds
 
 
 @dataclass(frozen=True)
@@ -79,6 +60,10 @@ class _Setup:
     epochs: int  # passes over the training split
     batch_size: int
     lr: float  # AdamW peak learning rate
+
+    @property
+    def fit_args(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "lr": self.lr}
 
 
 # One model and training run per dataset; every method below uses exactly these.
@@ -118,9 +103,7 @@ class NoisyLabelsConfig:
             )
         if not self.noises or self.seeds < 1 or self.folds < 2:
             raise ValueError("at least one noise, seeds >= 1 and folds >= 2 are required")
-        if (self.epochs is not None and self.epochs < 1) or (
-            self.max_train is not None and self.max_train < 1
-        ):
+        if any(v is not None and v < 1 for v in (self.epochs, self.max_train)):
             raise ValueError("epochs and max_train must be >= 1 (or None for the default / all)")
         if not 0.0 < self.crust_fraction <= 1.0 or not 0.0 <= self.crust_warmup < 1.0:
             raise ValueError("crust_fraction must be in (0, 1] and crust_warmup in [0, 1)")
@@ -128,7 +111,7 @@ class NoisyLabelsConfig:
             raise ValueError("overhead_pairs and overhead_epochs must be >= 1")
 
 
-# ----------------------------------------------------------------------------- pieces
+# ----------------------------------------------------------------------------- one setting
 
 
 @dataclass(frozen=True)
@@ -143,22 +126,17 @@ class _Task:
     test: tuple[Any, Any]  # the clean test split
     seed: int
 
+    def make(self, k: int) -> tnn.Module:
+        return self.setup.make(int(np.prod(self.x.shape[1:])), k)
 
-def _fit(
-    t: _Task,
-    train_data: tuple[Any, Any],
-    *,
-    hooks: tuple[Any, ...] = (),
-    attach: Callable[[tnn.Module], Any] | None = None,
-    eval_test: bool = False,
-) -> tuple[float, list[dict[str, float]]]:
-    """Train a fresh model (10 outputs) with the dataset's run; ``attach`` may hook into it first.
+
+def _fit(t: _Task, train_data: tuple[Any, Any], *, hooks=(), attach=None, eval_test=False):
+    """Train a fresh 10-way model with the dataset's run (``attach`` may hook into it first).
 
     Returns the final test accuracy and fit()'s per-epoch history (with test accuracy if asked).
     """
     train.seed_everything(t.seed)
-    x = train_data[0]["inputs"] if isinstance(train_data[0], dict) else train_data[0]
-    model = t.setup.make(int(np.prod(x.shape[1:])), 10)
+    model = t.make(10)
     if attach is not None:
         attach(model)
     out = train.fit(
@@ -168,38 +146,18 @@ def _fit(
     return train.evaluate(model, t.test)["accuracy"], out.history
 
 
-class _CoresetStats:
-    """fit() hook: how clean CRUST's coresets are (plain and weighted share of unflipped samples)."""
-
-    def __init__(self, crust: CRUST, flipped: np.ndarray) -> None:
-        self.crust, self.flipped = crust, flipped
-        self.clean, self.clean_weighted = [], []
-
-    def on_epoch_end(self, epoch: int, model: tnn.Module) -> None:
-        sel, w = self.crust.selected, self.crust.weights
-        if sel is not None and epoch >= self.crust.warmup_epochs:
-            ok = ~self.flipped[sel]
-            self.clean.append(float(ok.mean()))
-            self.clean_weighted.append(float((w * ok).sum() / w.sum()))
+def _scores(method: str, flagged: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
+    p, r, f1 = data.detection_scores(flagged, flipped)
+    return {f"{method}_precision": p, f"{method}_recall": r, f"{method}_f1": f1}
 
 
 def _stats(values: Sequence[float]) -> tuple[float, float]:
     """``mean_std`` of the non-nan values (a coreset share is nan when no epoch selected)."""
     vals = [v for v in values if v == v]
-    return mean_std(vals) if vals else (math.nan, math.nan)
+    return results.mean_std(vals) if vals else (math.nan, math.nan)
 
 
-def _log(msg: str) -> None:
-    if distributed.is_main() and os.environ.get("TAKEAWAYS_PROGRESS") != "0":
-        print(f"noisy-labels: {msg}", file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------- one setting
-
-
-def _run_setting(
-    cfg: NoisyLabelsConfig, name: str, bundle: data.Bundle, noise: Noise, seed: int
-) -> dict[str, Any]:
+def _run_setting(cfg: NoisyLabelsConfig, name: str, bundle: data.Bundle, noise: Noise, seed: int):
     """Plant ``noise`` with ``seed``, detect it three ways, train every arm; numbers by key."""
     setup = SETUPS[name]
     x, y_true = bundle.train.x, bundle.train.y
@@ -217,16 +175,13 @@ def _run_setting(
     loss = train.MeanLoss(len(x))
     out["acc_noisy"], hist = _fit(t, (x, noisy), hooks=(loss,), eval_test=True)
     out["best_noisy"] = max(h["eval_accuracy"] for h in hist)
-    top = np.argsort(-loss.mean, kind="stable")[: int(flipped.sum())]
     small_loss = np.zeros(len(x), dtype=bool)
-    small_loss[top] = True
-    out["small_loss"] = data.detection_scores(small_loss, flipped)
+    small_loss[np.argsort(-loss.mean, kind="stable")[: int(flipped.sum())]] = True
+    out |= _scores("small_loss", small_loss, flipped)
 
-    # training on the cleaned sets and on the oracle set
     cleaned = {"acc_aum": ~aum_flags, "acc_cleanlab": ~cleanlab_flags, "acc_oracle": ~flipped}
     for key, keep in cleaned.items():
         out[key], _ = _fit(t, (x[keep], noisy[keep]))
-
     warm = max(1, round(cfg.crust_warmup * t.epochs))
     out |= _train_crust(cfg, t, warm)
     if noise == SYM50:  # the control: random per-class subsets of the coreset's size
@@ -240,104 +195,32 @@ def _detect(cfg: NoisyLabelsConfig, t: _Task, out: dict[str, Any]) -> tuple[np.n
     """AUM and cleanlab flags (N,) with the same model and run; their scores go into ``out``."""
     from cleanlab.filter import find_label_issues
 
-    d = int(np.prod(t.x.shape[1:]))
-    found = find_mislabeled(
-        lambda k: t.setup.make(d, k), t.x, t.noisy, num_classes=10, epochs=t.epochs,
-        batch_size=t.setup.batch_size, lr=t.setup.lr, seed=t.seed,
-    )  # fmt: skip
-    out["aum"] = data.detection_scores(found.mask, t.flipped)
-    out["aum_removed"] = float(found.mask.mean())
-    out["aum_values"] = (found.aum, found.thresholds)
-
-    probs = train.cross_val_probs(
-        lambda k: t.setup.make(d, k), t.x, t.noisy, folds=cfg.folds, epochs=t.epochs,
-        batch_size=t.setup.batch_size, lr=t.setup.lr, seed=t.seed,
-    )  # fmt: skip
+    run = {"epochs": t.epochs, "seed": t.seed, **t.setup.fit_args}
+    found = find_mislabeled(t.make, t.x, t.noisy, num_classes=10, **run)
+    out |= _scores("aum", found.mask, t.flipped)
+    out["aum_removed"], out["aum_values"] = float(found.mask.mean()), (found.aum, found.thresholds)
+    probs = train.cross_val_probs(t.make, t.x, t.noisy, folds=cfg.folds, **run)
     issues = find_label_issues(t.noisy, probs, n_jobs=1)
-    out["cleanlab"] = data.detection_scores(issues, t.flipped)
+    out |= _scores("cleanlab", issues, t.flipped)
     out["cleanlab_removed"] = float(issues.mean())
     return found.mask, issues
 
 
 def _train_crust(cfg: NoisyLabelsConfig, t: _Task, warm: int) -> dict[str, float]:
     """Train with CRUST; test accuracy, how clean its coresets were, selection time."""
+    mixup = (1.0, 0.1) if cfg.crust_mixup else None
     crust = CRUST(
-        t.x, t.noisy, fraction=cfg.crust_fraction, warmup_epochs=warm,
-        mixup=(1.0, 0.1) if cfg.crust_mixup else None, seed=t.seed,
-    )  # fmt: skip
-    stats = _CoresetStats(crust, t.flipped)
+        t.x, t.noisy, fraction=cfg.crust_fraction, warmup_epochs=warm, mixup=mixup, seed=t.seed
+    )
+    purity = CoresetPurity(crust, t.flipped)
     attach = crust.attach if cfg.crust_mixup else None
-    acc, hist = _fit(t, crust.train_data, hooks=(crust, stats), attach=attach, eval_test=True)
+    acc, hist = _fit(t, crust.train_data, hooks=(crust, purity), attach=attach, eval_test=True)
     return {
         "acc_crust": acc,
         "best_crust": max(h["eval_accuracy"] for h in hist),
-        "coreset_clean": _stats(stats.clean)[0],
-        "coreset_clean_weighted": _stats(stats.clean_weighted)[0],
+        "coreset_clean": _stats(purity.clean)[0],
+        "coreset_clean_weighted": _stats(purity.clean_weighted)[0],
         "crust_select_s": statistics.median([h["seconds"] for h in crust.history] or [0.0]),
-    }
-
-
-class _TimedTracker:
-    """An AUMTracker with a stopwatch around its two hooks."""
-
-    def __init__(self, n: int) -> None:
-        self.tracker, self.s = AUMTracker(n, 10, skip_epochs=0), 0.0
-
-    def on_batch(self, info: train.BatchInfo) -> None:
-        t = time.perf_counter()
-        self.tracker.on_batch(info)
-        self.s += time.perf_counter() - t
-
-    def on_epoch_end(self, epoch: int, model: tnn.Module) -> None:
-        t = time.perf_counter()
-        self.tracker.on_epoch_end(epoch, model)
-        self.s += time.perf_counter() - t
-
-
-def _aum_overhead(cfg: NoisyLabelsConfig, name: str, bundle: data.Bundle) -> dict[str, Any]:
-    """Seconds per epoch with and without AUMTracker, interleaved (ABBA), median ratio.
-
-    Both wall-clock and process CPU time are measured; on shared cores the CPU
-    time is the steadier of the two (other processes stretch the wall clock).
-    """
-    setup, e = SETUPS[name], cfg.overhead_epochs
-    x, y = bundle.train.x[: cfg.max_train], bundle.train.y[: cfg.max_train]
-    d = int(np.prod(x.shape[1:]))
-    inside: list[float] = []  # seconds per epoch spent inside the tracker's hooks, per run
-
-    def timed(track: bool) -> tuple[float, float]:
-        train.seed_everything(0)
-        model = setup.make(d, 10)
-        hooks = [_TimedTracker(len(y))] if track else []
-        t0, c0 = time.perf_counter(), time.process_time()
-        train.fit(
-            model, (x, y), epochs=e, batch_size=setup.batch_size, lr=setup.lr,
-            hooks=hooks, progress=False,
-        )  # fmt: skip
-        if track:
-            inside.append(hooks[0].s / e)
-        return (time.perf_counter() - t0) / e, (time.process_time() - c0) / e
-
-    timed(False)  # warm-up: allocator, kernels
-    wall: dict[bool, list[float]] = {True: [], False: []}
-    cpu: dict[bool, list[float]] = {True: [], False: []}
-    for i in range(cfg.overhead_pairs):
-        got = {track: timed(track) for track in ((True, False) if i % 2 == 0 else (False, True))}
-        for track in (True, False):
-            wall[track].append(got[track][0])
-            cpu[track].append(got[track][1])
-    ratio = lambda t: statistics.median(a / b for a, b in zip(t[True], t[False]))  # noqa: E731
-    return {
-        "epoch_s_with_aum": statistics.median(wall[True]),
-        "epoch_s_without_aum": statistics.median(wall[False]),
-        "epoch_cpu_s_with_aum": statistics.median(cpu[True]),
-        "epoch_cpu_s_without_aum": statistics.median(cpu[False]),
-        "overhead_wall": ratio(wall) - 1.0,
-        "overhead_cpu": ratio(cpu) - 1.0,
-        "in_tracker_share": statistics.median(inside) / statistics.median(wall[False]),
-        "pairs": cfg.overhead_pairs,
-        "dataset": name,
-        "torch_threads": 1,
     }
 
 
@@ -359,16 +242,15 @@ def _per_pair(m: dict[str, Any], cfg: NoisyLabelsConfig, noise: Noise, key: str)
     return out
 
 
-def _beats(
-    m: dict[str, Any], cfg: NoisyLabelsConfig, name: str, noise: Noise, a: str, b: str, goal: float
-) -> Target:
+def _pooled(m: dict[str, Any], noise: Noise, key: str) -> float:
+    return results.stored_float(m.get(f"mean over datasets, {noise.label}", {}).get(key))
+
+
+def _beats(m: dict, cfg: NoisyLabelsConfig, name: str, noise: Noise, a: str, b: str, goal: float):
     """``a - b`` paired over (dataset, seed) beats ``goal``; not met when per-seed values are missing."""
-    pa, pb = _per_pair(m, cfg, noise, a), _per_pair(m, cfg, noise, b)
-    if pa is not None and pb is not None:
-        return Target.beats(name, paired_diff(pa, pb), goal=goal)
-    pooled = m.get(f"mean over datasets, {noise.label}", {})
-    diff = _num(pooled.get(a)) - _num(pooled.get(b))
-    return Target(name, diff, goal, ">", False, None, MISSING)
+    pa, pb = (_per_pair(m, cfg, noise, k) for k in (a, b))
+    diff = _pooled(m, noise, a) - _pooled(m, noise, b)
+    return Target.beats_or_missing(name, pa, pb, mean_diff=diff, goal=goal, missing=MISSING)
 
 
 def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
@@ -377,77 +259,53 @@ def _checks(m: dict[str, Any], cfg: NoisyLabelsConfig) -> list[Check]:
     needed += [(SYM50, k) for k in ("acc_crust", "acc_noisy") if SYM50 in cfg.noises]
     absent = [f"{n.label} {k}" for n, k in needed if _per_pair(m, cfg, n, k) is None]
     present = f"{len(cfg.datasets)} dataset(s) x {cfg.seeds} seed(s) for {len(needed)} arm(s)"
-    checks = [
-        Check(
-            "per-(dataset, seed) values of every compared arm are in the metrics",
-            not absent,
-            f"{MISSING} ({', '.join(absent)})" if absent else present,
-        )
-    ]
+    detail = f"{MISSING} ({', '.join(absent)})" if absent else present
+    what = "per-(dataset, seed) values of every compared arm are in the metrics"
+    checks = [Check(what, not absent, detail)]
     noisy = {
-        f"{d} {n.label}": _num(m.get(f"{d} {n.label}", {}).get("acc_noisy"))
+        f"{d} {n.label}": results.stored_float(m.get(f"{d} {n.label}", {}).get("acc_noisy"))
         for d in cfg.datasets
         for n in cfg.noises
     }
     worst = min(noisy, key=lambda k: -1.0 if math.isnan(noisy[k]) else noisy[k])
-    checks.append(
-        Check.that(
-            "the noisy baseline learned: test accuracy >= chance + 10 points, every dataset and noise",
-            noisy[worst],
-            ">=",
-            CHANCE + 0.10,
-            f"lowest is {worst}; chance is {CHANCE:g} (10 balanced classes)",
-        )
+    name = (
+        "the noisy baseline learned: test accuracy >= chance + 10 points, every dataset and noise"
     )
+    detail = f"lowest is {worst}; chance is {CHANCE:g} (10 balanced classes)"
+    checks.append(Check.that(name, noisy[worst], ">=", CHANCE + 0.10, detail))
     if SYM50 in cfg.noises:
-        pooled = m.get(f"mean over datasets, {SYM50.label}", {})
-        checks.append(
-            Check.that(
-                "the CRUST goal is reachable: clean oracle >= noisy baseline + 5 points at "
-                "symmetric 50%",
-                _num(pooled.get("acc_oracle")) - _num(pooled.get("acc_noisy")),
-                ">=",
-                0.05,
-                "mean over datasets x seeds; below it, noise costs too little to win 5 points back",
-            )
-        )
+        name = "the CRUST goal is reachable: clean oracle >= noisy baseline + 5 points at symmetric 50%"
+        room = _pooled(m, SYM50, "acc_oracle") - _pooled(m, SYM50, "acc_noisy")
+        detail = "mean over datasets x seeds; below it, noise costs too little to win 5 points back"
+        checks.append(Check.that(name, room, ">=", 0.05, detail))
     return checks
 
 
 def judge(m: dict[str, Any], cfg: NoisyLabelsConfig) -> Judgement:
     """Checks, paired targets over (dataset, seed), a finding and advice from the metrics alone."""
-    aum = {
-        n: _beats(
-            m, cfg, f"AUM F1 - cleanlab F1 at {n.label}{PAIRED}", n, "aum_f1", "cleanlab_f1", 0
-        )
-        for n in (SYM20, PAIR40)
-        if n in cfg.noises
-    }
+    aum = {}
+    for n in (n for n in (SYM20, PAIR40) if n in cfg.noises):
+        name = f"AUM F1 - cleanlab F1 at {n.label}{PAIRED}"
+        aum[n] = _beats(m, cfg, name, n, "aum_f1", "cleanlab_f1", 0)
     crust = None
     if SYM50 in cfg.noises:
         name = f"CRUST - noisy baseline test accuracy at {SYM50.label}{PAIRED} (goal: +5 points)"
         crust = _beats(m, cfg, name, SYM50, "acc_crust", "acc_noisy", 0.05)
     ov = m["aum_overhead"]
-    overhead = Target.check(
-        f"AUM tracking overhead, fraction of epoch CPU time ({ov['dataset']})",
-        ov["overhead_cpu"],
-        "<=",
-        0.05,
-    )
-    targets = [*aum.values(), *([crust] if crust else []), overhead]
-
+    name = f"AUM tracking overhead, fraction of epoch CPU time ({ov['dataset']})"
+    overhead = Target.check(name, ov["overhead_cpu"], "<=", 0.05)
     parts = []
     if aum:
-        at = " and ".join(f"{_shown(t)} at {n.label}" for n, t in aum.items())
+        at = " and ".join(f"{t.measured_with_ci()} at {n.label}" for n, t in aum.items())
         parts.append(f"AUM's F1 minus cleanlab's was {at}")
     if crust is not None:
-        pooled = m.get(f"mean over datasets, {SYM50.label}", {})
-        rnd = _num(pooled.get("acc_random_subset")) - _num(pooled.get("acc_noisy"))
+        rnd = _pooled(m, SYM50, "acc_random_subset") - _pooled(m, SYM50, "acc_noisy")
         parts.append(
-            f"CRUST's test accuracy minus the noisy baseline's at symmetric 50% was {_shown(crust)} "
-            f"(a random subset of the same size: {rnd:+.3f})"
+            f"CRUST's test accuracy minus the noisy baseline's at symmetric 50% was "
+            f"{crust.measured_with_ci()} (a random subset of the same size: {rnd:+.3f})"
         )
     parts.append(f"AUM tracking added {100 * ov['overhead_cpu']:.1f}% to an epoch's CPU time")
+    targets = [*aum.values(), *([crust] if crust else []), overhead]
     return Judgement(_checks(m, cfg), targets, "; ".join(parts) + ".", _advice(aum, crust))
 
 
@@ -479,18 +337,6 @@ def _advice(aum: dict[Noise, Target], crust: Target | None) -> str:
     )
 
 
-def _num(x: Any) -> float:
-    return math.nan if x is None else float(x)
-
-
-def _shown(t: Target) -> str:
-    """``+0.012 (95% CI -0.003 to +0.027)``; no interval when it is unknown."""
-    lo, hi = t.interval or (None, None)
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{t.measured:+.3f}"
-    return f"{t.measured:+.3f} (95% CI {lo:+.3f} to {hi:+.3f})"
-
-
 # ----------------------------------------------------------------------------- the recipe
 
 CLAIM = Claim(
@@ -504,20 +350,15 @@ CLAIM = Claim(
         "Cao & Leskovec, NeurIPS 2020, arXiv:2011.07451 (abstract)"
     ),
 )
+SMOKE = {"max_train": 200, "epochs": 2, "folds": 2}
+SMOKE |= {"overhead_dataset": "digits", "overhead_pairs": 1, "overhead_epochs": 1}
 
 
 @register_recipe(
     "noisy-labels",
     config=NoisyLabelsConfig,
     presets={
-        "smoke": {
-            "max_train": 200,
-            "epochs": 2,
-            "folds": 2,
-            "overhead_dataset": "digits",
-            "overhead_pairs": 1,
-            "overhead_epochs": 1,
-        },
+        "smoke": SMOKE,
         "demo": {"epochs": 8, "overhead_pairs": 3},
         "full": {"datasets": ("digits", "mnist", "mnist1d"), "seeds": 3, "overhead_pairs": 15},
     },
@@ -535,50 +376,44 @@ def run(cfg: NoisyLabelsConfig) -> Result:
                 r = _run_setting(cfg, name, bundles[name], noise, s)
                 runs.setdefault((name, noise), []).append(r)
                 _log(f"{name} {noise.label} seed {s}: {r['seconds']:.0f} s")
-    overhead = _aum_overhead(cfg, cfg.overhead_dataset, bundles[cfg.overhead_dataset])
+    setup, split = SETUPS[cfg.overhead_dataset], bundles[cfg.overhead_dataset].train
+    x, y = split.x[: cfg.max_train], split.y[: cfg.max_train]
+    make = lambda: setup.make(int(np.prod(x.shape[1:])), 10)  # noqa: E731
+    e, p = cfg.overhead_epochs, cfg.overhead_pairs
+    overhead = tracking_overhead(make, x, y, num_classes=10, epochs=e, pairs=p, **setup.fit_args)
+    overhead |= {"dataset": cfg.overhead_dataset, "torch_threads": 1}
 
-    metrics, by_noise = _summarize(runs)
-    metrics["aum_overhead"] = overhead
-    metrics["papers_vs_ours"] = _papers_vs_ours(by_noise)
+    metrics = _summarize(runs) | {"aum_overhead": overhead}
+    metrics["papers_vs_ours"] = _papers_vs_ours(metrics, cfg.noises)
     return Result(
         recipe="noisy-labels",
         claim=CLAIM,
         metrics=metrics,
-        plots=_plots(cfg, runs, by_noise),
-        notes=_notes(cfg, by_noise, overhead),
+        plots=_plots(cfg, runs, metrics),
+        notes=_notes(metrics, cfg.noises),
     )
 
 
-Pooled = dict[Noise, dict[str, list[float]]]  # noise -> metric -> values over datasets x seeds
+def _log(msg: str) -> None:
+    if distributed.is_main() and os.environ.get("TAKEAWAYS_PROGRESS") != "0":
+        print(f"noisy-labels: {msg}", file=sys.stderr, flush=True)
 
 
-def _summarize(
-    runs: dict[tuple[str, Noise], list[dict[str, Any]]],
-) -> tuple[dict[str, Any], Pooled]:
+def _summarize(runs: dict[tuple[str, Noise], list[dict[str, Any]]]) -> dict[str, Any]:
     """One metrics row per (dataset, noise): mean, std and per-seed values; then pooled means."""
     metrics: dict[str, Any] = {}
-    by_noise: Pooled = {}
+    by_noise: dict[Noise, dict[str, list[float]]] = {}  # values over datasets x seeds
     for (name, noise), rs in runs.items():
         row: dict[str, Any] = {}
         pool = by_noise.setdefault(noise, {})
-        for m in METHODS:
-            for i, part in enumerate(("precision", "recall", "f1")):
-                vals = [r[m][i] for r in rs]
-                row[f"{m}_{part}"], row[f"{m}_{part}_std"] = _stats(vals)
-                pool.setdefault(f"{m}_{part}", []).extend(vals)
-        for a in (*ARMS, "best_noisy", "best_crust"):
-            if a in rs[0]:
-                row[a], row[a + "_std"] = _stats([r[a] for r in rs])
-                pool.setdefault(a, []).extend(r[a] for r in rs)
-        for k in ("coreset_clean", "coreset_clean_weighted", "aum_removed", "cleanlab_removed"):
-            row[k] = _stats([r[k] for r in rs])[0]
-            pool.setdefault(k, []).extend(r[k] for r in rs)
+        for k in (k for k in (*WITH_STD, *MEAN_ONLY) if k in rs[0]):
+            vals = [r[k] for r in rs]
+            pool.setdefault(k, []).extend(vals)
+            row[k], std = _stats(vals)
+            if k in WITH_STD:
+                row[f"{k}_std"] = std
         row["crust_select_s"] = _stats([r["crust_select_s"] for r in rs])[0]
-        for m in METHODS:  # per seed, so the judge can pair arms over (dataset, seed)
-            row[f"{m}_f1_seeds"] = [r[m][2] for r in rs]
-        for a in ARMS:
-            if a in rs[0]:
-                row[f"{a}_seeds"] = [r[a] for r in rs]
+        row |= {f"{k}_seeds": [r[k] for r in rs] for k in PER_SEED if k in rs[0]}
         metrics[f"{name} {noise.label}"] = row
     for noise, pool in by_noise.items():
         means = {k: _stats(v)[0] for k, v in pool.items()}
@@ -586,21 +421,14 @@ def _summarize(
             f"{k}_std": _stats(v)[1] for k, v in pool.items() if k[-2:] == "f1" or k[:3] == "acc"
         }
         metrics[f"mean over datasets, {noise.label}"] = means | spread
-    return metrics, by_noise
+    return metrics
 
 
-def _mean_of(by_noise: Pooled, noise: Noise, key: str) -> float:
-    return _stats(by_noise[noise][key])[0] if noise in by_noise else math.nan
-
-
-def _papers_vs_ours(by_noise: Pooled) -> dict[str, float]:
+def _papers_vs_ours(m: dict[str, Any], noises: Sequence[Noise]) -> dict[str, float]:
     """The papers' claims beside ours (accuracy differences in points)."""
-    gain = [
-        100 * (_mean_of(by_noise, n, "acc_aum") - _mean_of(by_noise, n, "acc_noisy"))
-        for n in by_noise
-    ]
-    removed = statistics.fmean(_mean_of(by_noise, n, "aum_removed") for n in by_noise)
-    crust = _mean_of(by_noise, SYM50, "acc_crust") - _mean_of(by_noise, SYM50, "acc_noisy")
+    gain = [100 * (_pooled(m, n, "acc_aum") - _pooled(m, n, "acc_noisy")) for n in noises]
+    removed = statistics.fmean(_pooled(m, n, "aum_removed") for n in noises)
+    crust = _pooled(m, SYM50, "acc_crust") - _pooled(m, SYM50, "acc_noisy")
     return {
         "paper AUM WebVision50: data removed (%)": 17.0,
         "paper AUM WebVision50: error reduction (points)": 1.6,
@@ -611,76 +439,60 @@ def _papers_vs_ours(by_noise: Pooled) -> dict[str, float]:
     }
 
 
-def _plots(
-    cfg: NoisyLabelsConfig, runs: dict[tuple[str, Noise], list[dict[str, Any]]], by_noise: Pooled
-) -> list[dict[str, Any]]:
+def _plots(cfg: NoisyLabelsConfig, runs: dict, m: dict[str, Any]) -> list[dict[str, Any]]:
     """F1 per detector and accuracy per training set (mean ± s.d. over datasets and seeds), AUMs."""
+    over = "(mean ± s.d. over datasets and seeds)"
+    pooled = {n: m[f"mean over datasets, {n.label}"] for n in cfg.noises}
+    kinds = [  # (title, y label, x label, {metric key: bar label})
+        ("Detecting planted label errors", "F1 against the flipped labels", "method", F1S),
+        ("Test accuracy after training", "test accuracy (final epoch)", "training set", ARMS),
+    ]
     plots = [
-        bar_plot(
-            f"Detecting planted label errors, {n.label} (mean ± s.d. over datasets and seeds)",
-            "F1 against the flipped labels",
-            [(label, *_stats(pool[f"{m}_f1"])) for m, label in METHODS.items()],
-            x_label="method",
+        results.bar_plot(
+            f"{title}, {n.label} {over}",
+            y_label,
+            [(label, p[k], p[f"{k}_std"]) for k, label in bars.items() if k in p],
+            x_label=x_label,
         )
-        for n, pool in by_noise.items()
+        for title, y_label, x_label, bars in kinds
+        for n, p in pooled.items()
     ]
-    plots += [
-        bar_plot(
-            f"Test accuracy after training, {n.label} (mean ± s.d. over datasets and seeds)",
-            "test accuracy (final epoch)",
-            [(label, *_stats(pool[key])) for key, label in ARMS.items() if key in pool],
-            x_label="training set",
-        )
-        for n, pool in by_noise.items()
-    ]
-    # AUM distributions of clean vs flipped samples, first setting, first seed
-    (name0, noise0), rs0 = next(iter(runs.items()))
+    (name0, noise0), rs0 = next(iter(runs.items()))  # AUMs of the first setting's first seed
     (aum0, thr0), flipped0 = rs0[0]["aum_values"], rs0[0]["flipped_mask"]
     if flipped0.any() and (~flipped0).any():
         qs = np.linspace(0, 1, 21)
         plots.append(
-            line_plot(
+            results.line_plot(
                 f"AUM of clean vs flipped samples ({name0}, {noise0.label}, seed {cfg.seed})",
                 "quantile",
                 "AUM (margin averaged over epochs)",
                 [
-                    series("clean", qs, np.nanquantile(aum0[~flipped0], qs)),
-                    series("flipped", qs, np.nanquantile(aum0[flipped0], qs)),
-                    series("threshold (pass 1)", [0.0, 1.0], [float(thr0[0])] * 2),
+                    results.series("clean", qs, np.nanquantile(aum0[~flipped0], qs)),
+                    results.series("flipped", qs, np.nanquantile(aum0[flipped0], qs)),
+                    results.series("threshold (pass 1)", [0.0, 1.0], [float(thr0[0])] * 2),
                 ],
             )
         )
     return plots
 
 
-def _notes(cfg: NoisyLabelsConfig, by_noise: Pooled, overhead: dict[str, Any]) -> str:
-    def mean(n: Noise, key: str) -> float:
-        return _mean_of(by_noise, n, key)
-
-    parts = [
-        f"{n.label}: F1 AUM {mean(n, 'aum_f1'):.3f}, cleanlab {mean(n, 'cleanlab_f1'):.3f}, "
-        f"small-loss {mean(n, 'small_loss_f1'):.3f}; test acc noisy {mean(n, 'acc_noisy'):.3f}, "
-        f"AUM-cleaned {mean(n, 'acc_aum'):.3f}, cleanlab-cleaned {mean(n, 'acc_cleanlab'):.3f}, "
-        f"CRUST {mean(n, 'acc_crust'):.3f}, oracle {mean(n, 'acc_oracle'):.3f}"
-        for n in by_noise
-    ]
-    text = "; ".join(parts) + (
-        f". Means over {', '.join(cfg.datasets)} and {cfg.seeds} seed(s). "
-        f"AUM tracking adds {100 * overhead['overhead_cpu']:.1f}% to an epoch's CPU time on "
-        f"{overhead['dataset']} ({100 * overhead['overhead_wall']:.1f}% wall clock; interleaved "
-        f"runs, median ratio of {overhead['pairs']} pairs); a stopwatch inside its hooks puts it "
-        f"at {100 * overhead['in_tracker_share']:.1f}% of the epoch."
+def _notes(m: dict[str, Any], noises: Sequence[Noise]) -> str:
+    """How the overhead was measured, and why CRUST's coresets stay noisy (numbers in metrics)."""
+    ov = m["aum_overhead"]
+    text = (
+        f"AUM tracking adds {100 * ov['overhead_wall']:.1f}% wall clock on {ov['dataset']} "
+        f"(interleaved runs, median ratio of {ov['pairs']} pairs; the CPU-time figure is the "
+        f"target); a stopwatch inside its hooks puts it at {100 * ov['in_tracker_share']:.1f}% "
+        "of the epoch."
     )
-    if SYM50 in by_noise:
+    if SYM50 in noises:
+        clean, weighted = (100 * _pooled(m, SYM50, k) for k in MEAN_ONLY[:2])
         text += (
-            f" At 50% symmetric noise a random per-class subset of the same size reaches "
-            f"{mean(SYM50, 'acc_random_subset'):.3f}; CRUST's coresets hold "
-            f"{100 * mean(SYM50, 'coreset_clean'):.0f}% unflipped samples "
-            f"({100 * mean(SYM50, 'coreset_clean_weighted'):.0f}% of the weight) vs 50% "
-            "in the data: cluster-size weights reproduce the label mix of the clusters they serve, "
-            "so CRUST cleans only where noisy samples share a cluster with clean ones. Picking "
-            "the best epoch on the test set, as the official CRUST script reports, gives CRUST "
-            f"{mean(SYM50, 'best_crust'):.3f} and the noisy baseline "
-            f"{mean(SYM50, 'best_noisy'):.3f}."
+            f" At 50% symmetric noise CRUST's coresets hold {clean:.0f}% unflipped samples "
+            f"({weighted:.0f}% of the weight) vs 50% in the data: cluster-size weights reproduce "
+            "the label mix of the clusters they serve, so CRUST cleans only where noisy samples "
+            "share a cluster with clean ones. Picking the best epoch on the test set, as the "
+            f"official CRUST script reports, gives CRUST {_pooled(m, SYM50, 'best_crust'):.3f} "
+            f"and the noisy baseline {_pooled(m, SYM50, 'best_noisy'):.3f}."
         )
     return text
