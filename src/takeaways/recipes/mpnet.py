@@ -33,11 +33,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from takeaways import data, nn, train
 from takeaways.mpnet import HF_LAYOUT, MPNetCollator, MPNetPretrainer
@@ -145,16 +145,6 @@ class MPNetConfig:
 # ----------------------------------------------------------------------------- data
 
 
-def _collated(cfg: MPNetConfig, tok, rows: Tensor, objective: str, copies: int, seed: int):
-    """``copies`` static collations of ``rows``; the same seed gives every objective the same draws."""
-    collate = MPNetCollator(
-        tok, objective=objective, pred_prob=cfg.pred_prob, whole_word=cfg.whole_word, seed=seed
-    )
-    parts = [collate(rows) for _ in range(copies)]
-    inputs = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
-    return inputs, torch.cat([p[1] for p in parts])
-
-
 def _task_subsets(name: str, cfg: MPNetConfig) -> tuple[data.Split, data.Split, int]:
     """(train, test, classes) of a downstream task: the training rows subsampled by a fixed
     seed, the first ``ft_test`` test rows."""
@@ -163,12 +153,6 @@ def _task_subsets(name: str, cfg: MPNetConfig) -> tuple[data.Split, data.Split, 
     tr = bundle.train.subset(rng.permutation(len(bundle.train))[: cfg.ft_train])
     te = bundle.test.subset(np.arange(len(bundle.test))[: cfg.ft_test])
     return tr, te, len(bundle.classes)
-
-
-def _task_split(name: str, tok, cfg: MPNetConfig):
-    """(train (inputs, y), test (inputs, y), classes) of a downstream task, tokenized."""
-    tr, te, classes = _task_subsets(name, cfg)
-    return tok.encode_split(tr, cfg.ft_len), tok.encode_split(te, cfg.ft_len), classes
 
 
 def facts(cfg: MPNetConfig) -> dict[str, Any]:
@@ -185,14 +169,11 @@ def judge(m: dict[str, Any], cfg: MPNetConfig) -> Judgement:
     """Checks: off the unigram plateau, above the majority class, above a random init."""
     acc, unigram = m["accuracy"], m["unigram_val_loss"]
     majority = m.get("majority_class_accuracy")
-    checks = []
-    for o in OBJECTIVES:
-        name = (
-            f"{o} pre-training left the unigram plateau (nats below the unigram loss, worst seed)"
-        )
-        checks.append(
-            plateau_check(name, max(m["val_loss"][o]["per_seed"]), unigram, PLATEAU_MARGIN)
-        )
+    plateau = "pre-training left the unigram plateau (nats below the unigram loss, worst seed)"
+    checks = [
+        plateau_check(f"{o} {plateau}", max(m["val_loss"][o]["per_seed"]), unigram, PLATEAU_MARGIN)
+        for o in OBJECTIVES
+    ]
     for t in cfg.tasks:
         name = f"{t}: every pre-trained arm beat the majority class (points, worst arm)"
         if majority is None:
@@ -276,7 +257,10 @@ def _advice(m: dict[str, Any], cfg: MPNetConfig, checks: list[Check], targets: l
 def run(cfg: MPNetConfig) -> Result:
     t_start = time.perf_counter()
     tok, train_rows, val_rows = wiki_rows(cfg.vocab, cfg.seq_len, cfg.eval_rows)
-    tasks = {name: _task_split(name, tok, cfg) for name in cfg.tasks}
+    tasks = {}  # tokenized (train, test, classes) of each downstream task
+    for name in cfg.tasks:
+        tr, te, classes = _task_subsets(name, cfg)
+        tasks[name] = (tok.encode_split(tr, cfg.ft_len), tok.encode_split(te, cfg.ft_len), classes)
     encoder_cfg = nn.EncoderConfig(
         vocab_size=tok.vocab_size, dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
         max_len=max(cfg.seq_len, cfg.ft_len), dropout=cfg.dropout,
@@ -327,8 +311,11 @@ def _pretrain(cfg: MPNetConfig, tok, encoder, objective: str, train_rows, val_ro
     """Pre-train ``encoder`` in place; (validation loss, unigram loss of the same targets)."""
     copies = copies_for(cfg.steps * cfg.batch_size, len(train_rows))
     model = MPNetPretrainer(encoder, objective=objective)
-    train_set = _collated(cfg, tok, train_rows, objective, copies, seed)
-    val_set = _collated(cfg, tok, val_rows, objective, 1, seed + 10_000)
+    collator = partial(
+        MPNetCollator, tok, objective=objective, pred_prob=cfg.pred_prob, whole_word=cfg.whole_word
+    )
+    train_set = collator(seed=seed).static(train_rows, copies)
+    val_set = collator(seed=seed + 10_000).static(val_rows, 1)
     unigram = unigram_loss(train_set[1], val_set[1], tok.vocab_size)
     train.fit(
         model, train_set, epochs=copies, max_steps=cfg.steps, batch_size=cfg.batch_size,
