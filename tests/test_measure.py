@@ -127,3 +127,9 @@ def test_bf16_vs_fp32_trains_the_same_model_both_ways():
         out["fp32 seconds per step"] / out["bf16 seconds per step"]
     )
     assert abs(out["val loss difference (bf16 - fp32)"]) < 0.1  # same steps, rounding apart
+
+
+def test_train_clock_columns_are_the_curve_transposed():
+    clock = TrainClock(lambda: 2.0, every=1, last=2, clock=FakeClock())
+    clock.on_batch(_info(1))
+    assert clock.columns() == {"seconds": [0.0, 0.0], "steps": [0, 1], "val_loss": [2.0, 2.0]}

@@ -139,6 +139,11 @@ class TrainClock:
             self.curve.append((self.seconds, info.step, self.evaluate()))
         self.mark = self.clock()
 
+    def columns(self) -> dict[str, list]:
+        """``curve`` as columns: ``{"seconds": [...], "steps": [...], "val_loss": [...]}``."""
+        seconds, steps, losses = (list(c) for c in zip(*self.curve))
+        return {"seconds": seconds, "steps": steps, "val_loss": losses}
+
 
 class StepTimer:
     """``fit()`` hook: the seconds of every optimizer step, read from ``clock``.

@@ -271,32 +271,19 @@ def _model(cfg: LayerDropConfig, vocab: int) -> GatheredMLM:
 def _pretrain(cfg: LayerDropConfig, vocab: int, train_set, val_set, schedule: dict, *, pld: bool):
     """One timed pre-training run: its loss curve against training seconds, and the encoder."""
     model = _model(cfg, vocab)
-    handle = None
-    if pld:
-        layers = model.mlm.encoder.layers
-        handle = prepare_layer_drop(
-            layers, theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff, seed=cfg.seed
-        )
+    gates = dict(theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff, seed=cfg.seed)
+    handle = prepare_layer_drop(model.mlm.encoder.layers, **gates) if pld else None
     clock = TrainClock(
         lambda: train.evaluate(model, val_set, batch_size=256)["loss"],
         every=cfg.eval_every, last=cfg.steps, clock=clock_for(cfg.threads),
     )  # fmt: skip
-    hooks = [clock] if handle is None else [handle, clock]
-    desc = "pre-train " + ("PLD" if pld else "baseline")
+    hooks, desc = ([handle, clock], "pre-train PLD") if pld else ([clock], "pre-train baseline")
     train.fit(model, train_set, max_steps=cfg.steps, hooks=hooks, desc=desc, **schedule)
-    seconds, steps, val_loss = (list(c) for c in zip(*clock.curve))
-    out = {
-        "seconds": seconds,
-        "steps": steps,
-        "val_loss": val_loss,
-        "train_seconds": clock.seconds,
-        "samples_per_s": cfg.steps * cfg.batch_size / clock.seconds,
-        "encoder": model.mlm.encoder,
-    }
+    samples_per_s = cfg.steps * cfg.batch_size / clock.seconds
+    out = {**clock.columns(), "train_seconds": clock.seconds, "samples_per_s": samples_per_s}
+    out["encoder"] = model.mlm.encoder
     if handle is not None:
-        runs = sum(handle.executed)
-        out["drop_rate_per_layer"] = handle.drop_rate
-        out["layer_calls_run"] = runs / (runs + sum(handle.dropped))
+        out.update(drop_rate_per_layer=handle.drop_rate, layer_calls_run=handle.run_share)
         handle.remove()
     return out
 

@@ -1,31 +1,25 @@
 """mpnet: MPNet vs MLM vs PLM pre-training at equal steps, compared by downstream accuracy.
 
-Takeaway 4 (Song et al., arXiv 2004.09297). One encoder architecture, one WordPiece vocabulary
-trained on ``wiki`` (``nn.mlm.wiki_rows``), and per seed three pre-training runs that differ
-only in the objective: ``takeaways.mpnet.MPNetCollator(objective="mlm" | "plm" | "mpnet")``
-and ``MPNetPretrainer``. The collators share a seed, so all three see the same rows, order,
-permutations, predicted positions and 80/10/10 corruption; they differ only in what each
-predicted token may see. Each pre-trained encoder (and a randomly initialized one, for scale)
-is fine-tuned as a ``SequenceClassifier`` on ``reviews`` and ``tweets`` (3 classes) with
-identical data, steps and seeds; test accuracy is reported per seed and as mean ± s.e.
+Takeaway 4 (Song et al., arXiv 2004.09297). One encoder architecture and WordPiece vocabulary
+(``nn.mlm.wiki_rows``); per seed three pre-training runs that differ only in the objective
+(``takeaways.mpnet.MPNetCollator`` / ``MPNetPretrainer`` with ``objective="mlm" | "plm" |
+"mpnet"``). The collators share a seed, so all three see the same rows, permutations,
+predicted positions and corruption; only what each predicted token may see differs. Each
+pre-trained encoder (and a randomly initialized one, for scale) is fine-tuned as a
+``SequenceClassifier`` on ``reviews`` and ``tweets`` with identical data, steps and seeds.
 
 The judge's checks: every pre-training run ended ``PLATEAU_MARGIN`` nats under the unigram
-loss of its targets (``nn.mlm.plateau_check``); on each task every pre-trained arm beat the
-majority class by ``MAJORITY_MARGIN`` points and beat the randomly initialized encoder (else
-pre-training did nothing useful and ranking the objectives says nothing). The majority-class
-accuracy is a data-only ``facts`` metric, so ``rejudge`` can add it to an older result. The
-target, MPNet beats MLM, is met only when the paired 95% t-interval of MPNet - MLM over seeds
-lies above zero.
+loss of its targets; on each task every pre-trained arm beat the majority class (a data-only
+``facts`` metric) by ``MAJORITY_MARGIN`` points and beat the random init — else pre-training
+did nothing useful and ranking the objectives says nothing. The target, MPNet beats MLM, is
+met only when the paired 95% t-interval of MPNet - MLM over seeds lies above zero.
 
-The encoder is our Pre-LN ``TransformerEncoder`` with MPNet's shared relative position bias
-(32 buckets): Pre-LN takes a higher learning rate early, and the MLM loss sits on the unigram
-plateau for hundreds of steps at these sizes. ``layout="hf"`` trains MPNet's own layout
-(``takeaways.mpnet.HF_LAYOUT``), which ``takeaways.mpnet.to_hf_mpnet`` can export. Masks are
-static (BERT's duplication: each pass gets a fresh draw). A 512-piece vocabulary leaves the
-plateau sooner than a 2,048-piece one (more ## pieces that their neighbours predict).
-
-Scale: the paper pre-trains 110M parameters on 160GB for 125K updates of 8,192 x 512 tokens;
-the full preset here, ~1M parameters on ~3MB of Wikipedia for 1,000 updates of 32 x 32 tokens.
+The encoder is Pre-LN with MPNet's shared relative position bias (32 buckets): Pre-LN takes a
+higher learning rate early, and the MLM loss sits on the unigram plateau for hundreds of steps
+at these sizes (``layout="hf"``: MPNet's own layout, exportable by ``to_hf_mpnet``). Masks are
+static, one draw per pass. A 512-piece vocabulary leaves the plateau sooner than 2,048 pieces.
+Scale: the paper, 110M parameters, 160GB, 125K updates of 8,192 x 512 tokens; the full preset,
+~1M parameters, ~3MB of Wikipedia, 1,000 updates of 32 x 32 tokens.
 """
 
 from __future__ import annotations
@@ -126,10 +120,7 @@ class MPNetConfig:
         if not 0.0 < self.pred_prob < 1.0:
             raise ValueError(f"pred_prob must be in (0, 1), got {self.pred_prob}")
         if round(self.seq_len * self.pred_prob) < 1:
-            raise ValueError(
-                f"seq_len={self.seq_len} x pred_prob={self.pred_prob} rounds to 0 predicted "
-                "tokens; raise seq_len or pred_prob"
-            )
+            raise ValueError("seq_len x pred_prob rounds to 0 predicted tokens; raise either")
         if self.ft_len < 4:
             raise ValueError(f"ft_len must be >= 4, got {self.ft_len}")
         if any(n is not None and n < 1 for n in (self.ft_train, self.ft_test)):
