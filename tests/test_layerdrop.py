@@ -78,6 +78,7 @@ def test_empirical_drop_rate_matches_schedule():
         for _ in range(n):
             run(layers, x)
     assert [d + e for d, e in zip(pld.dropped, pld.executed)] == [n] * 4
+    assert pld.run_share == sum(pld.executed) / (4 * n)
     expected = [1 - p for p in keep_probs(0.5, 4)]  # 0.125 .. 0.5
     assert pld.drop_rate == pytest.approx(expected, abs=0.03)
     # a dropped block is never called: its own forward ran exactly `executed` times

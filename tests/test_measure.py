@@ -8,7 +8,14 @@ import time
 import pytest
 import torch
 
-from takeaways.measure import StepTimer, TrainClock, clock_for, time_to_loss, torch_threads
+from takeaways.measure import (
+    StepTimer,
+    TrainClock,
+    bf16_vs_fp32,
+    clock_for,
+    time_to_loss,
+    torch_threads,
+)
 from takeaways.train import BatchInfo
 
 
@@ -105,3 +112,24 @@ def test_step_timer_times_every_step_and_drops_the_first_from_steady():
     assert one.steady() == 4.0
     with pytest.raises(ValueError, match="no step was timed"):
         StepTimer(clock).steady()
+
+
+def test_bf16_vs_fp32_trains_the_same_model_both_ways():
+    x, y = torch.randn(64, 8, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 2
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Linear(8, 2)
+
+    out = bf16_vs_fp32(model, (x, y), (x, y), steps=3, epochs=1, batch_size=16, seed=0)
+    assert out["fp32 seconds per step"] > 0 and out["bf16 seconds per step"] > 0
+    assert out["speed-up (fp32 / bf16 seconds per step)"] == pytest.approx(
+        out["fp32 seconds per step"] / out["bf16 seconds per step"]
+    )
+    assert abs(out["val loss difference (bf16 - fp32)"]) < 0.1  # same steps, rounding apart
+
+
+def test_train_clock_columns_are_the_curve_transposed():
+    clock = TrainClock(lambda: 2.0, every=1, last=2, clock=FakeClock())
+    clock.on_batch(_info(1))
+    assert clock.columns() == {"seconds": [0.0, 0.0], "steps": [0, 1], "val_loss": [2.0, 2.0]}

@@ -11,12 +11,16 @@ import torch
 from takeaways import data, nn
 from takeaways.nn.mlm import (
     GatheredMLM,
+    copies_for,
     gathered_logits,
     gathered_logits_reference,
     mask_tokens,
     masked_copies,
+    mlm_sets,
     pack_rows,
+    plateau_check,
     unigram_loss,
+    wiki_rows,
 )
 
 
@@ -122,3 +126,34 @@ def test_majority_accuracy_is_the_most_frequent_training_target_on_test():
     assert majority_accuracy(train_t, test_t) == 0.5
     with pytest.raises(ValueError, match="at least one labelled target"):
         majority_accuracy(torch.tensor([-100]), torch.tensor([1]))
+
+
+def test_mlm_sets_mask_train_copies_and_one_val_draw_with_their_unigram_loss():
+    tok = types.SimpleNamespace(vocab_size=50, mask_id=4, special_ids=(0, 1, 2, 3, 4))
+    g = torch.Generator().manual_seed(0)
+    rows, val = (
+        torch.randint(5, 50, (6, 20), generator=g),
+        torch.randint(5, 50, (4, 20), generator=g),
+    )
+    assert copies_for(13, 6) == 3 and copies_for(2, 6) == 1
+    train_set, val_set, unigram = mlm_sets(tok, rows, val, samples=13, rate=0.15, seed=1)
+    want_train = masked_copies(tok, rows, 3, 0.15, 1)
+    want_val = masked_copies(tok, val, 1, 0.15, 10_001)
+    assert torch.equal(train_set[0]["input_ids"], want_train[0]["input_ids"])
+    assert torch.equal(val_set[1], want_val[1])
+    assert unigram == unigram_loss(want_train[1], want_val[1], 50)
+
+
+def test_wiki_rows_packs_both_splits_with_one_tokenizer():
+    tok, rows, val = wiki_rows(256, 16, eval_rows=5)
+    wiki = data.load("wiki")
+    assert torch.equal(rows, pack_rows(tok, wiki.train.x, 16))
+    assert val.shape == (5, 16)
+    assert tok.vocab_size == data.train_wordpiece(wiki.train.x, vocab_size=256).vocab_size
+
+
+def test_plateau_check_needs_the_margin_below_the_unigram_loss():
+    assert plateau_check("left", 3.8, 4.0, 0.1).passed
+    assert not plateau_check("stuck", 3.95, 4.0, 0.1).passed
+    assert not plateau_check("nan", math.nan, 4.0, 0.1).passed
+    assert "vs unigram 4.0000" in plateau_check("left", 3.8, 4.0, 0.1).detail

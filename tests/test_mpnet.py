@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 
@@ -347,3 +349,16 @@ def test_recipe_judge_checks_before_the_paired_target():
     del old["majority_class_accuracy"]
     (missing,) = [c for c in recipe.judge(old, cfg).checks if not c.passed]
     assert "not in this result; rerun the full preset" in missing.detail
+
+
+def test_static_collations_are_successive_draws_stacked():
+    tok = types.SimpleNamespace(
+        vocab_size=V, mask_id=MASK, pad_id=PAD, special_ids=SPECIAL, cls_id=CLS, sep_id=SEP
+    )
+    ids = _ids(4, 12)
+    inputs, targets = MPNetCollator(tok, objective="mpnet", seed=3).static(ids, 2)
+    collate = MPNetCollator(tok, objective="mpnet", seed=3)
+    first, second = collate(ids), collate(ids)
+    for k in inputs:
+        assert torch.equal(inputs[k], torch.cat([first[0][k], second[0][k]]))
+    assert torch.equal(targets, torch.cat([first[1], second[1]]))

@@ -141,3 +141,15 @@ def test_minilm_tokenizer_missing_package_names_the_extra(monkeypatch):
     monkeypatch.setattr(tokenize.importlib.util, "find_spec", lambda *args, **kwargs: None)
     with pytest.raises(ModuleNotFoundError, match=r'pip install "takeaways\[hf\]"'):
         minilm_tokenizer()
+
+
+def test_encode_split_pads_every_row_and_keeps_int64_labels(tok):
+    from takeaways.data import Split
+
+    split = Split(np.array(corpus(3), dtype=object), np.array([0, 2, 1]))
+    x, y = tok.encode_split(split, 8)
+    assert x["input_ids"].shape == (3, 8) and y.dtype == torch.int64
+    assert torch.equal(x["input_ids"], tok.encode(list(split.x), max_len=8, pad_to=8)["input_ids"])
+    assert y.tolist() == [0, 2, 1]
+    with pytest.raises(ValueError, match="labelled"):
+        tok.encode_split(Split(split.x, None), 8)

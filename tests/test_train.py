@@ -287,3 +287,16 @@ def test_mean_loss_ranks_planted_label_errors_first():
     assert loss.epochs.tolist() == [5.0] * 300  # the first epoch is skipped
     top = set(np.argsort(-loss.mean)[:30].tolist())
     assert len(top & set(planted.tolist())) >= 27
+
+
+def test_fit_score_is_fit_then_test_accuracy():
+    from takeaways import train as tr
+
+    x, y = torch.randn(64, 8, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 2
+    torch.manual_seed(0)
+    a = torch.nn.Linear(8, 2)
+    torch.manual_seed(0)
+    b = torch.nn.Linear(8, 2)
+    acc = tr.fit_score(a, (x, y), (x[:32], y[:32]), epochs=2, batch_size=16, seed=0, progress=False)
+    tr.fit(b, (x, y), epochs=2, batch_size=16, seed=0, progress=False)
+    assert acc == tr.evaluate(b, (x[:32], y[:32]))["accuracy"]

@@ -240,6 +240,13 @@ class LayerDrop:
             for d, e in zip(self.dropped, self.executed, strict=True)
         ]
 
+    @property
+    def run_share(self) -> float:
+        """Fraction of all training-mode block calls that ran (NaN before any)."""
+        runs = sum(self.executed)
+        total = runs + sum(self.dropped)
+        return runs / total if total else float("nan")
+
     def remove(self) -> None:
         """Detach the gates: every block runs its own ``forward`` again. Idempotent."""
         for block in self.layers:

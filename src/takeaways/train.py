@@ -43,6 +43,7 @@ from takeaways.files import atomic_path
 
 __all__ = [
     "fit",
+    "fit_score",
     "evaluate",
     "majority_accuracy",
     "BatchInfo",
@@ -596,6 +597,18 @@ def fit(
     out.steps = step
     out.wall_s = time.perf_counter() - t_start
     return out
+
+
+def fit_score(
+    model: nn.Module, train_set: Any, test_set: Any, *, eval_batch: int = 256, **fit_kwargs: Any
+) -> float:
+    """``fit(model, train_set, **fit_kwargs)``, then the test accuracy of ``model``.
+
+    The fine-tune-and-score step of a pre-training comparison: the caller builds (and seeds)
+    the classifier, so every arm can get the same head init.
+    """
+    fit(model, train_set, **fit_kwargs)
+    return evaluate(model, test_set, batch_size=eval_batch)["accuracy"]
 
 
 # ----------------------------------------------------------------------------- predictions

@@ -25,7 +25,7 @@ import numpy as np
 from tokenizers import Tokenizer as _Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from takeaways.data.embedded import cache_dir
+from takeaways.data.embedded import Split, cache_dir
 from takeaways.files import atomic_write
 
 if TYPE_CHECKING:
@@ -114,6 +114,20 @@ class Tokenizer:
             ids[i, : len(r)] = r
             mask[i, : len(r)] = 1
         return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+    def encode_split(
+        self, split: Split, length: int
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """A labelled text split as ``(encode(x, pad_to=length), y)``: what ``fit()`` takes.
+
+        Every row is exactly ``length`` tokens, [CLS] and [SEP] included; the labels are int64.
+        """
+        import torch
+
+        if split.y is None:
+            raise ValueError("encode_split needs a labelled split (y is None)")
+        x = self.encode([str(t) for t in split.x], max_len=length, pad_to=length)
+        return x, torch.as_tensor(np.asarray(split.y), dtype=torch.long)
 
     def decode(
         self, ids: Sequence[int] | np.ndarray | torch.Tensor, *, skip_special_tokens: bool = True

@@ -260,3 +260,13 @@ class MPNetCollator:
             continuation=self.continuation,
             generator=self.generator,
         )
+
+    def static(self, ids: Tensor, copies: int) -> tuple[dict[str, Tensor], Tensor]:
+        """``copies`` successive collations of all of ``ids``, stacked: static masks for ``fit()``.
+
+        BERT's duplication: each pass over the rows gets its own draw from this collator's
+        generator, so collators built with one seed give every objective the same draws.
+        """
+        parts = [self(ids) for _ in range(copies)]
+        inputs = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
+        return inputs, torch.cat([p[1] for p in parts])

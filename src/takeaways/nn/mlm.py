@@ -3,7 +3,10 @@
 ``pack_rows`` turns documents into fixed-length rows of one token stream, ``masked_copies``
 draws static BERT masks over them (one independent draw per pass, BERT's duplication), and
 ``unigram_loss`` is the loss of predicting every masked token from its training frequency
-alone: the plateau a small MLM sits on before it learns to use context.
+alone: the plateau a small MLM sits on before it learns to use context. ``wiki_rows`` trains
+a WordPiece vocabulary on ``wiki`` and packs both splits, ``mlm_sets`` masks them for
+training and validation (with the unigram loss of the targets), and ``plateau_check`` is the
+evidence check that a run's validation loss left that plateau by a stated margin.
 
 ``mask_tokens`` picks 15% of each row's positions as BERT does (arXiv 1810.04805, section
 3.1); ``GatheredMLM`` wraps a ``MaskedLM`` so the vocabulary projection runs only at the
@@ -21,13 +24,16 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from takeaways import data
 from takeaways.nn.transformer import MaskedLM
+from takeaways.results import Check
 from takeaways.train import IGNORE_INDEX
 
 __all__ = [
@@ -36,8 +42,11 @@ __all__ = [
     "gathered_logits_reference",
     "mask_tokens",
     "masked_copies",
+    "mlm_sets",
     "pack_rows",
+    "plateau_check",
     "unigram_loss",
+    "wiki_rows",
 ]
 
 
@@ -174,3 +183,52 @@ def unigram_loss(train_targets: Tensor, val_targets: Tensor, vocab: int) -> floa
     y = train_targets[train_targets != IGNORE_INDEX]
     p = (torch.bincount(y, minlength=vocab).double() + 0.5) / (len(y) + 0.5 * vocab)
     return float(-p[val_targets[val_targets != IGNORE_INDEX]].log().mean())
+
+
+def wiki_rows(
+    vocab: int, seq_len: int, eval_rows: int | None = None
+) -> tuple[data.Tokenizer, Tensor, Tensor]:
+    """A WordPiece tokenizer trained on ``wiki``'s training split, and both splits as packed rows.
+
+    Returns:
+        ``(tok, train_rows (R, seq_len), val_rows (<= eval_rows, seq_len))``; ``eval_rows`` None
+        keeps every test row.
+    """
+    wiki = data.load("wiki")
+    tok = data.train_wordpiece(wiki.train.x, vocab_size=vocab)
+    train_rows = pack_rows(tok, wiki.train.x, seq_len)
+    return tok, train_rows, pack_rows(tok, wiki.test.x, seq_len)[:eval_rows]
+
+
+def copies_for(samples: int, rows: int) -> int:
+    """Static-mask copies of ``rows`` rows needed to feed ``samples`` training samples (>= 1)."""
+    return max(1, math.ceil(samples / rows))
+
+
+def mlm_sets(
+    tok: Any, train_rows: Tensor, val_rows: Tensor, *, samples: int, rate: float, seed: int
+) -> tuple[tuple[dict[str, Tensor], Tensor], tuple[dict[str, Tensor], Tensor], float]:
+    """Masked training and validation sets and the unigram loss of their targets.
+
+    The training rows get ``copies_for(samples, len(train_rows))`` mask draws from ``seed``,
+    the validation rows one draw from ``seed + 10_000``.
+
+    Returns:
+        ``(train_set, val_set, unigram)``, the sets as ``masked_copies`` returns them.
+    """
+    copies = copies_for(samples, len(train_rows))
+    train_set = masked_copies(tok, train_rows, copies, rate, seed)
+    val_set = masked_copies(tok, val_rows, 1, rate, seed + 10_000)
+    return train_set, val_set, unigram_loss(train_set[1], val_set[1], tok.vocab_size)
+
+
+def plateau_check(
+    name: str, val_loss: float, unigram: float, margin: float, detail: str = ""
+) -> Check:
+    """The check that a run left the unigram plateau: ``unigram - val_loss >= margin`` nats.
+
+    Until it does, an MLM predicts from token frequencies alone, and anything compared
+    downstream compares untrained encoders. ``detail`` defaults to both losses.
+    """
+    detail = detail or f"val loss {val_loss:.4f} vs unigram {unigram:.4f}"
+    return Check.that(name, unigram - val_loss, ">=", margin, detail)

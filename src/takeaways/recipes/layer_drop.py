@@ -1,31 +1,27 @@
 """layer-drop: MLM pre-training with and without progressive layer dropping, then fine-tuning.
 
-Takeaway 1 (Zhang & He, arXiv 2010.13369): PLD trains a Pre-LN BERT with a random subset of
-its layers switched off each step, more so deeper in and more so as training goes on
-(``takeaways.layerdrop``). The paper reports 24% less time per sample, 2.5x less time to
-the same downstream accuracy and GLUE parity (82.9 vs 82.1).
+Takeaway 1 (Zhang & He, arXiv 2010.13369): PLD switches off a random subset of a Pre-LN
+BERT's layers each step, more so deeper in and later in training (``takeaways.layerdrop``):
+24% less time per sample, 2.5x less time to the same accuracy, GLUE parity (82.9 vs 82.1).
 
-Two MLM pre-training runs on ``wiki`` (15% of positions, 80/10/10, static masks) share the
-architecture, initial weights, data order, masks and number of steps; the second attaches
-``prepare_layer_drop(encoder.layers, gamma=scaled_gamma(steps))`` as a ``fit()`` hook. A
-``measure.TrainClock`` evaluates the validation loss every ``eval_every`` steps off the
-clock, which is ``measure.clock_for(threads)`` (CPU time with one thread: other jobs on the
-shared cores do not inflate it). From the curves: samples/s, the time-per-sample ratio and
-the time each run takes to reach the baseline's final loss (``measure.time_to_loss``). Both
-encoders are then fine-tuned, PLD detached, on ``reviews`` with the same head init, data and
-schedule; last, the baseline's step is timed under bf16 autocast and in fp32.
+Two MLM runs on ``wiki`` (``nn.mlm.wiki_rows``, ``mlm_sets``) share architecture, initial
+weights, data order, masks and steps; the second attaches ``prepare_layer_drop``. A
+``measure.TrainClock`` evaluates every ``eval_every`` steps off the clock (CPU time, so other
+jobs on shared cores do not inflate it), giving samples/s and the time to the baseline's
+final loss (``measure.time_to_loss``). Both encoders are then fine-tuned, PLD detached, on
+``reviews`` with the same head init, data and schedule; ``measure.bf16_vs_fp32`` times the
+baseline's step.
 
-The judge's checks: both runs trained the same steps; each left the unigram plateau (final
-validation loss ``PLATEAU_MARGIN`` nats under the unigram loss); each fine-tune beat the
-majority class by ``MAJORITY_MARGIN`` points. Otherwise the time-to-loss ratio times a
-plateau and the accuracy difference compares two majority-class predictors.
+The judge's checks: both runs trained the same steps; each left the unigram plateau by
+``PLATEAU_MARGIN`` nats; each fine-tune beat the majority class by ``MAJORITY_MARGIN`` points.
+Otherwise the time-to-loss ratio times a plateau and the accuracy difference compares two
+majority-class predictors.
 
-Choices: depth over width (the embedding, MLM head and optimizer cost the same whatever is
-dropped, so layers must dominate the step); ``theta`` saturates at the paper's 2.5% of
-training; one learning rate for both runs (the paper gave PLD a larger one), so only the
-dropping differs; a 512-piece WordPiece and MPNet's shared relative-position bias, as the
-mpnet recipe (with 1,024 pieces and absolute positions only the loss stayed on the unigram
-plateau); bf16 is measured, not used (CPUs without bf16 matmul units run it slower).
+Choices: depth over width (embedding, MLM head and optimizer cost the same whatever is
+dropped); ``theta`` saturates at the paper's 2.5% of training; one learning rate for both
+runs (the paper gave PLD a larger one); a 512-piece WordPiece and MPNet's relative-position
+bias (with 1,024 pieces and absolute positions the loss stayed on the plateau); bf16 is
+measured, not used.
 """
 
 from __future__ import annotations
@@ -34,6 +30,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,13 +38,14 @@ import torch
 
 from takeaways import data, nn, train
 from takeaways.layerdrop import keep_probs, pld_theta, prepare_layer_drop, scaled_gamma
-from takeaways.measure import StepTimer, TrainClock, clock_for, time_to_loss
-from takeaways.nn.mlm import GatheredMLM, masked_copies, pack_rows, unigram_loss
+from takeaways.measure import TrainClock, bf16_vs_fp32, clock_for, time_to_loss
+from takeaways.nn.mlm import GatheredMLM, mlm_sets, plateau_check, wiki_rows
 from takeaways.recipes import register_recipe
 from takeaways.results import Check, Claim, Judgement, Result, Target, bar_plot, line_plot, series
 
 PLATEAU_MARGIN = 0.1  # nats: a run "left the unigram plateau" when this far below it
 MAJORITY_MARGIN = 1.0  # points: a fine-tune "learned" when this far above the majority class
+ARMS = ("baseline", "PLD")
 CLAIM = Claim(
     text=(
         "Progressive layer dropping pre-trains BERT with 24% less time per sample and "
@@ -130,28 +128,24 @@ class LayerDropConfig:
 def judge(m: dict[str, Any], cfg: LayerDropConfig) -> Judgement:
     """Checks: same steps, both runs off the unigram plateau, both fine-tunes above majority."""
     unigram, majority = m["unigram val loss"], m["reviews majority-class accuracy"]
-    base_steps, pld_steps = (m["curves"][a]["steps"] for a in ("baseline", "PLD"))
-    checks = [
-        Check(
-            "both runs trained the same optimizer steps",
-            base_steps[-1] == pld_steps[-1],
-            f"baseline {base_steps[-1]}, PLD {pld_steps[-1]} steps",
-        )
-    ]
-    for arm in ("baseline", "PLD"):
-        final = m[f"{arm} final val loss"]
-        checks.append(Check.that(
+    base_steps, pld_steps = (m["curves"][a]["steps"][-1] for a in ARMS)
+    same = f"baseline {base_steps}, PLD {pld_steps} steps"
+    checks = [Check("both runs trained the same optimizer steps", base_steps == pld_steps, same)]
+    checks += [
+        plateau_check(
             f"{arm} pre-training left the unigram plateau (nats below the unigram loss)",
-            unigram - final, ">=", PLATEAU_MARGIN,
-            f"final val loss {final:.4f} vs unigram {unigram:.4f}",
-        ))  # fmt: skip
-    for arm in ("baseline", "PLD"):
-        acc = m[f"reviews accuracy, {arm}"]
-        checks.append(Check.that(
+            m[f"{arm} final val loss"], unigram, PLATEAU_MARGIN,
+        )
+        for arm in ARMS
+    ]  # fmt: skip
+    checks += [
+        Check.that(
             f"{arm} fine-tune beat the majority class (points above it)",
-            100 * (acc - majority), ">=", MAJORITY_MARGIN,
-            f"accuracy {acc:.4f} vs majority class {majority:.4f}",
-        ))  # fmt: skip
+            100 * (m[f"reviews accuracy, {arm}"] - majority), ">=", MAJORITY_MARGIN,
+            f"accuracy {m[f'reviews accuracy, {arm}']:.4f} vs majority class {majority:.4f}",
+        )
+        for arm in ARMS
+    ]  # fmt: skip
     time_ratio = m["time to the baseline's final val loss, baseline / PLD"]
     diff = m["reviews accuracy, PLD minus baseline (points)"]
     targets = [
@@ -178,25 +172,24 @@ def _finding(m: dict[str, Any]) -> str:
 
 def _advice(m: dict[str, Any], checks: list[Check], targets: list[Target]) -> str:
     speed = m["time per sample, baseline / PLD"]
-    per_sample = (
-        f"the per-sample saving ({speed:.2f}x here) holds regardless"
-        if speed > 1
-        else f"not even the per-sample saving showed ({speed:.2f}x here)"
-    )
-    if all(c.passed for c in checks) and targets[1].met:
+    if speed > 1:
+        per_sample = f"the per-sample saving ({speed:.2f}x here) holds regardless"
+    else:
+        per_sample = f"not even the per-sample saving showed ({speed:.2f}x here)"
+    if not all(c.passed for c in checks):
+        return (
+            "Do not expect a time-to-loss or downstream gain at this scale (the runs did not learn "
+            f"enough to measure either; {per_sample}); use it when a deep Pre-LN stack's blocks "
+            "dominate the step and the run is long enough to leave the MLM plateau."
+        )
+    if targets[1].met:
         return (
             f"Use it when a deep Pre-LN stack's blocks dominate the step ({speed:.2f}x samples "
             "per second here) and the pre-training budget is fixed in time, not in steps."
         )
-    if all(c.passed for c in checks):
-        return (
-            "Do not expect to reach the baseline's loss sooner at this scale (time-to-loss ratio "
-            f"{targets[1].measured:.2f}); use it when the step itself must be cheaper ({per_sample})."
-        )
     return (
-        "Do not expect a time-to-loss or downstream gain at this scale (the runs did not learn "
-        f"enough to measure either; {per_sample}); use it when a deep Pre-LN stack's blocks "
-        "dominate the step and the run is long enough to leave the MLM plateau."
+        "Do not expect to reach the baseline's loss sooner at this scale (time-to-loss ratio "
+        f"{targets[1].measured:.2f}); use it when the step itself must be cheaper ({per_sample})."
     )
 
 
@@ -214,15 +207,16 @@ def _advice(m: dict[str, Any], checks: list[Check], targets: list[Target]) -> st
 )
 def run(cfg: LayerDropConfig) -> Result:
     t_start = time.perf_counter()
-    wiki = data.load("wiki")
-    tok = data.train_wordpiece(wiki.train.x, vocab_size=cfg.vocab)
-    rows = pack_rows(tok, wiki.train.x, cfg.seq_len)
-    copies = max(1, math.ceil(cfg.steps * cfg.batch_size / len(rows)))
-    train_set = masked_copies(tok, rows, copies, cfg.mask_rate, cfg.seed)
-    val_rows = pack_rows(tok, wiki.test.x, cfg.seq_len)[: cfg.eval_rows]
-    val_set = masked_copies(tok, val_rows, 1, cfg.mask_rate, cfg.seed + 10_000)
-    unigram = unigram_loss(train_set[1], val_set[1], tok.vocab_size)
-    sets = (train_set, val_set)
+    tok, rows, val_rows = wiki_rows(cfg.vocab, cfg.seq_len, cfg.eval_rows)
+    samples = cfg.steps * cfg.batch_size
+    train_set, val_set, unigram = mlm_sets(
+        tok, rows, val_rows, samples=samples, rate=cfg.mask_rate, seed=cfg.seed
+    )
+    # what every pre-training fit() shares; one epoch covers the steps (mlm_sets made the copies)
+    epochs = math.ceil(samples / len(train_set[1]))
+    schedule = dict(
+        epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, warmup=cfg.warmup, seed=cfg.seed
+    )
 
     # One untimed step first: the process's first training step pays one-off costs (kernel
     # selection, allocator growth) that would otherwise land on whichever run goes first.
@@ -230,31 +224,36 @@ def run(cfg: LayerDropConfig) -> Result:
         _model(cfg, tok.vocab_size), train_set, epochs=1, max_steps=1,
         batch_size=cfg.batch_size, seed=cfg.seed, progress=False,
     )  # fmt: skip
-    base = _pretrain(cfg, tok.vocab_size, *sets, pld=False)
-    pld = _pretrain(cfg, tok.vocab_size, *sets, pld=True)
+    base = _pretrain(cfg, tok.vocab_size, train_set, val_set, schedule, pld=False)
+    pld = _pretrain(cfg, tok.vocab_size, train_set, val_set, schedule, pld=True)
     t_pretrain = time.perf_counter() - t_start
 
-    ft_train, ft_test = _reviews(cfg, tok)
-    acc_base = _finetune(cfg, base["encoder"], ft_train, ft_test)
-    acc_pld = _finetune(cfg, pld["encoder"], ft_train, ft_test)
+    reviews = data.load("reviews")
+    rng = np.random.default_rng(cfg.seed)  # the fine-tuned and the scored reviews
+    tr = reviews.train.subset(np.sort(rng.permutation(len(reviews.train))[: cfg.ft_train]))
+    te = reviews.test.subset(np.sort(rng.permutation(len(reviews.test))[: cfg.ft_test]))
+    ft_train, ft_test = tok.encode_split(tr, cfg.ft_len), tok.encode_split(te, cfg.ft_len)
+    acc = {
+        arm: _finetune(cfg, r["encoder"], ft_train, ft_test) for arm, r in zip(ARMS, (base, pld))
+    }
     majority = float(max(ft_test[1].float().mean(), 1 - ft_test[1].float().mean()))
     t_finetune = time.perf_counter() - t_start - t_pretrain
 
-    bf16 = _bf16_vs_fp32(cfg, tok.vocab_size, *sets) if cfg.bf16_steps else {}
+    bf16 = {}
+    if cfg.bf16_steps:  # the baseline's step in fp32 and under bf16 autocast, same everything
+        model, clock = partial(_model, cfg, tok.vocab_size), clock_for(cfg.threads)
+        bf16 = bf16_vs_fp32(
+            model, train_set, val_set, steps=cfg.bf16_steps, clock=clock, **schedule
+        )
     seconds = {
         "pre-training (both runs, with evaluations)": t_pretrain,
         "fine-tuning (both)": t_finetune,
         "total": time.perf_counter() - t_start,
     }
-    metrics = _metrics(cfg, base, pld, unigram, {"baseline": acc_base, "PLD": acc_pld}, majority)
+    metrics = _metrics(cfg, base, pld, unigram, acc, majority)
     metrics.update(bf16=bf16, vocab=tok.vocab_size, seconds=seconds)
-    return Result(
-        recipe="layer-drop",
-        claim=CLAIM,
-        metrics=metrics,
-        plots=_plots(cfg, metrics),
-        notes=_notes(cfg, metrics),
-    )
+    plots, notes = _plots(cfg, metrics), _notes(cfg, metrics)
+    return Result(recipe="layer-drop", claim=CLAIM, metrics=metrics, plots=plots, notes=notes)
 
 
 def _model(cfg: LayerDropConfig, vocab: int) -> GatheredMLM:
@@ -269,90 +268,34 @@ def _model(cfg: LayerDropConfig, vocab: int) -> GatheredMLM:
     return GatheredMLM(nn.MaskedLM(enc))
 
 
-def _epochs(cfg: LayerDropConfig, train_set: Any) -> int:
-    return math.ceil(cfg.steps * cfg.batch_size / len(train_set[1]))
-
-
-def _pretrain(cfg: LayerDropConfig, vocab: int, train_set, val_set, *, pld: bool) -> dict[str, Any]:
+def _pretrain(cfg: LayerDropConfig, vocab: int, train_set, val_set, schedule: dict, *, pld: bool):
     """One timed pre-training run: its loss curve against training seconds, and the encoder."""
     model = _model(cfg, vocab)
-    hooks: list[Any] = []
-    handle = None
-    if pld:
-        handle = prepare_layer_drop(
-            model.mlm.encoder.layers, theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff, seed=cfg.seed
-        )
-        hooks.append(handle)
+    gates = dict(theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff, seed=cfg.seed)
+    handle = prepare_layer_drop(model.mlm.encoder.layers, **gates) if pld else None
     clock = TrainClock(
         lambda: train.evaluate(model, val_set, batch_size=256)["loss"],
         every=cfg.eval_every, last=cfg.steps, clock=clock_for(cfg.threads),
     )  # fmt: skip
-    hooks.append(clock)
-    train.fit(
-        model, train_set, epochs=_epochs(cfg, train_set), max_steps=cfg.steps,
-        batch_size=cfg.batch_size, lr=cfg.lr, warmup=cfg.warmup, seed=cfg.seed, hooks=hooks,
-        desc="pre-train " + ("PLD" if pld else "baseline"),
-    )  # fmt: skip
-    out = {
-        "seconds": [c[0] for c in clock.curve],
-        "steps": [c[1] for c in clock.curve],
-        "val_loss": [c[2] for c in clock.curve],
-        "train_seconds": clock.seconds,
-        "samples_per_s": cfg.steps * cfg.batch_size / clock.seconds,
-    }
-    if handle is not None:
-        out["drop_rate_per_layer"] = handle.drop_rate
-        runs = sum(handle.executed)
-        out["layer_calls_run"] = runs / (runs + sum(handle.dropped))
-        handle.remove()
+    hooks, desc = ([handle, clock], "pre-train PLD") if pld else ([clock], "pre-train baseline")
+    train.fit(model, train_set, max_steps=cfg.steps, hooks=hooks, desc=desc, **schedule)
+    samples_per_s = cfg.steps * cfg.batch_size / clock.seconds
+    out = {**clock.columns(), "train_seconds": clock.seconds, "samples_per_s": samples_per_s}
     out["encoder"] = model.mlm.encoder
+    if handle is not None:
+        out.update(drop_rate_per_layer=handle.drop_rate, layer_calls_run=handle.run_share)
+        handle.remove()
     return out
-
-
-def _reviews(cfg: LayerDropConfig, tok) -> tuple[Any, Any]:
-    """(train, test) reviews as (token ids, labels), subsampled by ``cfg.seed``."""
-    reviews = data.load("reviews")
-    rng = np.random.default_rng(cfg.seed)
-    tr = np.sort(rng.permutation(len(reviews.train))[: cfg.ft_train])
-    te = np.sort(rng.permutation(len(reviews.test))[: cfg.ft_test])
-
-    def enc(split, idx):
-        x = tok.encode(list(split.x[idx]), max_len=cfg.ft_len, pad_to=cfg.ft_len)
-        return x, torch.as_tensor(split.y[idx])
-
-    return enc(reviews.train, tr), enc(reviews.test, te)
 
 
 def _finetune(cfg: LayerDropConfig, encoder: torch.nn.Module, ft_train, ft_test) -> float:
     """Test accuracy of a copy of ``encoder`` fine-tuned on reviews (same head init for all)."""
     torch.manual_seed(cfg.seed)
     clf = nn.SequenceClassifier(copy.deepcopy(encoder), 2, pooling="mean")
-    train.fit(
-        clf, ft_train, epochs=cfg.ft_epochs, batch_size=cfg.ft_batch, lr=cfg.ft_lr,
+    return train.fit_score(
+        clf, ft_train, ft_test, epochs=cfg.ft_epochs, batch_size=cfg.ft_batch, lr=cfg.ft_lr,
         schedule="linear", warmup=0.1, seed=cfg.seed, desc="fine-tune",
     )  # fmt: skip
-    return train.evaluate(clf, ft_test, batch_size=256)["accuracy"]
-
-
-def _bf16_vs_fp32(cfg: LayerDropConfig, vocab: int, train_set, val_set) -> dict[str, float]:
-    """The baseline's pre-training step in fp32 and under bf16 autocast, same everything."""
-    out: dict[str, float] = {}
-    for key in ("fp32", "bf16"):
-        model = _model(cfg, vocab)
-        timer = StepTimer(clock_for(cfg.threads))
-        fitted = train.fit(
-            model, train_set, epochs=_epochs(cfg, train_set), max_steps=cfg.bf16_steps,
-            batch_size=cfg.batch_size, lr=cfg.lr, warmup=cfg.warmup, seed=cfg.seed,
-            bf16=key == "bf16", hooks=[timer], progress=False,
-        )  # fmt: skip
-        out[f"{key} seconds per step"] = timer.steady()
-        out[f"{key} train loss"] = fitted.final["loss"]
-        out[f"{key} val loss"] = train.evaluate(model, val_set, batch_size=256)["loss"]
-    out["speed-up (fp32 / bf16 seconds per step)"] = (
-        out["fp32 seconds per step"] / out["bf16 seconds per step"]
-    )
-    out["val loss difference (bf16 - fp32)"] = out["bf16 val loss"] - out["fp32 val loss"]
-    return out
 
 
 # ----------------------------------------------------------------------------- report
@@ -404,12 +347,13 @@ def _plots(cfg: LayerDropConfig, m: dict[str, Any]) -> list[dict[str, Any]]:
     end = max(c["baseline"]["seconds"][-1], c["PLD"]["seconds"][-1])
     theta_x = [round(cfg.steps * i / 40) for i in range(41)]
     theta = [pld_theta(t, theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff) for t in theta_x]
+    mean_keep = [float(np.mean(keep_probs(t, cfg.depth))) for t in theta]
     return [
         line_plot(
             f"Validation MLM loss vs training time ({cfg.depth} x {cfg.dim}, wiki)",
             "training seconds (one-thread CPU time = wall on idle cores; evaluation excluded)",
             "validation MLM cross-entropy (nats)",
-            [series(a, c[a]["seconds"], c[a]["val_loss"]) for a in ("baseline", "PLD")]
+            [series(a, c[a]["seconds"], c[a]["val_loss"]) for a in ARMS]
             + [series("unigram", [0.0, end], [unigram, unigram])],
         ),
         line_plot(
@@ -418,38 +362,25 @@ def _plots(cfg: LayerDropConfig, m: dict[str, Any]) -> list[dict[str, Any]]:
             "keep probability",
             [
                 series("theta (top layer)", theta_x, theta),
-                series(
-                    "mean over layers",
-                    theta_x,
-                    [float(np.mean(keep_probs(t, cfg.depth))) for t in theta],
-                ),
+                series("mean over layers", theta_x, mean_keep),
             ],
             integer_x=True,
-        ),  # fmt: skip
+        ),
         bar_plot(
             f"Reviews test accuracy after fine-tuning ({cfg.ft_test} reviews, one seed)",
             "test accuracy",
-            [(a, m[f"reviews accuracy, {a}"], None) for a in ("baseline", "PLD")],
+            [(a, m[f"reviews accuracy, {a}"], None) for a in ARMS],
             reference=("majority class", m["reviews majority-class accuracy"]),
         ),
     ]
 
 
 def _notes(cfg: LayerDropConfig, m: dict[str, Any]) -> str:
-    bf16 = m["bf16"]
     return (
         f"Scale: a {cfg.depth} x {cfg.dim} Pre-LN encoder ({m['layer parameters']:,} layer "
         f"parameters of {m['encoder parameters']:,}), {cfg.steps} steps x {cfg.batch_size} rows "
-        f"x {cfg.seq_len} tokens per run; the paper: BERT-base, 200K steps x 4K x 128 tokens. "
-        f"gamma {cfg.gamma_eff:.3g}, theta {m['theta at the last step']:.3f} at the end. One "
+        f"x {cfg.seq_len} tokens per run; the paper: BERT-base, 200K steps x 4K x 128 tokens. One "
         f"s.e. of a {cfg.ft_test}-review accuracy is about {100 * (0.25 / cfg.ft_test) ** 0.5:.1f} "
         "points. The paper's 2.5x to the same accuracy also gives PLD a larger learning rate; "
         "here both runs share one, so only the faster step (and any loss cost) is measured."
-        + (
-            f" bf16 autocast: {bf16['fp32 seconds per step']:.3f} s per fp32 step vs "
-            f"{bf16['bf16 seconds per step']:.3f} s bf16; val loss differs by "
-            f"{bf16['val loss difference (bf16 - fp32)']:+.4f} nats after {cfg.bf16_steps} steps."
-            if bf16
-            else ""
-        )
     )

@@ -1,37 +1,25 @@
 """mpnet: MPNet vs MLM vs PLM pre-training at equal steps, compared by downstream accuracy.
 
-Takeaway 4 (Song et al., arXiv 2004.09297). One small encoder architecture, one WordPiece
-vocabulary trained on ``wiki``, and for each seed three pre-training runs that differ only in
-the objective: ``takeaways.mpnet.MPNetCollator`` with ``objective="mlm" | "plm" | "mpnet"`` and
-``MPNetPretrainer`` around the same ``TransformerEncoder`` config. The collators share a seed,
-so all three see the same rows in the same order, with the same permutations, the same
-predicted positions and the same 80/10/10 corruption; they differ only in what each predicted
-token may see. Each pre-trained encoder (plus a randomly initialized one, for scale) is then
-fine-tuned as a ``SequenceClassifier`` on ``reviews`` (Rotten Tomatoes) and ``tweets``
-(airline sentiment, 3 classes) with identical data, steps and seeds; test accuracy is
-reported per seed and as mean ± standard error over seeds.
+Takeaway 4 (Song et al., arXiv 2004.09297). One encoder architecture and WordPiece vocabulary
+(``nn.mlm.wiki_rows``); per seed three pre-training runs that differ only in the objective
+(``takeaways.mpnet.MPNetCollator`` / ``MPNetPretrainer`` with ``objective="mlm" | "plm" |
+"mpnet"``). The collators share a seed, so all three see the same rows, permutations,
+predicted positions and corruption; only what each predicted token may see differs. Each
+pre-trained encoder (and a randomly initialized one, for scale) is fine-tuned as a
+``SequenceClassifier`` on ``reviews`` and ``tweets`` with identical data, steps and seeds.
 
 The judge's checks: every pre-training run ended ``PLATEAU_MARGIN`` nats under the unigram
-loss of its targets; on each task every pre-trained arm beat the majority class by
-``MAJORITY_MARGIN`` points and beat the randomly initialized encoder (else pre-training did
-nothing useful here and ranking the objectives says nothing); the majority-class accuracy
-of each task's test rows is a data-only ``facts`` metric, so ``rejudge`` can add it to an
-older result. The target, MPNet beats MLM, is met only when the paired 95% t-interval of
-MPNet - MLM over seeds lies above zero.
+loss of its targets; on each task every pre-trained arm beat the majority class (a data-only
+``facts`` metric) by ``MAJORITY_MARGIN`` points and beat the random init — else pre-training
+did nothing useful and ranking the objectives says nothing. The target, MPNet beats MLM, is
+met only when the paired 95% t-interval of MPNet - MLM over seeds lies above zero.
 
-The encoder is our Pre-LN ``TransformerEncoder`` with MPNet's shared relative position bias
-(32 buckets): Pre-LN takes a higher learning rate early, and the MLM loss sits on the
-unigram plateau for hundreds of steps at these sizes. ``layout="hf"`` trains MPNet's own
-layout instead (``takeaways.mpnet.HF_LAYOUT``: Post-LN, embedding LayerNorm), whose encoders
-``takeaways.mpnet.to_hf_mpnet`` can export. Masks are drawn once before training (static
-masks, BERT's duplication: each pass over the rows gets a fresh draw). A 512-piece
-vocabulary splits more words into ## pieces that their neighbours predict, which leaves the
-plateau sooner than a 2,048-piece one.
-
-Scale, honestly: the paper pre-trains a 110M-parameter model on 160GB of text for 125K
-updates of 8,192 sequences x 512 tokens; the full preset here is a ~1M-parameter encoder on
-~3MB of Wikipedia for a thousand updates of 32 x 32 tokens. Whether the paper's ordering
-survives at this scale is what the full preset measures; the demo only shows the machinery.
+The encoder is Pre-LN with MPNet's shared relative position bias (32 buckets): Pre-LN takes a
+higher learning rate early, and the MLM loss sits on the unigram plateau for hundreds of steps
+at these sizes (``layout="hf"``: MPNet's own layout, exportable by ``to_hf_mpnet``). Masks are
+static, one draw per pass. A 512-piece vocabulary leaves the plateau sooner than 2,048 pieces.
+Scale: the paper, 110M parameters, 160GB, 125K updates of 8,192 x 512 tokens; the full preset,
+~1M parameters, ~3MB of Wikipedia, 1,000 updates of 32 x 32 tokens.
 """
 
 from __future__ import annotations
@@ -39,15 +27,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from takeaways import data, nn, train
 from takeaways.mpnet import HF_LAYOUT, MPNetCollator, MPNetPretrainer
-from takeaways.nn.mlm import pack_rows, unigram_loss
+from takeaways.nn.mlm import copies_for, plateau_check, unigram_loss, wiki_rows
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
     Check,
@@ -132,10 +120,7 @@ class MPNetConfig:
         if not 0.0 < self.pred_prob < 1.0:
             raise ValueError(f"pred_prob must be in (0, 1), got {self.pred_prob}")
         if round(self.seq_len * self.pred_prob) < 1:
-            raise ValueError(
-                f"seq_len={self.seq_len} x pred_prob={self.pred_prob} rounds to 0 predicted "
-                "tokens; raise seq_len or pred_prob"
-            )
+            raise ValueError("seq_len x pred_prob rounds to 0 predicted tokens; raise either")
         if self.ft_len < 4:
             raise ValueError(f"ft_len must be >= 4, got {self.ft_len}")
         if any(n is not None and n < 1 for n in (self.ft_train, self.ft_test)):
@@ -151,16 +136,6 @@ class MPNetConfig:
 # ----------------------------------------------------------------------------- data
 
 
-def _collated(cfg: MPNetConfig, tok, rows: Tensor, objective: str, copies: int, seed: int):
-    """``copies`` static collations of ``rows``; the same seed gives every objective the same draws."""
-    collate = MPNetCollator(
-        tok, objective=objective, pred_prob=cfg.pred_prob, whole_word=cfg.whole_word, seed=seed
-    )
-    parts = [collate(rows) for _ in range(copies)]
-    inputs = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
-    return inputs, torch.cat([p[1] for p in parts])
-
-
 def _task_subsets(name: str, cfg: MPNetConfig) -> tuple[data.Split, data.Split, int]:
     """(train, test, classes) of a downstream task: the training rows subsampled by a fixed
     seed, the first ``ft_test`` test rows."""
@@ -171,27 +146,10 @@ def _task_subsets(name: str, cfg: MPNetConfig) -> tuple[data.Split, data.Split, 
     return tr, te, len(bundle.classes)
 
 
-def _labels(split: data.Split) -> Tensor:
-    return torch.as_tensor(np.asarray(split.y), dtype=torch.long)
-
-
-def _task_split(name: str, tok, cfg: MPNetConfig):
-    """(train (inputs, y), test (inputs, y), classes) of a downstream task, tokenized."""
-    tr, te, classes = _task_subsets(name, cfg)
-
-    def enc(split):
-        x = tok.encode([str(t) for t in split.x], max_len=cfg.ft_len, pad_to=cfg.ft_len)
-        return x, _labels(split)
-
-    return enc(tr), enc(te), classes
-
-
 def facts(cfg: MPNetConfig) -> dict[str, Any]:
     """Data-only metrics: per task, the share of the scored test rows in their most frequent class."""
     return {
-        "majority_class_accuracy": {
-            t: _majority(_labels(_task_subsets(t, cfg)[1])) for t in cfg.tasks
-        }
+        "majority_class_accuracy": {t: _majority(_task_subsets(t, cfg)[1].y) for t in cfg.tasks}
     }
 
 
@@ -202,14 +160,11 @@ def judge(m: dict[str, Any], cfg: MPNetConfig) -> Judgement:
     """Checks: off the unigram plateau, above the majority class, above a random init."""
     acc, unigram = m["accuracy"], m["unigram_val_loss"]
     majority = m.get("majority_class_accuracy")
-    checks = []
-    for o in OBJECTIVES:
-        worst = max(m["val_loss"][o]["per_seed"])
-        checks.append(Check.that(
-            f"{o} pre-training left the unigram plateau (nats below the unigram loss, worst seed)",
-            unigram - worst, ">=", PLATEAU_MARGIN,
-            f"val loss {worst:.4f} vs unigram {unigram:.4f}",
-        ))  # fmt: skip
+    plateau = "pre-training left the unigram plateau (nats below the unigram loss, worst seed)"
+    checks = [
+        plateau_check(f"{o} {plateau}", max(m["val_loss"][o]["per_seed"]), unigram, PLATEAU_MARGIN)
+        for o in OBJECTIVES
+    ]
     for t in cfg.tasks:
         name = f"{t}: every pre-trained arm beat the majority class (points, worst arm)"
         if majority is None:
@@ -292,11 +247,11 @@ def _advice(m: dict[str, Any], cfg: MPNetConfig, checks: list[Check], targets: l
 )
 def run(cfg: MPNetConfig) -> Result:
     t_start = time.perf_counter()
-    wiki = data.load("wiki")
-    tok = data.train_wordpiece(wiki.train.x, vocab_size=cfg.vocab)
-    train_rows = pack_rows(tok, wiki.train.x, cfg.seq_len)
-    val_rows = pack_rows(tok, wiki.test.x, cfg.seq_len)[: cfg.eval_rows]
-    tasks = {name: _task_split(name, tok, cfg) for name in cfg.tasks}
+    tok, train_rows, val_rows = wiki_rows(cfg.vocab, cfg.seq_len, cfg.eval_rows)
+    tasks = {}  # tokenized (train, test, classes) of each downstream task
+    for name in cfg.tasks:
+        tr, te, classes = _task_subsets(name, cfg)
+        tasks[name] = (tok.encode_split(tr, cfg.ft_len), tok.encode_split(te, cfg.ft_len), classes)
     encoder_cfg = nn.EncoderConfig(
         vocab_size=tok.vocab_size, dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
         max_len=max(cfg.seq_len, cfg.ft_len), dropout=cfg.dropout,
@@ -339,15 +294,19 @@ def run(cfg: MPNetConfig) -> Result:
         "setup_seconds": time.perf_counter() - t_start - sum(map(sum, seconds.values())),
     }
     plots = _plots(cfg, metrics, facts(cfg))  # the registry also merges facts into the metrics
-    return Result(recipe="mpnet", claim=CLAIM, metrics=metrics, plots=plots, notes=_notes(cfg, metrics))  # fmt: skip
+    notes = _notes(cfg, metrics)
+    return Result(recipe="mpnet", claim=CLAIM, metrics=metrics, plots=plots, notes=notes)
 
 
 def _pretrain(cfg: MPNetConfig, tok, encoder, objective: str, train_rows, val_rows, seed: int):
     """Pre-train ``encoder`` in place; (validation loss, unigram loss of the same targets)."""
-    copies = max(1, math.ceil(cfg.steps * cfg.batch_size / len(train_rows)))
+    copies = copies_for(cfg.steps * cfg.batch_size, len(train_rows))
     model = MPNetPretrainer(encoder, objective=objective)
-    train_set = _collated(cfg, tok, train_rows, objective, copies, seed)
-    val_set = _collated(cfg, tok, val_rows, objective, 1, seed + 10_000)
+    collator = partial(
+        MPNetCollator, tok, objective=objective, pred_prob=cfg.pred_prob, whole_word=cfg.whole_word
+    )
+    train_set = collator(seed=seed).static(train_rows, copies)
+    val_set = collator(seed=seed + 10_000).static(val_rows, 1)
     unigram = unigram_loss(train_set[1], val_set[1], tok.vocab_size)
     train.fit(
         model, train_set, epochs=copies, max_steps=cfg.steps, batch_size=cfg.batch_size,
@@ -364,16 +323,16 @@ def _finetune(cfg: MPNetConfig, encoder, tasks: dict, arm: str, seed: int) -> di
         train.seed_everything(seed)
         encoder.load_state_dict(pretrained)  # every task starts from the same weights
         clf = nn.SequenceClassifier(encoder, classes, pooling=cfg.pooling)
-        train.fit(
-            clf, tr, epochs=cfg.ft_epochs, batch_size=cfg.ft_batch_size, lr=cfg.ft_lr,
+        out[name] = train.fit_score(
+            clf, tr, te, epochs=cfg.ft_epochs, batch_size=cfg.ft_batch_size, lr=cfg.ft_lr,
             warmup=0.1, seed=seed, desc=f"fine-tune {arm} on {name} seed {seed}",
         )  # fmt: skip
-        out[name] = train.evaluate(clf, te, batch_size=256)["accuracy"]
     return out
 
 
-def _majority(y: Tensor) -> float:
-    return float(torch.bincount(y).max()) / len(y)
+def _majority(y: np.ndarray) -> float:
+    """The share of the most frequent class in labels ``y``."""
+    return float(torch.bincount(torch.as_tensor(y, dtype=torch.long)).max()) / len(y)
 
 
 # ----------------------------------------------------------------------------- report
@@ -404,23 +363,12 @@ def _plots(cfg: MPNetConfig, m: dict[str, Any], floor: dict[str, Any]) -> list[d
 
 
 def _notes(cfg: MPNetConfig, m: dict[str, Any]) -> str:
-    def line(t: str) -> str:
-        return ", ".join(
-            f"{a} {100 * v['mean']:.1f}%" + (f" ± {100 * v['se']:.1f}" if cfg.seeds > 1 else "")
-            for a, v in m["accuracy"][t].items()
-        )
-
     return (
-        f"Test accuracy, mean ± s.e. over {cfg.seeds} seed(s): "
-        + " | ".join(f"{t}: {line(t)}" for t in cfg.tasks)
-        + ". Validation loss of each objective on its own held-out wiki targets (same rows, "
-        "positions and corruption for all three; not comparable across objectives, since PLM "
-        "predicts from less context than MLM): "
-        + ", ".join(f"{o} {m['val_loss'][o]['mean']:.3f}" for o in OBJECTIVES)
-        + f"; unigram loss of the targets {m['unigram_val_loss']:.3f}. Scale: encoder "
-        f"{cfg.depth} x {cfg.dim} ({m['encoder_parameters']:,} parameters with embeddings), "
-        f"{cfg.steps} pre-training steps x {cfg.batch_size} x {cfg.seq_len} tokens "
-        f"({m['pretrain_tokens_per_run']:,} tokens) on the ~3MB gensim Wikipedia sample, vocab "
-        f"{m['vocab']}; the paper: BERT-base size, 160GB of text, 125K updates of 8K x 512 "
-        "tokens, lr 5e-4, 10K warm-up steps."
+        "Validation losses are each objective's own loss on held-out wiki targets (same rows, "
+        "positions and corruption for all three); they are not comparable across objectives, "
+        f"since PLM predicts from less context than MLM. Scale: encoder {cfg.depth} x {cfg.dim} "
+        f"({m['encoder_parameters']:,} parameters with embeddings), {cfg.steps} pre-training "
+        f"steps x {cfg.batch_size} x {cfg.seq_len} tokens ({m['pretrain_tokens_per_run']:,} "
+        f"tokens) on the ~3MB gensim Wikipedia sample, vocab {m['vocab']}; the paper: BERT-base "
+        "size, 160GB of text, 125K updates of 8K x 512 tokens, lr 5e-4, 10K warm-up steps."
     )
