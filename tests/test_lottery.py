@@ -12,6 +12,7 @@ from torch import nn
 
 from takeaways.lottery import Ticket, find_ticket, prunable_weights
 from takeaways.lottery.imp import sparsity_schedule
+from takeaways.lottery.metrics import by_sparsity
 from takeaways.lottery.ticket import smallest_k, smallest_k_reference
 
 
@@ -407,3 +408,16 @@ def test_export_sparse_shrinks_the_file_and_round_trips(tmp_path):
     assert to_sparse(model, min_sparsity=0.95) == []  # 90% zeros: under the bar, stays dense
     assert to_sparse(model, min_sparsity=0.85) == ["0"]
     torch.testing.assert_close(model(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_by_sparsity_reads_one_arm_in_stored_order():
+    m = {
+        "dense reviews accuracy": 0.9,
+        "IMP ticket accuracy at 30%": 0.88,
+        "random control accuracy at 30%": 0.7,
+        "IMP ticket accuracy at 51.0%": 0.85,
+        "IMP ticket accuracy at 70% (note)": 0.1,
+    }
+    assert by_sparsity(m, "IMP ticket accuracy") == {30.0: 0.88, 51.0: 0.85}
+    assert by_sparsity(m, "random control accuracy") == {30.0: 0.7}
+    assert by_sparsity(m, "one-shot (no rewind) accuracy") == {}

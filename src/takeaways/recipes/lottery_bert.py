@@ -1,34 +1,27 @@
 """lottery-bert: lottery tickets in the packaged pre-trained MiniLM, on review sentiment and MLM.
 
-Takeaway 3 (Chen et al., arXiv:2007.12223) on a real pre-trained BERT: the packaged
-all-MiniLM-L6-v2 (6 layers, 384 wide; ``nn.load_minilm``). Two parts:
+Takeaway 3 (Chen et al., arXiv:2007.12223) on a real pre-trained BERT, all-MiniLM-L6-v2
+(``nn.load_minilm``). Two parts:
 
-1. Reviews (Rotten Tomatoes fresh vs rotten). IMP with the paper's schedule: fine-tune,
-   prune 10% of the original attention / feed-forward weights globally, rewind the
-   survivors to the pre-trained weights, fine-tune again, up to 90%. At chosen
-   sparsities two controls train the same way: the pre-trained weights under a random
-   mask with the same per-layer sparsity (``random_like``), and one-shot magnitude
+1. Reviews (Rotten Tomatoes fresh vs rotten). IMP with the paper's schedule: fine-tune, prune
+   a share of the original attention / feed-forward weights globally, rewind the survivors to
+   the pre-trained weights, repeat. At chosen sparsities two controls train the same way: a
+   random mask with the same per-layer sparsity (``random_like``) and one-shot magnitude
    pruning of the fine-tuned dense model, trained on without rewinding.
-2. MLM transfer. MiniLM was distilled from a teacher's self-attention (arXiv 2002.10957)
-   and never trained to predict tokens, and the packaged checkpoint has no MLM head: a
-   head on the frozen encoder gets about 7% of masked wiki tokens right, no better than
-   guessing frequent words. So an MLM phase first trains a head (``nn.MaskedLM``: BERT's
-   transform plus a bias over the tied word embeddings, decoded at the masked positions
-   only by ``nn.mlm.GatheredMLM``) together with the encoder on ``wiki`` with BERT's
-   80/10/10 masking (``nn.mlm.masked_copies``); that MLM-trained model plays the role of the paper's pre-trained
-   BERT with its MLM head. IMP on MLM (the paper's 10% steps, rewinding to the MLM-trained
-   weights) then finds a ticket at the paper's 70%, whose masks are transferred to a fresh
-   pre-trained MiniLM and fine-tuned on reviews, next to a random control.
+2. MLM transfer. MiniLM was distilled from a teacher's self-attention (arXiv 2002.10957) and
+   ships without an MLM head (a head on the frozen encoder gets ~7% of masked wiki tokens, no
+   better than frequent words). So an MLM phase first trains a head (``nn.MaskedLM``, decoded at
+   masked positions by ``GatheredMLM``) with the encoder on ``wiki`` (BERT's 80/10/10 masking);
+   that model plays the paper's pre-trained BERT. IMP on MLM, rewinding to it, finds a ticket
+   at the paper's 70%, whose masks are fine-tuned on reviews in a fresh MiniLM beside a random
+   control.
 
-Every fine-tune has the same data, epochs and schedule; test accuracy is the final
-epoch's. The word embeddings (12 M of MiniLM's 22.7 M parameters, never pruned) stay
-frozen in every run, which halves the optimizer's work; the classifier mean-pools, as
-MiniLM was trained to. The demo preset keeps only the first 2 pre-trained layers and a few hundred
-reviews so it fits in a minute; the numbers to quote come from ``full``. ``judge`` checks that
-the dense fine-tune and the transferred MLM ticket (or its control) rise above the majority
-class and that the MLM phase left the unigram solution. Both floors depend on the data alone
-(the same review subsets, wiki passages and masking as the run): ``facts`` computes them, so
-``rejudge`` can add them to an older result.
+Every fine-tune has the same data, epochs and schedule; test accuracy is the final epoch's.
+The word embeddings (12 M of 22.7 M parameters, never pruned) stay frozen; the classifier
+mean-pools, as MiniLM was trained to. ``judge`` checks that the dense fine-tune and the
+transferred MLM ticket (or its control) beat the majority class and that the MLM phase left
+the unigram solution; ``facts`` computes both floors from the data alone, so ``rejudge`` can
+add them to an older result.
 """
 
 from __future__ import annotations
@@ -46,6 +39,7 @@ from torch import nn as tnn
 from takeaways import data, nn, train
 from takeaways.lottery import Ticket, find_ticket
 from takeaways.lottery.imp import sparsity_schedule, train_controls
+from takeaways.lottery.metrics import by_sparsity
 from takeaways.nn.mlm import GatheredMLM, masked_copies
 from takeaways.recipes import register_recipe
 from takeaways.results import Check, Claim, Judgement, Result, Target, line_plot, series
@@ -217,14 +211,6 @@ def facts(cfg: LotteryBertConfig) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- reading the metrics
 
 
-def _by_sparsity(m: dict[str, Any], prefix: str) -> dict[float, float]:
-    """``{sparsity %: value}`` of the metrics named ``"<prefix> at <s>%"``, in stored order."""
-    head = f"{prefix} at "
-    return {
-        float(k[len(head) : -1]): v for k, v in m.items() if k.startswith(head) and k.endswith("%")
-    }
-
-
 def _transfer(m: dict[str, Any]) -> tuple[float, float | None, float | None]:
     """(MLM ticket sparsity %, its transferred reviews accuracy, its random control's)."""
     ticket = next(k for k in m if k.startswith("MLM ticket (") and k.endswith("reviews accuracy"))
@@ -238,8 +224,8 @@ def _compared(m: dict[str, Any]) -> float:
     highest matching sparsity (at least the first round's), else the lowest controlled."""
     dense, imp, rnd = (
         m["dense reviews accuracy"],
-        _by_sparsity(m, "IMP ticket accuracy"),
-        _by_sparsity(m, "random control accuracy"),
+        by_sparsity(m, "IMP ticket accuracy"),
+        by_sparsity(m, "random control accuracy"),
     )
     pcts = [0.0, *imp]
     best = max((i for i in range(1, len(pcts)) if imp[pcts[i]] >= dense - 0.01), default=0)
@@ -249,8 +235,8 @@ def _compared(m: dict[str, Any]) -> float:
 
 
 def _plot(cfg: LotteryBertConfig, m: dict[str, Any]) -> dict[str, Any]:
-    imp, rnd = _by_sparsity(m, "IMP ticket accuracy"), _by_sparsity(m, "random control accuracy")
-    one = _by_sparsity(m, "one-shot (no rewind) accuracy")
+    imp, rnd = by_sparsity(m, "IMP ticket accuracy"), by_sparsity(m, "random control accuracy")
+    one = by_sparsity(m, "one-shot (no rewind) accuracy")
     dense = m["dense reviews accuracy"]
     mlm_pct, mlm_acc, _ = _transfer(m)
     return line_plot(
@@ -268,18 +254,18 @@ def _plot(cfg: LotteryBertConfig, m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _notes(cfg: LotteryBertConfig, m: dict[str, Any]) -> str:
-    dense, mlm = m["dense reviews accuracy"], m["MLM accuracy on held-out wiki"]
-    se = 100 * (dense * (1 - dense) / cfg.max_test) ** 0.5
+    se = (
+        100
+        * (m["dense reviews accuracy"] * (1 - m["dense reviews accuracy"]) / cfg.max_test) ** 0.5
+    )
     return (
         f"MiniLM with its first {cfg.layers} of 6 pre-trained layers, fine-tuned on {cfg.max_train} "
         f"reviews for {cfg.epochs} epoch(s) per run, scored on {cfg.max_test} (one standard error "
-        f"of an accuracy near {dense:.2f} is {se:.1f} points, so 'within 1 point' is within noise "
-        f"at this size). MLM on {cfg.mlm_test} held-out wiki passages: masked-token accuracy "
-        f"{mlm['untrained head']:.3f} with an untrained head, {mlm['after the MLM phase']:.3f} "
-        f"after the MLM phase ({cfg.mlm_train} passages, head and encoder); the MLM ticket's IMP "
-        f"rounds train on {cfg.mlm_round_train} passages and rewind to the MLM-trained weights. "
-        "One-shot pruning continues from the fine-tuned weights, so it has one more fine-tune "
-        "behind it than a ticket."
+        f"of the dense accuracy is {se:.1f} points, so 'within 1 point' is within noise at this "
+        f"size). The MLM phase trains head and encoder on {cfg.mlm_train} wiki passages, each MLM "
+        f"IMP round on {cfg.mlm_round_train}; MLM accuracy is scored on {cfg.mlm_test} held-out "
+        "passages. One-shot pruning continues from the fine-tuned weights, so it has one more "
+        "fine-tune behind it than a ticket."
     )
 
 
@@ -301,7 +287,7 @@ def judge(m: dict[str, Any], cfg: LotteryBertConfig) -> Judgement:
         Check.above(f"the {mlm_pct:.0f}% MLM ticket or its random control beats the majority class "
                "by >= 2 points", max(ticket, control), majority, 0.02, "majority-class accuracy"),
     ]  # fmt: skip
-    imp, rnd = _by_sparsity(m, "IMP ticket accuracy"), _by_sparsity(m, "random control accuracy")
+    imp, rnd = by_sparsity(m, "IMP ticket accuracy"), by_sparsity(m, "random control accuracy")
     at, s_best = _compared(m), m["highest sparsity within 1 point of dense"]
     gap = 100 * (imp[at] - rnd[at])
     targets = [
