@@ -16,12 +16,11 @@ Takeaway 3 (Chen et al., arXiv:2007.12223) on a real pre-trained BERT, all-MiniL
    at the paper's 70%, whose masks are fine-tuned on reviews in a fresh MiniLM beside a random
    control.
 
-Every fine-tune has the same data, epochs and schedule; test accuracy is the final epoch's.
-The word embeddings (12 M of 22.7 M parameters, never pruned) stay frozen; the classifier
-mean-pools, as MiniLM was trained to. ``judge`` checks that the dense fine-tune and the
-transferred MLM ticket (or its control) beat the majority class and that the MLM phase left
-the unigram solution; ``facts`` computes both floors from the data alone, so ``rejudge`` can
-add them to an older result.
+Every fine-tune has the same data, epochs and schedule; accuracy is the final epoch's. The word
+embeddings (12 M of 22.7 M parameters, never pruned) stay frozen; the classifier mean-pools, as
+MiniLM was trained to. ``judge`` checks that the dense fine-tune and the transferred MLM ticket
+(or its control) beat the majority class and that the MLM phase left the unigram solution; both
+floors are data-only ``facts``, so ``rejudge`` can add them to an older result.
 """
 
 from __future__ import annotations
@@ -31,15 +30,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch import nn as tnn
 
 from takeaways import data, nn, train
-from takeaways.lottery import Ticket, find_ticket
+from takeaways.lottery import find_ticket
 from takeaways.lottery.imp import sparsity_schedule, train_controls
-from takeaways.lottery.metrics import by_sparsity
+from takeaways.lottery.metrics import by_sparsity, compared_sparsity, ticket_metrics
 from takeaways.nn.mlm import GatheredMLM, masked_copies
 from takeaways.recipes import register_recipe
 from takeaways.results import Check, Claim, Judgement, Result, Target, line_plot, series
@@ -72,10 +70,8 @@ class LotteryBertConfig:
     def validate(self) -> None:
         if not 1 <= self.layers <= 6:
             raise ValueError(f"layers must be in 1..6 (MiniLM-L6), got {self.layers}")
-        if (
-            min(self.max_len, self.mlm_max_len) < 8
-            or min(self.max_train, self.max_test, self.mlm_train, self.mlm_test) < 8
-        ):
+        sizes = (self.max_train, self.max_test, self.mlm_train, self.mlm_test)
+        if min(self.max_len, self.mlm_max_len, *sizes) < 8:
             raise ValueError("max_len, mlm_max_len and every data size must be >= 8")
         if min(self.epochs, self.batch_size, self.threads) < 1:
             raise ValueError("epochs, batch_size and threads must be >= 1")
@@ -90,22 +86,11 @@ class LotteryBertConfig:
             raise ValueError(f"control_rounds must lie in 1..rounds={self.rounds}, got {bad}")
 
 
-def _subset(n: int, k: int, seed: int) -> np.ndarray:
-    return np.sort(np.random.default_rng(seed).permutation(n)[: min(n, k)])
-
-
-def _mlm_model(encoder: tnn.Module) -> GatheredMLM:
-    """MaskedLM over MiniLM (head tied to the frozen word embeddings), decoding masked positions only."""
-    mlm = GatheredMLM(nn.MaskedLM(encoder, init="torch"))
-    encoder.embeddings.weight.requires_grad_(False)
-    return mlm
-
-
 def _reviews(tok: data.Tokenizer, cfg: LotteryBertConfig) -> tuple[tuple, tuple]:
     """The reviews every fine-tune trains on and every accuracy is scored on: (x, y) pairs."""
     reviews = data.load("reviews")
-    tr = _subset(len(reviews.train), cfg.max_train, cfg.seed)
-    te = _subset(len(reviews.test), cfg.max_test, cfg.seed + 1)
+    tr = data.sample_indices(len(reviews.train), cfg.max_train, seed=cfg.seed)
+    te = data.sample_indices(len(reviews.test), cfg.max_test, seed=cfg.seed + 1)
     enc = lambda texts: tok.encode(list(texts), max_len=cfg.max_len, pad_to=cfg.max_len)  # noqa: E731
     train_xy = (enc(reviews.train.x[tr]), torch.as_tensor(reviews.train.y[tr]))
     test_xy = (enc(reviews.test.x[te]), torch.as_tensor(reviews.test.y[te]))
@@ -116,7 +101,7 @@ def _wiki_mlm(tok: data.Tokenizer, cfg: LotteryBertConfig) -> tuple[dict, Tensor
     """Held-out-able wiki passages with one BERT 80/10/10 masking: (inputs, targets (R, K))."""
     wiki = data.load("wiki")
     passages = [p for doc in (*wiki.train.x, *wiki.test.x) for p in doc.split("\n") if len(p) > 80]
-    pick = _subset(len(passages), cfg.mlm_train + cfg.mlm_test, cfg.seed + 2)
+    pick = data.sample_indices(len(passages), cfg.mlm_train + cfg.mlm_test, seed=cfg.seed + 2)
     rows = tok.encode([passages[i] for i in pick], max_len=cfg.mlm_max_len, pad_to=cfg.mlm_max_len)
     x, y = masked_copies(tok, rows["input_ids"], 1, 0.15, cfg.seed)
     return {**x, "attention_mask": rows["attention_mask"]}, y
@@ -131,22 +116,6 @@ CLAIM = Claim(
     value=0.6,
     source="Chen et al., NeurIPS 2020, arXiv:2007.12223 (abstract; Table 2, SST-2 and MLM)",
 )
-
-
-def _reviews_metrics(ticket: Ticket, random_acc: dict, oneshot_acc: dict) -> dict[str, Any]:
-    """Dense, IMP-ticket and control accuracies by sparsity, and the highest matching sparsity."""
-    sparsity = [h["sparsity"] for h in ticket.history]
-    imp = [h["score"] for h in ticket.history]
-    metrics: dict[str, Any] = {"dense reviews accuracy": imp[0]}
-    for r in range(1, len(imp)):
-        tag = f"{100 * sparsity[r]:.0f}%"
-        metrics[f"IMP ticket accuracy at {tag}"] = imp[r]
-        if r in random_acc:
-            metrics[f"random control accuracy at {tag}"] = random_acc[r]
-            metrics[f"one-shot (no rewind) accuracy at {tag}"] = oneshot_acc[r]
-    matching = [r for r in range(1, len(imp)) if imp[r] >= imp[0] - 0.01]
-    metrics["highest sparsity within 1 point of dense"] = sparsity[max(matching, default=0)]
-    return metrics
 
 
 def _mlm_transfer(
@@ -164,14 +133,17 @@ def _mlm_transfer(
     mlm_train = ({k: v[:split] for k, v in mlm_x.items()}, mlm_y[:split])
     mlm_round = ({k: v[:per_round] for k, v in mlm_x.items()}, mlm_y[:per_round])
     mlm_test = ({k: v[split:] for k, v in mlm_x.items()}, mlm_y[split:])  # as in facts()
-    mlm = _mlm_model(encoder)
+    mlm = GatheredMLM(nn.MaskedLM(encoder, init="torch"))  # decodes the masked positions only
+    encoder.embeddings.weight.requires_grad_(False)  # tied to the head; frozen in every run
     mlm_before = acc(mlm, mlm_test)  # the untrained head: chance
     fit(mlm, mlm_train, cfg.mlm_phase_lr)
     mlm_phase = acc(mlm, mlm_test)
-    mlm_ticket = find_ticket(  # rewinds to the MLM-trained weights: this model's "pre-trained" state
-        mlm, lambda m: fit(m, mlm_round, cfg.mlm_lr), lambda m: acc(m, mlm_test),
-        rate=cfg.mlm_rate, rounds=cfg.mlm_rounds, train_last=False,  # only its masks transfer
-    )  # fmt: skip
+    # IMP on MLM rewinds to the MLM-trained weights (this model's "pre-trained" state); only its
+    # masks transfer, so its last round is not trained
+    round_fit, round_acc = lambda m: fit(m, mlm_round, cfg.mlm_lr), lambda m: acc(m, mlm_test)
+    mlm_ticket = find_ticket(
+        mlm, round_fit, round_acc, rate=cfg.mlm_rate, rounds=cfg.mlm_rounds, train_last=False
+    )
     transferred = {}
     for name, t in (("ticket", mlm_ticket), ("random", mlm_ticket.random_like(seed=cfg.seed))):
         clf = classifier()
@@ -180,23 +152,19 @@ def _mlm_transfer(
         transferred[name] = acc(clf)
         handle.remove()
     tag = f"{100 * mlm_ticket.sparsity:.0f}%"
+    on_wiki = {"untrained head": mlm_before, "after the MLM phase": mlm_phase}
+    by_round = {f"{100 * h['sparsity']:.0f}%": h["score"] for h in mlm_ticket.history}
     return {
-        "MLM accuracy on held-out wiki": {
-            "untrained head": mlm_before,
-            "after the MLM phase": mlm_phase,
-        },
-        "MLM accuracy by IMP round": {
-            f"{100 * h['sparsity']:.0f}%": h["score"] for h in mlm_ticket.history
-        },
+        "MLM accuracy on held-out wiki": on_wiki,
+        "MLM accuracy by IMP round": by_round,
         f"MLM ticket ({tag}) transferred: reviews accuracy": transferred["ticket"],
         f"MLM random control ({tag}) transferred: reviews accuracy": transferred["random"],
     }
 
 
 def facts(cfg: LotteryBertConfig) -> dict[str, Any]:
-    """Data-only metrics: the majority class's accuracy on the scored reviews, and the accuracy
-    of always predicting the most frequent masked training token on the held-out wiki passages
-    (the unigram solution), from the same subsets and masking the run uses."""
+    """Data-only floors from the run's subsets and masking: the majority class on the scored
+    reviews; the most frequent masked training token on the held-out wiki passages (unigram)."""
     tok = data.minilm_tokenizer()
     (_, y_train), (_, y_test) = _reviews(tok, cfg)
     _, mlm_y = _wiki_mlm(tok, cfg)
@@ -219,21 +187,6 @@ def _transfer(m: dict[str, Any]) -> tuple[float, float | None, float | None]:
     return pct, m[ticket], m.get(control)
 
 
-def _compared(m: dict[str, Any]) -> float:
-    """The controlled sparsity the IMP-vs-random target reads: the highest at or below the
-    highest matching sparsity (at least the first round's), else the lowest controlled."""
-    dense, imp, rnd = (
-        m["dense reviews accuracy"],
-        by_sparsity(m, "IMP ticket accuracy"),
-        by_sparsity(m, "random control accuracy"),
-    )
-    pcts = [0.0, *imp]
-    best = max((i for i in range(1, len(pcts)) if imp[pcts[i]] >= dense - 0.01), default=0)
-    controlled = [i for i in range(1, len(pcts)) if pcts[i] in rnd]
-    below = [i for i in controlled if i <= max(best, 1)]
-    return pcts[max(below) if below else min(controlled)]
-
-
 def _plot(cfg: LotteryBertConfig, m: dict[str, Any]) -> dict[str, Any]:
     imp, rnd = by_sparsity(m, "IMP ticket accuracy"), by_sparsity(m, "random control accuracy")
     one = by_sparsity(m, "one-shot (no rewind) accuracy")
@@ -254,10 +207,8 @@ def _plot(cfg: LotteryBertConfig, m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _notes(cfg: LotteryBertConfig, m: dict[str, Any]) -> str:
-    se = (
-        100
-        * (m["dense reviews accuracy"] * (1 - m["dense reviews accuracy"]) / cfg.max_test) ** 0.5
-    )
+    dense = m["dense reviews accuracy"]
+    se = 100 * (dense * (1 - dense) / cfg.max_test) ** 0.5
     return (
         f"MiniLM with its first {cfg.layers} of 6 pre-trained layers, fine-tuned on {cfg.max_train} "
         f"reviews for {cfg.epochs} epoch(s) per run, scored on {cfg.max_test} (one standard error "
@@ -279,29 +230,25 @@ def judge(m: dict[str, Any], cfg: LotteryBertConfig) -> Judgement:
     unigram = m.get("MLM accuracy of the most frequent training token (unigram)")
     mlm_phase = m["MLM accuracy on held-out wiki"]["after the MLM phase"]
     mlm_pct, ticket, control = _transfer(m)
+    maj, beats = "majority-class accuracy", "beats the majority class by >="
+    left = "the MLM phase left the unigram solution (>= 2 points above it)"
+    transfer = f"the {mlm_pct:.0f}% MLM ticket or its random control {beats} 2 points"
     checks = [
-        Check.above("dense reviews fine-tune beats the majority class by >= 5 points", dense,
-               majority, 0.05, "majority-class accuracy"),
-        Check.above("the MLM phase left the unigram solution (>= 2 points above it)", mlm_phase,
-               unigram, 0.02, "unigram (most frequent token) accuracy"),
-        Check.above(f"the {mlm_pct:.0f}% MLM ticket or its random control beats the majority class "
-               "by >= 2 points", max(ticket, control), majority, 0.02, "majority-class accuracy"),
-    ]  # fmt: skip
+        Check.above(f"dense reviews fine-tune {beats} 5 points", dense, majority, 0.05, maj),
+        Check.above(left, mlm_phase, unigram, 0.02, "unigram (most frequent token) accuracy"),
+        Check.above(transfer, max(ticket, control), majority, 0.02, maj),
+    ]
     imp, rnd = by_sparsity(m, "IMP ticket accuracy"), by_sparsity(m, "random control accuracy")
-    at, s_best = _compared(m), m["highest sparsity within 1 point of dense"]
+    at, s_best = compared_sparsity(imp, rnd, dense), m["highest sparsity within 1 point of dense"]
     gap = 100 * (imp[at] - rnd[at])
+    transferred = f"MLM ticket ({mlm_pct:.0f}%) transferred to reviews minus dense (points)"
+    cpu = "CPU seconds / threads of this preset (its wall time on idle cores)"
     targets = [
         Target.check("highest IMP sparsity within 1 point of dense accuracy", s_best, ">=", 0.5),
         Target.check(f"IMP ticket minus random control at {at:.0f}% (points)", gap, ">=", 2.0),
-        Target.check(
-            f"MLM ticket ({mlm_pct:.0f}%) transferred to reviews minus dense (points)",
-            100 * (ticket - dense), ">=", -1.0,
-        ),
-        Target.check(
-            "CPU seconds / threads of this preset (its wall time on idle cores)",
-            m["seconds"]["CPU seconds"] / cfg.threads, "<=", cfg.time_budget_s,
-        ),
-    ]  # fmt: skip
+        Target.check(transferred, 100 * (ticket - dense), ">=", -1.0),
+        Target.check(cpu, m["seconds"]["CPU seconds"] / cfg.threads, "<=", cfg.time_budget_s),
+    ]
     floor = f", majority class {majority:.3f}" if majority is not None else ""
     finding = (
         f"IMP tickets kept the dense accuracy ({dense:.3f}{floor}) within 1 point up to "
@@ -363,11 +310,10 @@ def run(cfg: LotteryBertConfig) -> Result:
         clf.encoder.embeddings.weight.requires_grad_(False)
         return clf
 
+    schedule = {"schedule": "linear", "warmup": 0.1, "seed": cfg.seed, "progress": False}
+
     def fit(model: tnn.Module, xy: Any = train_xy, lr: float = cfg.lr) -> None:
-        train.fit(
-            model, xy, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, schedule="linear",
-            warmup=0.1, seed=cfg.seed, progress=False,
-        )  # fmt: skip
+        train.fit(model, xy, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, **schedule)
 
     def acc(model: tnn.Module, xy: Any = test_xy) -> float:
         return train.evaluate(model, xy, batch_size=64)["accuracy"]
@@ -384,17 +330,26 @@ def run(cfg: LotteryBertConfig) -> Result:
 
     ticket = find_ticket(model, fit, score, rate=cfg.rate, rounds=cfg.rounds)
     t_imp = time.perf_counter() - t0
+    rounds = cfg.control_rounds or range(1, cfg.rounds + 1)
     controls = train_controls(
-        model, ticket, cfg.control_rounds or range(1, cfg.rounds + 1), fit, acc, start=start,
-        trained=dense_state, seed=lambda r: cfg.seed + r,
-    )  # fmt: skip
+        model,
+        ticket,
+        rounds,
+        fit,
+        acc,
+        start=start,
+        trained=dense_state,
+        seed=lambda r: cfg.seed + r,
+    )
     t_reviews = time.perf_counter() - t0
 
     # ---- 2. MLM: an MLM phase (head + encoder), IMP on MLM, transfer to reviews
     encoder.load_state_dict(pretrained)
     mlm_metrics = _mlm_transfer(cfg, tok, copy.deepcopy(encoder), classifier, fit, acc)
 
-    metrics = _reviews_metrics(ticket, controls["random"], controls["one-shot"])
+    arms = {"random control accuracy": "random", "one-shot (no rewind) accuracy": "one-shot"}
+    controlled = {arm: controls[key] for arm, key in arms.items()}
+    metrics = ticket_metrics(ticket.history, controlled, dense="dense reviews accuracy")
     metrics.update(mlm_metrics)
     metrics["seconds"] = {
         "load + IMP": t_imp,
@@ -403,7 +358,5 @@ def run(cfg: LotteryBertConfig) -> Result:
         "CPU seconds": time.process_time() - cpu0,
     }
     metrics["paper: highest matching sparsity, SST-2 / MLM (Table 2)"] = {"SST-2": 0.6, "MLM": 0.7}
-    return Result(
-        recipe="lottery-bert", claim=CLAIM, metrics=metrics, plots=[_plot(cfg, metrics)],
-        notes=_notes(cfg, metrics),
-    )  # fmt: skip
+    plots, notes = [_plot(cfg, metrics)], _notes(cfg, metrics)
+    return Result("lottery-bert", CLAIM, metrics, plots=plots, notes=notes)
