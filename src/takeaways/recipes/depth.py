@@ -45,8 +45,7 @@ from takeaways.results import (
     series,
 )
 
-# A run "left the unigram solution" when its validation loss is this far below the loss of
-# predicting every token from its training frequency (nats).
+# Nats a run's validation loss must lie below the unigram loss (training token frequencies).
 UNIGRAM_MARGIN = 0.1
 
 
@@ -89,23 +88,14 @@ class DepthConfig:
 
 
 def _train_one(cfg, vocab, train_set, val_set, width, depth, heads, lr, seed):
-    """Train one shape; return (validation loss, train seconds, total parameters)."""
+    """Train one shape for ``cfg.steps``; return (validation loss, train seconds, total params)."""
     train.seed_everything(seed)
     model = shape_lm(vocab, width, depth, heads, max_len=cfg.seq_len, objective=cfg.objective)
     t0 = time.perf_counter()
-    epochs = math.ceil(cfg.steps * cfg.batch_size / len(train_set[1]))
+    epochs = math.ceil(cfg.steps * cfg.batch_size / len(train_set[1]))  # enough for the steps
+    steps = {"epochs": epochs, "max_steps": cfg.steps, "batch_size": cfg.batch_size}
     desc = f"width {width} depth {depth} lr {lr:.2g} seed {seed}"
-    train.fit(
-        model,
-        train_set,
-        epochs=epochs,
-        max_steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=lr,
-        warmup=cfg.warmup,
-        seed=seed,
-        desc=desc,
-    )
+    train.fit(model, train_set, lr=lr, warmup=cfg.warmup, seed=seed, desc=desc, **steps)
     seconds = time.perf_counter() - t0
     loss = train.evaluate(model, val_set, batch_size=128)["loss"]
     return loss, seconds, sum(p.numel() for p in model.parameters())
@@ -200,8 +190,7 @@ def _rate_gap(m: dict, shallow: int, rival: int | None, diff: Paired):
     name, lr = "the order is not a learning-rate artifact", m.get("lr_check", {})
     missing = [str(L) for L in (shallow, rival) if L is None or str(L) not in lr]
     if missing:
-        why = f"rate check for depth {', '.join(missing)} {RERUN}"
-        return None, Check(name, False, why)
+        return None, Check(name, False, f"rate check for depth {', '.join(missing)} {RERUN}")
     if max(len(lr[str(shallow)]), len(lr[str(rival)])) < 2:
         return None, Check(name, False, "no other learning rate was tried (lr_check is empty)")
     best = {L: min(lr[str(L)].items(), key=lambda kv: kv[1]) for L in (shallow, rival)}
