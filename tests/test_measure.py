@@ -8,7 +8,15 @@ import time
 import pytest
 import torch
 
-from takeaways.measure import StepTimer, TrainClock, clock_for, time_to_loss, torch_threads
+from takeaways.measure import (
+    StepTimer,
+    TrainClock,
+    classification_step,
+    clock_for,
+    memory_per_token,
+    time_to_loss,
+    torch_threads,
+)
 from takeaways.train import BatchInfo
 
 
@@ -105,3 +113,25 @@ def test_step_timer_times_every_step_and_drops_the_first_from_steady():
     assert one.steady() == 4.0
     with pytest.raises(ValueError, match="no step was timed"):
         StepTimer(clock).steady()
+
+
+def test_classification_step_leaves_fresh_gradients_and_no_update():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    before = model.weight.detach().clone()
+    step = classification_step(model, {"input": x}, y)
+    step()
+    first = model.weight.grad.clone()
+    step()  # grads are zeroed, not accumulated
+    assert torch.equal(model.weight, before)
+    assert torch.allclose(model.weight.grad, first)
+    torch.nn.functional.cross_entropy(model(x), y).backward()  # the same loss, by hand
+    assert torch.allclose(model.weight.grad, 2 * first)
+
+
+def test_memory_per_token_is_the_least_squares_line():
+    assert memory_per_token([1.0, 2.0, 3.0], [5.0, 7.0, 9.0]) == (2.0, 3.0)
+    slope, icpt = memory_per_token([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0])
+    assert abs(slope - 0.8) < 1e-12 and abs(icpt - 0.5) < 1e-12
+    assert memory_per_token([2.0, 2.0], [1.0, 3.0]) == (0.0, 2.0)
