@@ -168,15 +168,11 @@ def facts(cfg: LotteryBertConfig) -> dict[str, Any]:
     tok = data.minilm_tokenizer()
     (_, y_train), (_, y_test) = _reviews(tok, cfg)
     _, mlm_y = _wiki_mlm(tok, cfg)
+    unigram = train.majority_accuracy(mlm_y[: cfg.mlm_train], mlm_y[cfg.mlm_train :])
     return {
         "majority-class reviews accuracy": train.majority_accuracy(y_train, y_test),
-        "MLM accuracy of the most frequent training token (unigram)": train.majority_accuracy(
-            mlm_y[: cfg.mlm_train], mlm_y[cfg.mlm_train :]
-        ),
+        "MLM accuracy of the most frequent training token (unigram)": unigram,
     }
-
-
-# ----------------------------------------------------------------------------- reading the metrics
 
 
 def _transfer(m: dict[str, Any]) -> tuple[float, float | None, float | None]:
