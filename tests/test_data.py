@@ -19,6 +19,7 @@ from takeaways.data import (
     load_image_folder,
     load_npz,
     load_text,
+    sample_indices,
 )
 
 NAMES = ["digits", "mnist", "mnist1d", "wiki", "pydoc", "reviews", "tweets"]
@@ -423,3 +424,15 @@ def test_split_indices_is_stratified_and_partitions_the_rows():
         split_indices(5, None, test_fraction=1.0, seed=0)
     texts = text_array(["a", "bcd"])
     assert texts.dtype == object and texts.tolist() == ["a", "bcd"]
+
+
+def test_sample_indices_is_a_sorted_seeded_prefix_of_one_permutation():
+    a = sample_indices(100, 10, seed=3)
+    assert len(a) == 10 and list(a) == sorted(set(a.tolist()))
+    assert set(a) <= set(sample_indices(100, 20, seed=3))  # a larger k keeps the smaller subset
+    assert np.array_equal(a, sample_indices(100, 10, seed=3))
+    assert (
+        list(sample_indices(5, 10, seed=0))
+        == list(range(5))
+        == list(sample_indices(5, None, seed=0))
+    )

@@ -12,6 +12,7 @@ from torch import nn
 
 from takeaways.lottery import Ticket, find_ticket, prunable_weights
 from takeaways.lottery.imp import sparsity_schedule
+from takeaways.lottery.metrics import by_sparsity, compared_sparsity, ticket_metrics
 from takeaways.lottery.ticket import smallest_k, smallest_k_reference
 
 
@@ -407,3 +408,48 @@ def test_export_sparse_shrinks_the_file_and_round_trips(tmp_path):
     assert to_sparse(model, min_sparsity=0.95) == []  # 90% zeros: under the bar, stays dense
     assert to_sparse(model, min_sparsity=0.85) == ["0"]
     torch.testing.assert_close(model(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_by_sparsity_reads_one_arm_in_stored_order():
+    m = {
+        "dense reviews accuracy": 0.9,
+        "IMP ticket accuracy at 30%": 0.88,
+        "random control accuracy at 30%": 0.7,
+        "IMP ticket accuracy at 51.0%": 0.85,
+        "IMP ticket accuracy at 70% (note)": 0.1,
+    }
+    assert by_sparsity(m, "IMP ticket accuracy") == {30.0: 0.88, 51.0: 0.85}
+    assert by_sparsity(m, "random control accuracy") == {30.0: 0.7}
+    assert by_sparsity(m, "one-shot (no rewind) accuracy") == {}
+
+
+def test_ticket_metrics_writes_what_by_sparsity_reads():
+    history = [
+        {"sparsity": 0.0, "score": 0.80},
+        {"sparsity": 0.3, "score": 0.795},
+        {"sparsity": 0.51, "score": 0.70},
+    ]
+    controls = {"random control accuracy": {2: 0.6}, "one-shot (no rewind) accuracy": {2: 0.65}}
+    m = ticket_metrics(history, controls, dense="dense reviews accuracy")
+    assert list(m) == [
+        "dense reviews accuracy",
+        "IMP ticket accuracy at 30%",
+        "IMP ticket accuracy at 51%",
+        "random control accuracy at 51%",
+        "one-shot (no rewind) accuracy at 51%",
+        "highest sparsity within 1 point of dense",
+    ]
+    assert m["highest sparsity within 1 point of dense"] == 0.3  # 0.795 >= 0.80 - 0.01
+    assert by_sparsity(m, "IMP ticket accuracy") == {30.0: 0.795, 51.0: 0.70}
+    assert (
+        ticket_metrics(history[:1] + history[2:], {})["highest sparsity within 1 point of dense"]
+        == 0.0
+    )
+
+
+def test_compared_sparsity_prefers_the_highest_controlled_at_or_below_the_matching_one():
+    imp = {20.0: 0.90, 36.0: 0.90, 49.0: 0.85, 59.0: 0.80}
+    assert compared_sparsity(imp, {36.0: 0.7, 59.0: 0.6}, 0.9) == 36.0  # matching up to 36%
+    assert compared_sparsity(imp, {49.0: 0.7, 59.0: 0.6}, 0.9) == 49.0  # none below: lowest
+    low = {20.0: 0.5, 36.0: 0.4}
+    assert compared_sparsity(low, {20.0: 0.3, 36.0: 0.2}, 0.9) == 20.0  # none match: first round

@@ -12,7 +12,9 @@ from takeaways.measure import (
     StepTimer,
     TrainClock,
     bf16_vs_fp32,
+    classification_step,
     clock_for,
+    memory_per_token,
     time_to_loss,
     torch_threads,
 )
@@ -133,3 +135,25 @@ def test_train_clock_columns_are_the_curve_transposed():
     clock = TrainClock(lambda: 2.0, every=1, last=2, clock=FakeClock())
     clock.on_batch(_info(1))
     assert clock.columns() == {"seconds": [0.0, 0.0], "steps": [0, 1], "val_loss": [2.0, 2.0]}
+
+
+def test_classification_step_leaves_fresh_gradients_and_no_update():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    before = model.weight.detach().clone()
+    step = classification_step(model, {"input": x}, y)
+    step()
+    first = model.weight.grad.clone()
+    step()  # grads are zeroed, not accumulated
+    assert torch.equal(model.weight, before)
+    assert torch.allclose(model.weight.grad, first)
+    torch.nn.functional.cross_entropy(model(x), y).backward()  # the same loss, by hand
+    assert torch.allclose(model.weight.grad, 2 * first)
+
+
+def test_memory_per_token_is_the_least_squares_line():
+    assert memory_per_token([1.0, 2.0, 3.0], [5.0, 7.0, 9.0]) == (2.0, 3.0)
+    slope, icpt = memory_per_token([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0])
+    assert abs(slope - 0.8) < 1e-12 and abs(icpt - 0.5) < 1e-12
+    assert memory_per_token([2.0, 2.0], [1.0, 3.0]) == (0.0, 2.0)

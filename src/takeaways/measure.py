@@ -28,6 +28,8 @@ __all__ = [
     "peak_bytes",
     "gemm_rate",
     "step_cost",
+    "classification_step",
+    "memory_per_token",
 ]
 
 
@@ -285,3 +287,25 @@ def step_cost(step: Callable[[], object], runs: int) -> tuple[float, float]:
         step()
         times.append(time.perf_counter() - t0)
     return (statistics.median(times) if times else float("nan")), peak / 2**20
+
+
+def classification_step(
+    model: torch.nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor
+) -> Callable[[], None]:
+    """A training step for ``step_cost``: zero the grads, cross-entropy of ``model(**inputs)``
+    on ``labels``, backward (no optimizer update, so repeated calls cost the same)."""
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(**inputs), labels).backward()
+
+    return step
+
+
+def memory_per_token(lengths: list[float], peak_mb: list[float]) -> tuple[float, float]:
+    """(slope in MB per token, intercept in MB) of the least-squares line through peak memory
+    vs sequence length; the slope is 0 when every length is the same."""
+    mx, my = statistics.fmean(lengths), statistics.fmean(peak_mb)
+    sxx = sum((x - mx) ** 2 for x in lengths)
+    slope = sum((x - mx) * (y - my) for x, y in zip(lengths, peak_mb)) / sxx if sxx else 0.0
+    return slope, my - slope * mx

@@ -8,6 +8,7 @@ from takeaways.data.embedded import (
     cache_dir,
     list_datasets,
     load,
+    sample_indices,
     split_indices,
     text_array,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "cache_dir",
     "list_datasets",
     "load",
+    "sample_indices",
     "split_indices",
     "text_array",
     "load_csv",

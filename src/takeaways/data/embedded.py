@@ -45,6 +45,7 @@ __all__ = [
     "list_datasets",
     "cache_dir",
     "split_indices",
+    "sample_indices",
     "text_array",
 ]
 
@@ -146,6 +147,15 @@ def split_indices(
         test.append(idx[:k])
         train.append(idx[k:])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def sample_indices(n: int, k: int | None, *, seed: int) -> np.ndarray:
+    """A seeded random subset of ``min(n, k)`` of ``range(n)``, in ascending order (None: all).
+
+    The first ``k`` of one permutation: a larger ``k`` with the same seed keeps the smaller
+    subset's rows.
+    """
+    return np.sort(np.random.default_rng(seed).permutation(n)[: n if k is None else min(n, k)])
 
 
 def _split(x: np.ndarray, y: np.ndarray | None) -> tuple[Split, Split]:

@@ -45,6 +45,8 @@ The package reads top to bottom: ``theory`` (threshold and fit), ``counting``
 solvers, including ``shape_for_budget``: the shape of a given depth that fills a layer
 budget, which the ``depth`` recipe sweeps), ``advisor`` (``suggest_architecture``),
 ``plot``. Every name is importable from here; the modules share only public names.
+``sweep`` (the language model, task and sweep summary the ``depth`` recipe trains and reads;
+it imports torch) is imported on its own, as ``takeaways.depth.sweep``.
 
 Example:
     >>> round(depth_threshold(768), 2)

@@ -10,7 +10,8 @@ downstream task.
 The package reads top to bottom: ``ticket`` (masks, what is prunable, magnitude
 pruning, keeping masks applied, save/load/transfer, the random control) and ``imp``
 (the IMP loop with linear or geometric schedules and rewinding; ``train_controls`` trains
-the paper's random-mask and one-shot-pruning controls beside the tickets).
+the paper's random-mask and one-shot-pruning controls beside the tickets); ``metrics`` writes
+and reads results stored as one metric per arm and sparsity.
 
 Example:
     >>> from takeaways.lottery import Ticket, find_ticket

@@ -1,23 +1,20 @@
 """depth: validation loss vs depth at fixed parameter budgets, beside log3(width) and the fit.
 
-Levine et al. (arXiv 2006.12467) predict a depth threshold ``L_th = log3(width)``. Below it,
-deepening a self-attention network at a fixed size pays off strongly; past it, depth and
-width help about equally. This recipe holds the layer parameters fixed (blocks and the final
-norm) and, per budget, sweeps the depth from 1 up past the threshold with the width from
-``takeaways.depth.shape_for_budget``. Every shape trains for the same steps on the same data
-with the same seeds. At the largest budget, depth 1 and the best deeper depth are retrained
-at other learning rates (``lr_check``) to see whether their order is a rate artifact.
+Levine et al. (arXiv 2006.12467) predict a depth threshold ``L_th = log3(width)``: below it,
+deepening a self-attention network at a fixed size pays off strongly; past it, depth and width
+help about equally. Per budget of layer parameters (blocks and final norm), this sweeps depth
+from 1 up past the threshold, the width solved by ``takeaways.depth.shape_for_budget``; every
+shape trains the same steps on the same data and seeds (``takeaways.depth.sweep``). At the
+largest budget, depth 1 and the best deeper depth are retrained at other learning rates
+(``lr_check``) to see whether their order is a rate artifact.
 
-The task is language modelling on the ``wiki`` corpus with a WordPiece vocabulary trained
-on it. ``objective="clm"`` (the default) predicts the next token: ``TransformerEncoder`` with
-the ``"causal"`` kernel of ``takeaways.nn.attention`` and the ``MaskedLM`` head as LM head.
-``objective="mlm"`` is BERT's masked LM (15%, 80/10/10, logits only at masked positions);
-it is not the default because it stays at the unigram loss for the few hundred steps this
+The task is language modelling on ``wiki`` with a WordPiece vocabulary trained on it:
+``objective="clm"`` (default) predicts the next token with the causal kernel; ``"mlm"`` is BERT's
+masked LM, not the default because it stays at the unigram loss for the few hundred steps this
 machine affords (6.45 vs a 6.47-nat unigram after 400 steps at 400K layer params, vocab 2048).
 
-``judge`` reads only the metrics. Checks: every run left the unigram loss by
-``UNIGRAM_MARGIN``; depth 1 and the best deeper depth differ beyond the seed spread (paired
-t-interval over seeds); the rate check keeps their order.
+``judge`` checks: every run left the unigram loss by ``UNIGRAM_MARGIN``; depth 1 and the best
+deeper depth differ beyond the seed spread (paired t-interval); the rate check keeps their order.
 """
 
 from __future__ import annotations
@@ -29,11 +26,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-import torch
-
-from takeaways import data, nn, train
-from takeaways.depth import depth_threshold, shape_for_budget, suggest_architecture
-from takeaways.nn.mlm import GatheredMLM, masked_copies, pack_rows, unigram_loss
+from takeaways import data, train
+from takeaways.depth import depth_threshold, shape_for_budget
+from takeaways.depth.sweep import best_deeper, lm_task, shape_lm, summarise_sweep
+from takeaways.nn.mlm import unigram_loss
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
     RERUN,
@@ -49,8 +45,7 @@ from takeaways.results import (
     series,
 )
 
-# A run "left the unigram solution" when its validation loss is this far below the loss of
-# predicting every token from its training frequency (nats).
+# Nats a run's validation loss must lie below the unigram loss (training token frequencies).
 UNIGRAM_MARGIN = 0.1
 
 
@@ -92,53 +87,15 @@ class DepthConfig:
             raise ValueError("lr_width must be >= 1, or None for one rate for every shape")
 
 
-# ----------------------------------------------------------------------------- pieces
-
-
-def _task(cfg: DepthConfig, tok: data.Tokenizer, texts, rows_cap: int | None, seed: int):
-    """(inputs, targets) for the objective: next tokens of windows, or masked windows."""
-    if cfg.objective == "clm":
-        rows = pack_rows(tok, texts, cfg.seq_len + 1)[:rows_cap]  # one extra token: the last target
-        return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
-    rows = pack_rows(tok, texts, cfg.seq_len)[:rows_cap]
-    copies = 1 if rows_cap else max(1, math.ceil(cfg.steps * cfg.batch_size / len(rows)))
-    return masked_copies(tok, rows, copies, cfg.mask_rate, seed)
-
-
-def _model(cfg: DepthConfig, vocab: int, width: int, depth: int, heads: int) -> torch.nn.Module:
-    enc = nn.TransformerEncoder(
-        nn.EncoderConfig(
-            vocab_size=vocab,
-            dim=width,
-            depth=depth,
-            heads=heads,
-            max_len=cfg.seq_len,
-            dropout=0.0,  # under one pass over the data: nothing to regularize
-            attention="causal" if cfg.objective == "clm" else "dense",
-        )
-    )
-    mlm = nn.MaskedLM(enc)  # its dense + LN + tied decoder is the LM head for clm too
-    return mlm if cfg.objective == "clm" else GatheredMLM(mlm)
-
-
 def _train_one(cfg, vocab, train_set, val_set, width, depth, heads, lr, seed):
-    """Train one shape; return (validation loss, train seconds, total parameters)."""
+    """Train one shape for ``cfg.steps``; return (validation loss, train seconds, total params)."""
     train.seed_everything(seed)
-    model = _model(cfg, vocab, width, depth, heads)
+    model = shape_lm(vocab, width, depth, heads, max_len=cfg.seq_len, objective=cfg.objective)
     t0 = time.perf_counter()
-    epochs = math.ceil(cfg.steps * cfg.batch_size / len(train_set[1]))
+    epochs = math.ceil(cfg.steps * cfg.batch_size / len(train_set[1]))  # enough for the steps
+    steps = {"epochs": epochs, "max_steps": cfg.steps, "batch_size": cfg.batch_size}
     desc = f"width {width} depth {depth} lr {lr:.2g} seed {seed}"
-    train.fit(
-        model,
-        train_set,
-        epochs=epochs,
-        max_steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=lr,
-        warmup=cfg.warmup,
-        seed=seed,
-        desc=desc,
-    )
+    train.fit(model, train_set, lr=lr, warmup=cfg.warmup, seed=seed, desc=desc, **steps)
     seconds = time.perf_counter() - t0
     loss = train.evaluate(model, val_set, batch_size=128)["loss"]
     return loss, seconds, sum(p.numel() for p in model.parameters())
@@ -166,38 +123,10 @@ def _shape_row(cfg: DepthConfig, train_one, budget: int, depth: int) -> dict[str
     }
 
 
-def _summarise(rows: dict[int, dict], depths: list[int], budget: int) -> dict[str, Any]:
-    """Per budget: best depth, where deeper stops helping, the threshold depth, the fit."""
-    best = min(depths, key=lambda L: rows[L]["val_loss"])
-    stop = depths[-1]
-    for a, b in zip(depths, depths[1:]):
-        noise = max(rows[a]["val_loss_range"], rows[b]["val_loss_range"])
-        if rows[a]["val_loss"] - rows[b]["val_loss"] <= noise:
-            stop = a
-            break
-    advice = suggest_architecture(params=budget, vocab=0, max_len=0)
-    fit = advice.fitted
-    return {
-        "best_depth": best,
-        "best_width": rows[best]["width"],
-        "stop_depth": stop,
-        "threshold_depth": advice.threshold_depth,
-        "fit_depth": fit.depth if fit else None,
-        "fit_width": fit.width if fit else None,
-        "gap_vs_depth1": rows[depths[0]]["val_loss"] - rows[best]["val_loss"],
-        "seed_range": max(rows[depths[0]]["val_loss_range"], rows[best]["val_loss_range"]),
-    }
-
-
-def _best_deeper(rows: dict, depths: list[int]) -> int | None:
-    """The depth past the shallowest with the lowest mean loss (None with one depth)."""
-    return min(depths[1:], key=lambda L: rows[L]["val_loss"]) if len(depths) > 1 else None
-
-
 def _rate_check(cfg: DepthConfig, train_one, rows: dict, depths: list[int]) -> dict:
     """Depth 1 and the best deeper depth retrained at lr x ``cfg.lr_check`` (first seed)."""
     out: dict[int, dict[float, float]] = {}
-    for L in sorted({depths[0], _best_deeper(rows, depths) or depths[0]}):
+    for L in sorted({depths[0], best_deeper(rows) or depths[0]}):
         w, h, lr = rows[L]["width"], rows[L]["heads"], rows[L]["lr"]
         out[L] = {1.0: rows[L]["val_loss_per_seed"][0]}
         out[L].update({m: train_one(w, L, h, m * lr, cfg.seed)[0] for m in cfg.lr_check})
@@ -208,17 +137,14 @@ def _rate_check(cfg: DepthConfig, train_one, rows: dict, depths: list[int]) -> d
 
 
 def judge(m: dict, cfg: DepthConfig) -> Judgement:
-    """Checks and targets from the stored metrics; the largest budget decides.
-
-    Depth 1 (the shallowest swept) is compared with the deeper depth of lowest mean loss,
-    paired over seeds. Targets keep their goals: the best depth is past 1; depth 1 loses to
-    it beyond the seed spread; the best depth reaches 0.75x the depth where depth =
-    log3(width); depth 1 still loses when each gets its best checked learning rate.
+    """The largest budget decides. Depth 1 (the shallowest) vs the deeper depth of lowest mean
+    loss, paired over seeds: the best depth is past 1; depth 1 loses beyond the seed spread; the
+    best depth reaches 0.75x log3(width); depth 1 still loses at each one's best checked rate.
     """
     top = max(m["sweep"], key=int)
     rows = {int(L): r for L, r in m["sweep"][top].items()}
     depths, s = sorted(rows), m["summary"][top]
-    shallow, rival = depths[0], _best_deeper(rows, depths)
+    shallow, rival = depths[0], best_deeper(rows)
     nan = lambda x: math.nan if x is None else x  # noqa: E731  JSON stores nan as null
     seeds = {L: [nan(x) for x in r["val_loss_per_seed"]] for L, r in rows.items()}
     diff = paired_diff(seeds[shallow], seeds[rival or shallow])  # one depth: no comparison
@@ -231,16 +157,12 @@ def judge(m: dict, cfg: DepthConfig) -> Judgement:
     checks = [_unigram_check(m), Check(spread, diff.excludes(0.0), resolved), lr_check]
     vs = f"depth-{shallow} loss minus the best deeper depth's (depth {rival})"
     at_rates = f"largest budget, each at its best of the checked rates: {vs}"
+    over_threshold = "largest budget: best depth over the depth where depth"
     best, to_threshold = s["best_depth"], s["best_depth"] / (s["threshold_depth"] or math.nan)
     targets = [
         Target.check(f"best depth at the largest budget ({int(top):,} layer params)", best, ">", 1),
         Target.beats(f"largest budget: {vs}, paired over seeds (nats)", diff, goal=0.0, op=">"),
-        Target.check(
-            "largest budget: best depth over the depth where depth = log3(width)",
-            to_threshold,
-            ">=",
-            0.75,
-        ),
+        Target.check(f"{over_threshold} = log3(width)", to_threshold, ">=", 0.75),
         Target.check(f"{at_rates} (seed {cfg.seed}, nats)", lr_gap, ">", 0.0),
     ]
     return Judgement(checks, targets, *_finding_advice(m, cfg, int(top), diff, rival, checks))
@@ -268,8 +190,7 @@ def _rate_gap(m: dict, shallow: int, rival: int | None, diff: Paired):
     name, lr = "the order is not a learning-rate artifact", m.get("lr_check", {})
     missing = [str(L) for L in (shallow, rival) if L is None or str(L) not in lr]
     if missing:
-        why = f"rate check for depth {', '.join(missing)} {RERUN}"
-        return None, Check(name, False, why)
+        return None, Check(name, False, f"rate check for depth {', '.join(missing)} {RERUN}")
     if max(len(lr[str(shallow)]), len(lr[str(rival)])) < 2:
         return None, Check(name, False, "no other learning rate was tried (lr_check is empty)")
     best = {L: min(lr[str(L)].items(), key=lambda kv: kv[1]) for L in (shallow, rival)}
@@ -336,14 +257,17 @@ def _finding_advice(m: dict, cfg, top: int, diff: Paired, rival, checks) -> tupl
 def run(cfg: DepthConfig) -> Result:
     wiki = data.load("wiki")
     tok = data.train_wordpiece(wiki.train.x, vocab_size=cfg.vocab)
-    train_set = _task(cfg, tok, wiki.train.x, None, cfg.seed)
-    val_set = _task(cfg, tok, wiki.test.x, cfg.eval_rows, cfg.seed + 10_000)
+    task = partial(
+        lm_task, tok, seq_len=cfg.seq_len, objective=cfg.objective, mask_rate=cfg.mask_rate
+    )
+    train_set = task(wiki.train.x, min_rows=cfg.steps * cfg.batch_size, seed=cfg.seed)
+    val_set = task(wiki.test.x, max_rows=cfg.eval_rows, seed=cfg.seed + 10_000)
     train_one = partial(_train_one, cfg, tok.vocab_size, train_set, val_set)
     budgets, depths = sorted(cfg.budgets), sorted(set(cfg.depths))
 
     # the sweep: every depth at every budget, the width solved to keep the layer parameters
     sweep = {b: {L: _shape_row(cfg, train_one, b, L) for L in depths} for b in budgets}
-    summary = {b: _summarise(sweep[b], depths, b) for b in budgets}
+    summary = {b: summarise_sweep(sweep[b], b) for b in budgets}
     # is the order of depth 1 and the best deeper depth at the largest budget a rate artifact?
     lr_check = _rate_check(cfg, train_one, sweep[budgets[-1]], depths)
 
@@ -360,8 +284,8 @@ def run(cfg: DepthConfig) -> Result:
         "train_tokens_per_run": cfg.steps * cfg.batch_size * cfg.seq_len,
         "samples_per_s": statistics.median(cfg.steps * cfg.batch_size / s for s in seconds),
     }
-    notes = _notes(cfg, tok.vocab_size, unigram)
-    return Result("depth", CLAIM, metrics, plots=_plots(cfg, sweep, summary), notes=notes)
+    plots = _plots(cfg, sweep, summary)
+    return Result("depth", CLAIM, metrics, plots=plots, notes=_notes(cfg, tok.vocab_size))
 
 
 CLAIM = Claim(
@@ -379,61 +303,49 @@ CLAIM = Claim(
 )
 
 
-# ----------------------------------------------------------------------------- report
-
-
 def _plots(cfg: DepthConfig, sweep: dict, summary: dict) -> list[dict]:
     """Loss vs depth per budget (band: std over seeds); best depth vs threshold per budget."""
-    budgets = list(sweep)
-    task = "next-token LM" if cfg.objective == "clm" else "masked LM"
-    by_depth = []
-    for b, rows in sweep.items():
-        mean, std = ([r[k] for r in rows.values()] for k in ("val_loss", "val_loss_std"))
-        by_depth.append(series(f"{b:,} params", list(rows), mean, std))
-    pick = lambda key, bs: [summary[b][key] for b in bs]  # noqa: E731
-    by_budget = [
-        series("best depth", budgets, pick("best_depth", budgets)),
-        series("deeper stops helping after", budgets, pick("stop_depth", budgets)),
-        series("depth = log3(width)", budgets, pick("threshold_depth", budgets)),
+    budgets, task = list(sweep), "next-token LM" if cfg.objective == "clm" else "masked LM"
+    by_depth = [
+        series(f"{b:,} params", list(rows), *([r[k] for r in rows.values()] for k in _LOSS))
+        for b, rows in sweep.items()
     ]
+    pick = lambda key, bs: [summary[b][key] for b in bs]  # noqa: E731
+    by_budget = [series(label, budgets, pick(key, budgets)) for label, key in _WHERE]
     if fitted := [b for b in budgets if summary[b]["fit_depth"]]:
         by_budget.append(series("paper's fit (extrapolated)", fitted, pick("fit_depth", fitted)))
     loss_title = f"Validation {task} loss vs depth at fixed layer parameters"
     loss_y = f"validation cross-entropy (nats; band: std over {cfg.seeds} seed(s))"
     where_title = "Best depth per budget vs the threshold depth"
+    depth_x = "depth (width solved to keep the budget)"
     return [
-        line_plot(
-            loss_title,
-            "depth (width solved to keep the budget)",
-            loss_y,
-            by_depth,
-            log_x=True,
-            integer_x=True,
-        ),
+        line_plot(loss_title, depth_x, loss_y, by_depth, log_x=True, integer_x=True),
         line_plot(where_title, "layer parameters", "depth", by_budget, log_x=True),
     ]
 
 
-_LIMITS = (
-    "What this supports: at these sizes and this training length, whether the loss at a fixed "
-    "parameter count improves from depth 1 up to about log3(width). What it cannot show: the "
-    "double-exponential separation (the theory is about expressivity, not trained loss); the "
-    "paper's fitted optimum (fit on depths 6-48 at far larger sizes, it asks for under one "
-    "layer here); converged training (under one pass over the data; deep, narrow shapes start "
-    "slower, so equal steps favour shallow ones). "
-)
-_RATES = (
-    "Learning rates scale as 1/width ({lr:g} at width {lr_width}; muP's rule for Adam, arXiv "
-    "2203.03466) for every depth: with one shared rate per budget, the rate decided the order "
-    "in an earlier run (at 200K, 1e-3 made depth 1 best, 3e-3 depth 6)."
-)
+_LOSS = ("val_loss", "val_loss_std")
+_WHERE = [
+    ("best depth", "best_depth"),
+    ("deeper stops helping after", "stop_depth"),
+    ("depth = log3(width)", "threshold_depth"),
+]
 
 
-def _notes(cfg: DepthConfig, vocab: int, unigram: float) -> str:
+def _notes(cfg: DepthConfig, vocab: int) -> str:
     task = "next-token LM" if cfg.objective == "clm" else "masked LM"
-    rates = _RATES.format(lr=cfg.lr, lr_width=cfg.lr_width) if cfg.lr_width else "One rate."
+    rates = (
+        f"Learning rates scale as 1/width ({cfg.lr:g} at width {cfg.lr_width}; muP's rule for "
+        "Adam, arXiv 2203.03466): with one shared rate per budget, the rate decided the order in "
+        "an earlier run (at 200K, 1e-3 made depth 1 best, 3e-3 depth 6)."
+    )
     return (
         f"Validation loss of a {task} on wiki (vocab {vocab}, {cfg.steps} steps x "
-        f"{cfg.batch_size} x {cfg.seq_len} tokens per shape, {cfg.seeds} seed(s); unigram "
-        f"loss {unigram:.3f}). {_LIMITS}{rates}"
+        f"{cfg.batch_size} x {cfg.seq_len} tokens per shape, {cfg.seeds} seed(s)). It shows "
+        "whether, at these sizes and this training length, the loss at a fixed parameter count "
+        "improves from depth 1 up to about log3(width). It cannot show the double-exponential "
+        "separation (the theory is about expressivity, not trained loss), the paper's fitted "
+        "optimum (fit on depths 6-48 at far larger sizes, it asks for under one layer here), or "
+        "converged training (under one pass; deep, narrow shapes start slower, so equal steps "
+        f"favour shallow ones). {rates if cfg.lr_width else 'One rate for every shape.'}"
     )

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from takeaways import data, measure, nn, train
 from takeaways.attention import bigbird_attention
@@ -108,14 +107,6 @@ def _cut(inputs: dict[str, torch.Tensor], rows: int | None, length: int) -> dict
     return {k: v[:rows, :length] for k, v in inputs.items()}
 
 
-def _step(model: torch.nn.Module, inputs: dict, labels: torch.Tensor):
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(**inputs), labels).backward()
-
-    return step
-
-
 def _train_arms(cfg: LongRangeConfig, warm, train_set, test_set) -> dict[str, dict]:
     """Each arm from the warm start: test accuracy, seconds and peak MB per step, curve."""
     (xtr, ytr), (xte, yte) = train_set, test_set
@@ -143,7 +134,9 @@ def _train_arms(cfg: LongRangeConfig, warm, train_set, test_set) -> dict[str, di
         out["test_accuracy"][name] = fit.final["eval_accuracy"]
         out["seconds_per_step"][name] = statistics.median(r["seconds"] / steps for r in fit.history)
         model.train()
-        batch = _step(model, _cut(xtr, cfg.batch_size, length), ytr[: cfg.batch_size])
+        batch = measure.classification_step(
+            model, _cut(xtr, cfg.batch_size, length), ytr[: cfg.batch_size]
+        )
         out["peak_mb_per_step"][name] = measure.step_cost(batch, runs=0)[1]
         start = train.evaluate(warm, (_cut(xte, None, length), yte))["accuracy"]  # as it sees it
         out["curves"][name] = [start] + [r["eval_accuracy"] for r in fit.history]
@@ -164,7 +157,7 @@ def _sweep(cfg: LongRangeConfig) -> dict[str, dict[str, list[float]]]:
         for kind, attention in kinds.items():
             torch.manual_seed(cfg.seed)
             model = _model(cfg, n, attention, sweep=True)
-            s, mb = measure.step_cost(_step(model, ids, labels), runs=3)
+            s, mb = measure.step_cost(measure.classification_step(model, ids, labels), runs=3)
             sweep[kind]["seconds"].append(s)
             sweep[kind]["peak_mb"].append(mb)
     return sweep
@@ -177,16 +170,8 @@ def _same_memory_length(cfg: LongRangeConfig, sweep: dict) -> tuple[float, float
     xs, ys = list(cfg.sweep), sweep["BigBird"]["peak_mb"]
     if len(xs) >= 3:  # the shortest length runs BigBird's dense path: fit the sparse regime
         xs, ys = xs[1:], ys[1:]
-    slope, icpt = _line(xs, ys)
+    slope, icpt = measure.memory_per_token(xs, ys)
     return budget, ((budget - icpt) / slope if slope > 0 else float("nan")), slope
-
-
-def _line(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    """Least-squares slope and intercept."""
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
-    return slope, my - slope * mx
 
 
 def _plots(cfg: LongRangeConfig, m: dict) -> list[dict]:

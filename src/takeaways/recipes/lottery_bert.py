@@ -1,34 +1,26 @@
 """lottery-bert: lottery tickets in the packaged pre-trained MiniLM, on review sentiment and MLM.
 
-Takeaway 3 (Chen et al., arXiv:2007.12223) on a real pre-trained BERT: the packaged
-all-MiniLM-L6-v2 (6 layers, 384 wide; ``nn.load_minilm``). Two parts:
+Takeaway 3 (Chen et al., arXiv:2007.12223) on a real pre-trained BERT, all-MiniLM-L6-v2
+(``nn.load_minilm``). Two parts:
 
-1. Reviews (Rotten Tomatoes fresh vs rotten). IMP with the paper's schedule: fine-tune,
-   prune 10% of the original attention / feed-forward weights globally, rewind the
-   survivors to the pre-trained weights, fine-tune again, up to 90%. At chosen
-   sparsities two controls train the same way: the pre-trained weights under a random
-   mask with the same per-layer sparsity (``random_like``), and one-shot magnitude
+1. Reviews (Rotten Tomatoes fresh vs rotten). IMP with the paper's schedule: fine-tune, prune
+   a share of the original attention / feed-forward weights globally, rewind the survivors to
+   the pre-trained weights, repeat. At chosen sparsities two controls train the same way: a
+   random mask with the same per-layer sparsity (``random_like``) and one-shot magnitude
    pruning of the fine-tuned dense model, trained on without rewinding.
-2. MLM transfer. MiniLM was distilled from a teacher's self-attention (arXiv 2002.10957)
-   and never trained to predict tokens, and the packaged checkpoint has no MLM head: a
-   head on the frozen encoder gets about 7% of masked wiki tokens right, no better than
-   guessing frequent words. So an MLM phase first trains a head (``nn.MaskedLM``: BERT's
-   transform plus a bias over the tied word embeddings, decoded at the masked positions
-   only by ``nn.mlm.GatheredMLM``) together with the encoder on ``wiki`` with BERT's
-   80/10/10 masking (``nn.mlm.masked_copies``); that MLM-trained model plays the role of the paper's pre-trained
-   BERT with its MLM head. IMP on MLM (the paper's 10% steps, rewinding to the MLM-trained
-   weights) then finds a ticket at the paper's 70%, whose masks are transferred to a fresh
-   pre-trained MiniLM and fine-tuned on reviews, next to a random control.
+2. MLM transfer. MiniLM was distilled from a teacher's self-attention (arXiv 2002.10957) and
+   ships without an MLM head (a head on the frozen encoder gets ~7% of masked wiki tokens, no
+   better than frequent words). So an MLM phase first trains a head (``nn.MaskedLM``, decoded at
+   masked positions by ``GatheredMLM``) with the encoder on ``wiki`` (BERT's 80/10/10 masking);
+   that model plays the paper's pre-trained BERT. IMP on MLM, rewinding to it, finds a ticket
+   at the paper's 70%, whose masks are fine-tuned on reviews in a fresh MiniLM beside a random
+   control.
 
-Every fine-tune has the same data, epochs and schedule; test accuracy is the final
-epoch's. The word embeddings (12 M of MiniLM's 22.7 M parameters, never pruned) stay
-frozen in every run, which halves the optimizer's work; the classifier mean-pools, as
-MiniLM was trained to. The demo preset keeps only the first 2 pre-trained layers and a few hundred
-reviews so it fits in a minute; the numbers to quote come from ``full``. ``judge`` checks that
-the dense fine-tune and the transferred MLM ticket (or its control) rise above the majority
-class and that the MLM phase left the unigram solution. Both floors depend on the data alone
-(the same review subsets, wiki passages and masking as the run): ``facts`` computes them, so
-``rejudge`` can add them to an older result.
+Every fine-tune has the same data, epochs and schedule; accuracy is the final epoch's. The word
+embeddings (12 M of 22.7 M parameters, never pruned) stay frozen; the classifier mean-pools, as
+MiniLM was trained to. ``judge`` checks that the dense fine-tune and the transferred MLM ticket
+(or its control) beat the majority class and that the MLM phase left the unigram solution; both
+floors are data-only ``facts``, so ``rejudge`` can add them to an older result.
 """
 
 from __future__ import annotations
@@ -38,14 +30,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch import nn as tnn
 
 from takeaways import data, nn, train
-from takeaways.lottery import Ticket, find_ticket
+from takeaways.lottery import find_ticket
 from takeaways.lottery.imp import sparsity_schedule, train_controls
+from takeaways.lottery.metrics import by_sparsity, compared_sparsity, ticket_metrics
 from takeaways.nn.mlm import GatheredMLM, masked_copies
 from takeaways.recipes import register_recipe
 from takeaways.results import Check, Claim, Judgement, Result, Target, line_plot, series
@@ -78,10 +70,8 @@ class LotteryBertConfig:
     def validate(self) -> None:
         if not 1 <= self.layers <= 6:
             raise ValueError(f"layers must be in 1..6 (MiniLM-L6), got {self.layers}")
-        if (
-            min(self.max_len, self.mlm_max_len) < 8
-            or min(self.max_train, self.max_test, self.mlm_train, self.mlm_test) < 8
-        ):
+        sizes = (self.max_train, self.max_test, self.mlm_train, self.mlm_test)
+        if min(self.max_len, self.mlm_max_len, *sizes) < 8:
             raise ValueError("max_len, mlm_max_len and every data size must be >= 8")
         if min(self.epochs, self.batch_size, self.threads) < 1:
             raise ValueError("epochs, batch_size and threads must be >= 1")
@@ -96,22 +86,11 @@ class LotteryBertConfig:
             raise ValueError(f"control_rounds must lie in 1..rounds={self.rounds}, got {bad}")
 
 
-def _subset(n: int, k: int, seed: int) -> np.ndarray:
-    return np.sort(np.random.default_rng(seed).permutation(n)[: min(n, k)])
-
-
-def _mlm_model(encoder: tnn.Module) -> GatheredMLM:
-    """MaskedLM over MiniLM (head tied to the frozen word embeddings), decoding masked positions only."""
-    mlm = GatheredMLM(nn.MaskedLM(encoder, init="torch"))
-    encoder.embeddings.weight.requires_grad_(False)
-    return mlm
-
-
 def _reviews(tok: data.Tokenizer, cfg: LotteryBertConfig) -> tuple[tuple, tuple]:
     """The reviews every fine-tune trains on and every accuracy is scored on: (x, y) pairs."""
     reviews = data.load("reviews")
-    tr = _subset(len(reviews.train), cfg.max_train, cfg.seed)
-    te = _subset(len(reviews.test), cfg.max_test, cfg.seed + 1)
+    tr = data.sample_indices(len(reviews.train), cfg.max_train, seed=cfg.seed)
+    te = data.sample_indices(len(reviews.test), cfg.max_test, seed=cfg.seed + 1)
     enc = lambda texts: tok.encode(list(texts), max_len=cfg.max_len, pad_to=cfg.max_len)  # noqa: E731
     train_xy = (enc(reviews.train.x[tr]), torch.as_tensor(reviews.train.y[tr]))
     test_xy = (enc(reviews.test.x[te]), torch.as_tensor(reviews.test.y[te]))
@@ -122,7 +101,7 @@ def _wiki_mlm(tok: data.Tokenizer, cfg: LotteryBertConfig) -> tuple[dict, Tensor
     """Held-out-able wiki passages with one BERT 80/10/10 masking: (inputs, targets (R, K))."""
     wiki = data.load("wiki")
     passages = [p for doc in (*wiki.train.x, *wiki.test.x) for p in doc.split("\n") if len(p) > 80]
-    pick = _subset(len(passages), cfg.mlm_train + cfg.mlm_test, cfg.seed + 2)
+    pick = data.sample_indices(len(passages), cfg.mlm_train + cfg.mlm_test, seed=cfg.seed + 2)
     rows = tok.encode([passages[i] for i in pick], max_len=cfg.mlm_max_len, pad_to=cfg.mlm_max_len)
     x, y = masked_copies(tok, rows["input_ids"], 1, 0.15, cfg.seed)
     return {**x, "attention_mask": rows["attention_mask"]}, y
@@ -137,22 +116,6 @@ CLAIM = Claim(
     value=0.6,
     source="Chen et al., NeurIPS 2020, arXiv:2007.12223 (abstract; Table 2, SST-2 and MLM)",
 )
-
-
-def _reviews_metrics(ticket: Ticket, random_acc: dict, oneshot_acc: dict) -> dict[str, Any]:
-    """Dense, IMP-ticket and control accuracies by sparsity, and the highest matching sparsity."""
-    sparsity = [h["sparsity"] for h in ticket.history]
-    imp = [h["score"] for h in ticket.history]
-    metrics: dict[str, Any] = {"dense reviews accuracy": imp[0]}
-    for r in range(1, len(imp)):
-        tag = f"{100 * sparsity[r]:.0f}%"
-        metrics[f"IMP ticket accuracy at {tag}"] = imp[r]
-        if r in random_acc:
-            metrics[f"random control accuracy at {tag}"] = random_acc[r]
-            metrics[f"one-shot (no rewind) accuracy at {tag}"] = oneshot_acc[r]
-    matching = [r for r in range(1, len(imp)) if imp[r] >= imp[0] - 0.01]
-    metrics["highest sparsity within 1 point of dense"] = sparsity[max(matching, default=0)]
-    return metrics
 
 
 def _mlm_transfer(
@@ -170,14 +133,17 @@ def _mlm_transfer(
     mlm_train = ({k: v[:split] for k, v in mlm_x.items()}, mlm_y[:split])
     mlm_round = ({k: v[:per_round] for k, v in mlm_x.items()}, mlm_y[:per_round])
     mlm_test = ({k: v[split:] for k, v in mlm_x.items()}, mlm_y[split:])  # as in facts()
-    mlm = _mlm_model(encoder)
+    mlm = GatheredMLM(nn.MaskedLM(encoder, init="torch"))  # decodes the masked positions only
+    encoder.embeddings.weight.requires_grad_(False)  # tied to the head; frozen in every run
     mlm_before = acc(mlm, mlm_test)  # the untrained head: chance
     fit(mlm, mlm_train, cfg.mlm_phase_lr)
     mlm_phase = acc(mlm, mlm_test)
-    mlm_ticket = find_ticket(  # rewinds to the MLM-trained weights: this model's "pre-trained" state
-        mlm, lambda m: fit(m, mlm_round, cfg.mlm_lr), lambda m: acc(m, mlm_test),
-        rate=cfg.mlm_rate, rounds=cfg.mlm_rounds, train_last=False,  # only its masks transfer
-    )  # fmt: skip
+    # IMP on MLM rewinds to the MLM-trained weights (this model's "pre-trained" state); only its
+    # masks transfer, so its last round is not trained
+    round_fit, round_acc = lambda m: fit(m, mlm_round, cfg.mlm_lr), lambda m: acc(m, mlm_test)
+    mlm_ticket = find_ticket(
+        mlm, round_fit, round_acc, rate=cfg.mlm_rate, rounds=cfg.mlm_rounds, train_last=False
+    )
     transferred = {}
     for name, t in (("ticket", mlm_ticket), ("random", mlm_ticket.random_like(seed=cfg.seed))):
         clf = classifier()
@@ -186,42 +152,26 @@ def _mlm_transfer(
         transferred[name] = acc(clf)
         handle.remove()
     tag = f"{100 * mlm_ticket.sparsity:.0f}%"
+    on_wiki = {"untrained head": mlm_before, "after the MLM phase": mlm_phase}
+    by_round = {f"{100 * h['sparsity']:.0f}%": h["score"] for h in mlm_ticket.history}
     return {
-        "MLM accuracy on held-out wiki": {
-            "untrained head": mlm_before,
-            "after the MLM phase": mlm_phase,
-        },
-        "MLM accuracy by IMP round": {
-            f"{100 * h['sparsity']:.0f}%": h["score"] for h in mlm_ticket.history
-        },
+        "MLM accuracy on held-out wiki": on_wiki,
+        "MLM accuracy by IMP round": by_round,
         f"MLM ticket ({tag}) transferred: reviews accuracy": transferred["ticket"],
         f"MLM random control ({tag}) transferred: reviews accuracy": transferred["random"],
     }
 
 
 def facts(cfg: LotteryBertConfig) -> dict[str, Any]:
-    """Data-only metrics: the majority class's accuracy on the scored reviews, and the accuracy
-    of always predicting the most frequent masked training token on the held-out wiki passages
-    (the unigram solution), from the same subsets and masking the run uses."""
+    """Data-only floors from the run's subsets and masking: the majority class on the scored
+    reviews; the most frequent masked training token on the held-out wiki passages (unigram)."""
     tok = data.minilm_tokenizer()
     (_, y_train), (_, y_test) = _reviews(tok, cfg)
     _, mlm_y = _wiki_mlm(tok, cfg)
+    unigram = train.majority_accuracy(mlm_y[: cfg.mlm_train], mlm_y[cfg.mlm_train :])
     return {
         "majority-class reviews accuracy": train.majority_accuracy(y_train, y_test),
-        "MLM accuracy of the most frequent training token (unigram)": train.majority_accuracy(
-            mlm_y[: cfg.mlm_train], mlm_y[cfg.mlm_train :]
-        ),
-    }
-
-
-# ----------------------------------------------------------------------------- reading the metrics
-
-
-def _by_sparsity(m: dict[str, Any], prefix: str) -> dict[float, float]:
-    """``{sparsity %: value}`` of the metrics named ``"<prefix> at <s>%"``, in stored order."""
-    head = f"{prefix} at "
-    return {
-        float(k[len(head) : -1]): v for k, v in m.items() if k.startswith(head) and k.endswith("%")
+        "MLM accuracy of the most frequent training token (unigram)": unigram,
     }
 
 
@@ -233,24 +183,9 @@ def _transfer(m: dict[str, Any]) -> tuple[float, float | None, float | None]:
     return pct, m[ticket], m.get(control)
 
 
-def _compared(m: dict[str, Any]) -> float:
-    """The controlled sparsity the IMP-vs-random target reads: the highest at or below the
-    highest matching sparsity (at least the first round's), else the lowest controlled."""
-    dense, imp, rnd = (
-        m["dense reviews accuracy"],
-        _by_sparsity(m, "IMP ticket accuracy"),
-        _by_sparsity(m, "random control accuracy"),
-    )
-    pcts = [0.0, *imp]
-    best = max((i for i in range(1, len(pcts)) if imp[pcts[i]] >= dense - 0.01), default=0)
-    controlled = [i for i in range(1, len(pcts)) if pcts[i] in rnd]
-    below = [i for i in controlled if i <= max(best, 1)]
-    return pcts[max(below) if below else min(controlled)]
-
-
 def _plot(cfg: LotteryBertConfig, m: dict[str, Any]) -> dict[str, Any]:
-    imp, rnd = _by_sparsity(m, "IMP ticket accuracy"), _by_sparsity(m, "random control accuracy")
-    one = _by_sparsity(m, "one-shot (no rewind) accuracy")
+    imp, rnd = by_sparsity(m, "IMP ticket accuracy"), by_sparsity(m, "random control accuracy")
+    one = by_sparsity(m, "one-shot (no rewind) accuracy")
     dense = m["dense reviews accuracy"]
     mlm_pct, mlm_acc, _ = _transfer(m)
     return line_plot(
@@ -268,18 +203,16 @@ def _plot(cfg: LotteryBertConfig, m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _notes(cfg: LotteryBertConfig, m: dict[str, Any]) -> str:
-    dense, mlm = m["dense reviews accuracy"], m["MLM accuracy on held-out wiki"]
+    dense = m["dense reviews accuracy"]
     se = 100 * (dense * (1 - dense) / cfg.max_test) ** 0.5
     return (
         f"MiniLM with its first {cfg.layers} of 6 pre-trained layers, fine-tuned on {cfg.max_train} "
         f"reviews for {cfg.epochs} epoch(s) per run, scored on {cfg.max_test} (one standard error "
-        f"of an accuracy near {dense:.2f} is {se:.1f} points, so 'within 1 point' is within noise "
-        f"at this size). MLM on {cfg.mlm_test} held-out wiki passages: masked-token accuracy "
-        f"{mlm['untrained head']:.3f} with an untrained head, {mlm['after the MLM phase']:.3f} "
-        f"after the MLM phase ({cfg.mlm_train} passages, head and encoder); the MLM ticket's IMP "
-        f"rounds train on {cfg.mlm_round_train} passages and rewind to the MLM-trained weights. "
-        "One-shot pruning continues from the fine-tuned weights, so it has one more fine-tune "
-        "behind it than a ticket."
+        f"of the dense accuracy is {se:.1f} points, so 'within 1 point' is within noise at this "
+        f"size). The MLM phase trains head and encoder on {cfg.mlm_train} wiki passages, each MLM "
+        f"IMP round on {cfg.mlm_round_train}; MLM accuracy is scored on {cfg.mlm_test} held-out "
+        "passages. One-shot pruning continues from the fine-tuned weights, so it has one more "
+        "fine-tune behind it than a ticket."
     )
 
 
@@ -293,29 +226,25 @@ def judge(m: dict[str, Any], cfg: LotteryBertConfig) -> Judgement:
     unigram = m.get("MLM accuracy of the most frequent training token (unigram)")
     mlm_phase = m["MLM accuracy on held-out wiki"]["after the MLM phase"]
     mlm_pct, ticket, control = _transfer(m)
+    maj, beats = "majority-class accuracy", "beats the majority class by >="
+    left = "the MLM phase left the unigram solution (>= 2 points above it)"
+    transfer = f"the {mlm_pct:.0f}% MLM ticket or its random control {beats} 2 points"
     checks = [
-        Check.above("dense reviews fine-tune beats the majority class by >= 5 points", dense,
-               majority, 0.05, "majority-class accuracy"),
-        Check.above("the MLM phase left the unigram solution (>= 2 points above it)", mlm_phase,
-               unigram, 0.02, "unigram (most frequent token) accuracy"),
-        Check.above(f"the {mlm_pct:.0f}% MLM ticket or its random control beats the majority class "
-               "by >= 2 points", max(ticket, control), majority, 0.02, "majority-class accuracy"),
-    ]  # fmt: skip
-    imp, rnd = _by_sparsity(m, "IMP ticket accuracy"), _by_sparsity(m, "random control accuracy")
-    at, s_best = _compared(m), m["highest sparsity within 1 point of dense"]
+        Check.above(f"dense reviews fine-tune {beats} 5 points", dense, majority, 0.05, maj),
+        Check.above(left, mlm_phase, unigram, 0.02, "unigram (most frequent token) accuracy"),
+        Check.above(transfer, max(ticket, control), majority, 0.02, maj),
+    ]
+    imp, rnd = by_sparsity(m, "IMP ticket accuracy"), by_sparsity(m, "random control accuracy")
+    at, s_best = compared_sparsity(imp, rnd, dense), m["highest sparsity within 1 point of dense"]
     gap = 100 * (imp[at] - rnd[at])
+    transferred = f"MLM ticket ({mlm_pct:.0f}%) transferred to reviews minus dense (points)"
+    cpu = "CPU seconds / threads of this preset (its wall time on idle cores)"
     targets = [
         Target.check("highest IMP sparsity within 1 point of dense accuracy", s_best, ">=", 0.5),
         Target.check(f"IMP ticket minus random control at {at:.0f}% (points)", gap, ">=", 2.0),
-        Target.check(
-            f"MLM ticket ({mlm_pct:.0f}%) transferred to reviews minus dense (points)",
-            100 * (ticket - dense), ">=", -1.0,
-        ),
-        Target.check(
-            "CPU seconds / threads of this preset (its wall time on idle cores)",
-            m["seconds"]["CPU seconds"] / cfg.threads, "<=", cfg.time_budget_s,
-        ),
-    ]  # fmt: skip
+        Target.check(transferred, 100 * (ticket - dense), ">=", -1.0),
+        Target.check(cpu, m["seconds"]["CPU seconds"] / cfg.threads, "<=", cfg.time_budget_s),
+    ]
     floor = f", majority class {majority:.3f}" if majority is not None else ""
     finding = (
         f"IMP tickets kept the dense accuracy ({dense:.3f}{floor}) within 1 point up to "
@@ -377,11 +306,10 @@ def run(cfg: LotteryBertConfig) -> Result:
         clf.encoder.embeddings.weight.requires_grad_(False)
         return clf
 
+    schedule = {"schedule": "linear", "warmup": 0.1, "seed": cfg.seed, "progress": False}
+
     def fit(model: tnn.Module, xy: Any = train_xy, lr: float = cfg.lr) -> None:
-        train.fit(
-            model, xy, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, schedule="linear",
-            warmup=0.1, seed=cfg.seed, progress=False,
-        )  # fmt: skip
+        train.fit(model, xy, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, **schedule)
 
     def acc(model: tnn.Module, xy: Any = test_xy) -> float:
         return train.evaluate(model, xy, batch_size=64)["accuracy"]
@@ -398,17 +326,26 @@ def run(cfg: LotteryBertConfig) -> Result:
 
     ticket = find_ticket(model, fit, score, rate=cfg.rate, rounds=cfg.rounds)
     t_imp = time.perf_counter() - t0
+    rounds = cfg.control_rounds or range(1, cfg.rounds + 1)
     controls = train_controls(
-        model, ticket, cfg.control_rounds or range(1, cfg.rounds + 1), fit, acc, start=start,
-        trained=dense_state, seed=lambda r: cfg.seed + r,
-    )  # fmt: skip
+        model,
+        ticket,
+        rounds,
+        fit,
+        acc,
+        start=start,
+        trained=dense_state,
+        seed=lambda r: cfg.seed + r,
+    )
     t_reviews = time.perf_counter() - t0
 
     # ---- 2. MLM: an MLM phase (head + encoder), IMP on MLM, transfer to reviews
     encoder.load_state_dict(pretrained)
     mlm_metrics = _mlm_transfer(cfg, tok, copy.deepcopy(encoder), classifier, fit, acc)
 
-    metrics = _reviews_metrics(ticket, controls["random"], controls["one-shot"])
+    arms = {"random control accuracy": "random", "one-shot (no rewind) accuracy": "one-shot"}
+    controlled = {arm: controls[key] for arm, key in arms.items()}
+    metrics = ticket_metrics(ticket.history, controlled, dense="dense reviews accuracy")
     metrics.update(mlm_metrics)
     metrics["seconds"] = {
         "load + IMP": t_imp,
@@ -417,7 +354,5 @@ def run(cfg: LotteryBertConfig) -> Result:
         "CPU seconds": time.process_time() - cpu0,
     }
     metrics["paper: highest matching sparsity, SST-2 / MLM (Table 2)"] = {"SST-2": 0.6, "MLM": 0.7}
-    return Result(
-        recipe="lottery-bert", claim=CLAIM, metrics=metrics, plots=[_plot(cfg, metrics)],
-        notes=_notes(cfg, metrics),
-    )  # fmt: skip
+    plots, notes = [_plot(cfg, metrics)], _notes(cfg, metrics)
+    return Result("lottery-bert", CLAIM, metrics, plots=plots, notes=notes)

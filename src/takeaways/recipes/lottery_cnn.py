@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from takeaways import data, nn, train
 from takeaways.lottery import find_ticket
 from takeaways.lottery.imp import SCHEDULES, sparsity_schedule, train_controls
+from takeaways.lottery.metrics import by_sparsity
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
     Check,
@@ -155,22 +156,14 @@ ARMS = {
 }
 
 
-def _by_sparsity(m: dict[str, Any], prefix: str) -> dict[float, float]:
-    """``{sparsity %: value}`` of the metrics named ``"<prefix> at <s>%"``, in stored order."""
-    head = f"{prefix} at "
-    return {
-        float(k[len(head) : -1]): v for k, v in m.items() if k.startswith(head) and k.endswith("%")
-    }
-
-
 def _plot(cfg: LotteryCNNConfig, m: dict[str, Any]) -> dict[str, Any]:
     per_seed = m.get("per seed", {})
     lines = []
     for arm, (prefix, label) in ARMS.items():
-        acc = _by_sparsity(m, prefix)
+        acc = by_sparsity(m, prefix)
         err = [mean_std(per_seed.get(f"{arm} at {p:.1f}%", [0.0]))[1] for p in acc]
         lines.append(series(label, list(acc), list(acc.values()), err if cfg.seeds > 1 else None))
-    dense, top = m["dense test accuracy"], max(_by_sparsity(m, ARMS["IMP"][0]))
+    dense, top = m["dense test accuracy"], max(by_sparsity(m, ARMS["IMP"][0]))
     lines.append(series("dense", [0.0, top], [dense, dense]))
     return line_plot(
         f"MNIST SmallCNN (width {cfg.width}, {cfg.image_size}x{cfg.image_size}): test accuracy vs sparsity",
@@ -181,7 +174,7 @@ def _plot(cfg: LotteryCNNConfig, m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _notes(cfg: LotteryCNNConfig, m: dict[str, Any]) -> str:
-    imp, rnd, one = (_by_sparsity(m, ARMS[a][0]) for a in ARMS)
+    imp, rnd, one = (by_sparsity(m, ARMS[a][0]) for a in ARMS)
     rows = "; ".join(
         f"{p:.1f}%: IMP {imp[p]:.3f}, random {rnd[p]:.3f}, one-shot {one[p]:.3f}" for p in imp
     )
@@ -198,7 +191,7 @@ def judge(m: dict[str, Any], cfg: LotteryCNNConfig) -> Judgement:
     """Checks: the dense model learned (above the majority class) and every arm has per-seed
     values; IMP vs random is a paired comparison over seeds at the highest matching sparsity."""
     dense, majority = m["dense test accuracy"], m.get("majority-class test accuracy")
-    imp, rnd = _by_sparsity(m, ARMS["IMP"][0]), _by_sparsity(m, ARMS["random"][0])
+    imp, rnd = by_sparsity(m, ARMS["IMP"][0]), by_sparsity(m, ARMS["random"][0])
     s_best = m["highest sparsity within 1 point of dense"]
     at = min(imp, key=lambda p: abs(p - 100 * s_best)) if s_best > 0 else min(imp)
     per_seed = m.get("per seed", {})
