@@ -4,6 +4,7 @@ and `takeaways find-mislabeled` on a user's own files."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -217,13 +218,16 @@ def test_judge_fails_its_checks_on_a_chance_baseline_and_on_missing_seeds():
 
 
 def test_published_full_result_rejudges_inconclusive_without_per_seed_values(tmp_path):
-    import shutil
-
+    """The published result, stripped of its per-seed lists (as older runs wrote it)."""
     from takeaways.recipes import rejudge
 
     src = Path(__file__).resolve().parents[1] / "results" / "full" / "noisy-labels.json"
-    shutil.copy(src, tmp_path / "noisy-labels.json")
+    raw = json.loads(src.read_text())
+    for row in raw["metrics"].values():
+        for key in [k for k in row if k.endswith("_seeds")] if isinstance(row, dict) else []:
+            del row[key]
+    (tmp_path / "noisy-labels.json").write_text(json.dumps(raw))
     r = rejudge(tmp_path / "noisy-labels.json")
     assert r.verdict.startswith("inconclusive: per-(dataset, seed) values")
     assert [c.passed for c in r.checks] == [False, True, True]
-    assert [t.met for t in r.targets] == [False, False, False, True]
+    assert [t.met for t in r.targets] == [False, False, False, True]  # no interval, no beat
