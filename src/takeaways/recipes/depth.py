@@ -247,7 +247,7 @@ def _finding_advice(m: dict, cfg, top: int, diff: Paired, rival, checks) -> tupl
             "depths": (1, 2, 3, 4, 6, 8),
             "steps": 250,
             "lr_check": (1 / 3, 3.0),
-            "seeds": 2,
+            "seeds": 3,
         },
     },
     takeaway=10,
