@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,13 @@ def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
         f"--nproc_per_node={nproc}",
         *args,
     ]
-    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    if run.returncode != 0 and nproc > 1 and "SIGABRT" in run.stderr:
+        # A rank killed by SIGABRT with no Python traceback has been seen once under heavy load
+        # on shared cores (not reproducible alone); launch once more, and show the first failure.
+        warnings.warn(f"torchrun attempt 1 aborted; retrying: {run.stderr[:1500]}", stacklevel=2)
+        run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    return run
 
 
 def test_shard_indices_union_of_rank_batches_is_the_single_process_batch(monkeypatch):
