@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from takeaways import nn
-from takeaways.cli import _rows_in_file_order, main
+from takeaways.cli import main
+from takeaways.data import read_rows
 from takeaways.train import cross_val_probs
 
 
@@ -47,13 +51,14 @@ def test_rows_come_back_in_file_order(tmp_path):
     x, y = _blobs(7, 3)
     names = ["ant", "bee", "cat"]
     _write_csv(tmp_path / "t.csv", x, [names[c] for c in y])
-    got_x, got_y, classes, kind, rows = _rows_in_file_order(tmp_path / "t.csv", "kind")
-    assert classes == names and kind == "signal" and rows[0] == "line 2" and rows[-1] == "line 22"
-    np.testing.assert_allclose(got_x, x, atol=1e-5)
-    assert np.array_equal(got_y, y)
+    rows = read_rows(tmp_path / "t.csv", label="kind")
+    assert rows.classes == names and rows.kind == "signal"
+    assert rows.source[0] == "line 2" and rows.source[-1] == "line 22"
+    np.testing.assert_allclose(rows.x, x, atol=1e-5)
+    assert np.array_equal(rows.y, y)
     np.savez(tmp_path / "t.npz", x=x, y=y)
-    got_x, got_y, *_, rows = _rows_in_file_order(tmp_path / "t.npz", None)
-    assert np.array_equal(got_x, x) and np.array_equal(got_y, y) and rows[3] == "index 3"
+    rows = read_rows(tmp_path / "t.npz")
+    assert np.array_equal(rows.x, x) and np.array_equal(rows.y, y) and rows.source[3] == "index 3"
     from PIL import Image
 
     for c, name in enumerate(names):
@@ -62,47 +67,64 @@ def test_rows_come_back_in_file_order(tmp_path):
             Image.fromarray(np.full((4, 4), 20 * c + j, dtype=np.uint8)).save(
                 tmp_path / "img" / name / f"{j}.png"
             )
-    got_x, got_y, classes, kind, rows = _rows_in_file_order(tmp_path / "img", None)
-    assert (
-        kind == "image"
-        and classes == names
-        and rows[4] == "bee/1.png"
-        and got_y.tolist() == [0] * 3 + [1] * 3 + [2] * 3
-    )
+    rows = read_rows(tmp_path / "img")
+    assert rows.kind == "image" and rows.classes == names and rows.source[4] == "bee/1.png"
+    assert rows.y.tolist() == [0] * 3 + [1] * 3 + [2] * 3
     np.testing.assert_allclose(
-        got_x[:, 0, 0, 0] * 255, [20 * c + j for c in range(3) for j in range(3)], atol=1e-3
+        rows.x[:, 0, 0, 0] * 255, [20 * c + j for c in range(3) for j in range(3)], atol=1e-3
     )
 
 
-def test_find_mislabeled_cli_flags_the_planted_rows(tmp_path, capsys):
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The real entry point, in a subprocess."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "takeaways", *args], capture_output=True, text=True, env=env, cwd=cwd
+    )
+
+
+def test_find_mislabeled_cli_ranks_every_row_with_original_labels(tmp_path):
     x, y = _blobs(50, 3, seed=2)
     rng = np.random.default_rng(0)
     planted = rng.choice(len(y), size=12, replace=False)
     noisy = y.copy()
     noisy[planted] = (y[planted] + 1) % 3
-    names = ["ant", "bee", "cat"]
-    _write_csv(tmp_path / "data.csv", x, [names[c] for c in noisy])
-    out = tmp_path / "ranked.csv"
-    args = ["find-mislabeled", str(tmp_path / "data.csv"), "--label", "kind", "--out", str(out)]
-    assert (
-        main(
-            args + ["--epochs", "8", "--lr", "1e-2", "--batch-size", "32", "--compare", "cleanlab"]
-        )
-        == 0
-    )
-    with open(out) as fh:
-        rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == [
-        "rank", "row", "given_label", "preferred_label", "aum", "cleanlab_flagged", "cleanlab_label_quality",
+    years = [1990, 2005, 2020]  # integer labels far from 0..C-1 stay as written
+    _write_csv(tmp_path / "data.csv", x, [str(years[c]) for c in noisy])
+    args = ["find-mislabeled", "data.csv", "--label", "kind", "--out", "out/ranked.csv"]
+    args += ["--epochs", "8", "--lr", "1e-2", "--batch-size", "32", "--compare", "cleanlab"]
+    run = _cli(*args, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    with open(tmp_path / "out" / "ranked.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == [
+        "rank", "row", "source", "given_label", "preferred_label", "aum", "flagged",
+        "cleanlab_flagged", "cleanlab_label_quality",
     ]  # fmt: skip
-    lines = {int(r["row"].split()[1]) - 2 for r in rows}  # data line 2 is row 0
-    assert len(lines & set(planted.tolist())) >= 10 and len(lines) <= 16
-    for r in rows:
-        i = int(r["row"].split()[1]) - 2
-        if i in planted:
-            assert r["given_label"] == names[noisy[i]] and r["preferred_label"] == names[y[i]]
-    assert [float(r["aum"]) for r in rows] == sorted(float(r["aum"]) for r in rows)
-    assert "AUM flags" in capsys.readouterr().out
+    assert sum(r["cleanlab_flagged"] == "True" for r in table) >= 6
+    assert len(table) == len(y)  # every row, not only the flagged ones
+    assert [int(r["rank"]) for r in table] == list(range(1, len(y) + 1))
+    assert sorted(int(r["row"]) for r in table) == list(range(len(y)))
+    assert [float(r["aum"]) for r in table] == sorted(float(r["aum"]) for r in table)
+    for r in table:
+        i = int(r["row"])
+        assert r["source"] == f"line {i + 2}" and r["given_label"] == str(years[noisy[i]])
+    flagged = {int(r["row"]) for r in table if r["flagged"] == "True"}
+    assert 6 <= len(flagged) <= 24 and len(flagged & set(planted.tolist())) >= 10
+    for i in flagged & set(planted.tolist()):
+        assert table[[int(r["row"]) for r in table].index(i)]["preferred_label"] == str(years[y[i]])
+    assert f"AUM flags {len(flagged)} of 150 rows" in run.stdout
+    assert "warning" not in run.stderr
+
+
+def test_find_mislabeled_cli_warns_when_the_model_memorises(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6)).astype(np.float32)  # features carry no label information
+    _write_csv(tmp_path / "noise.csv", x, [str(v) for v in rng.integers(0, 2, 120)])
+    run = _cli("find-mislabeled", "noise.csv", "--label", "kind", "--epochs", "60", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "labels planted wrong, so it memorises" in run.stderr
+    assert "pass --out FILE.csv" in run.stdout
 
 
 @pytest.mark.parametrize(
@@ -116,12 +138,18 @@ def test_find_mislabeled_cli_flags_the_planted_rows(tmp_path, capsys):
             "--model cnn needs images",
         ),
         (["find-mislabeled", "{tmp}/one.csv", "--label", "kind"], "single class"),
+        (["find-mislabeled", "{tmp}/x.npy"], "is a single .npy array"),
+        (["find-mislabeled", "{tmp}/latin.csv", "--label", "kind"], "--encoding latin-1"),
+        (["find-mislabeled", "{tmp}/text.csv", "--label", "kind"], "the column holds text"),
     ],
 )
 def test_find_mislabeled_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
     x, y = _blobs(4, 2)
     _write_csv(tmp_path / "data.csv", x, [str(c) for c in y])
     _write_csv(tmp_path / "one.csv", x, ["0"] * len(y))
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "latin.csv").write_bytes("a,kind\n1,caf\xe9\n".encode("latin-1"))
+    (tmp_path / "text.csv").write_text("review,kind\ngreat film,1\nawful,0\n")
     assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("takeaways: error: ") and needle in err and err.count("\n") == 1

@@ -12,10 +12,15 @@ assigned logit keeps losing. The margin of sample i at epoch t is
 and its AUM is the average of M_t(i) over the epochs t (the first epoch is
 skipped: random initialization). Where to cut? The paper relabels N / (C + 1)
 random samples into a fake class C that no input belongs to ("threshold
-samples"): they behave like the worst mislabeled data, and a sample whose AUM is
-below the 99th percentile of theirs is flagged. Two training passes with
-disjoint threshold sets score every sample at least once; a sample is flagged
-only if every pass that scored it flags it.
+samples"), assumes they behave like the worst mislabeled data, and flags a
+sample whose AUM is below the 99th percentile of theirs. That holds with many
+classes; with two or three, the fake class holds a third or a quarter of the
+data, a model fits much of it, and the rule flags most of a table. So the
+default cut here plants wrong real labels on 10% of the data instead, reads
+from their AUMs what a mislabeled sample looks like in this run, estimates the
+noise rate from it and flags that many of the lowest AUMs (``noise_share``);
+the paper's rule stays available as ``rule="paper"``. Two training passes with
+disjoint control sets score every sample at least once.
 
 Differences from the official code (github.com/asappresearch/aum):
   * the margin is averaged per epoch, then over epochs (the official
@@ -54,6 +59,8 @@ __all__ = [
     "add_threshold_samples",
     "aum_scores",
     "find_mislabeled",
+    "noise_share",
+    "plant_wrong_labels",
     "tracking_overhead",
 ]
 
@@ -362,6 +369,73 @@ def aum_scores(
     return tracker.aum.numpy(), tracker.mean_logits.numpy()
 
 
+def plant_wrong_labels(
+    y: Any,
+    *,
+    num_classes: int,
+    fraction: float,
+    exclude: Any = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give a random share of the samples a label known to differ from the given one.
+
+    Each chosen sample moves to a uniformly random class other than its given label, so
+    the chosen set is mislabeled by construction (except a sample whose given label was
+    already wrong and lands on its true class; ``noise_share`` corrects for that).
+
+    Args:
+        y: (N,) integer labels in [0, C).
+        num_classes: C (at least 2).
+        fraction: share of the N samples to relabel, in (0, 1).
+        exclude: optional (N,) bool mask of samples that must not be chosen.
+        seed: seeds the choice and the new labels.
+
+    Returns:
+        (y_new (N,) int64, chosen (N,) bool).
+
+    Raises:
+        ValueError: labels outside [0, C), a fraction outside (0, 1), too few samples
+            left outside ``exclude``.
+    """
+    y, c = _check_labels(y, num_classes)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    n = len(y)
+    pool = np.arange(n) if exclude is None else np.flatnonzero(~np.asarray(exclude, dtype=bool))
+    k = max(1, int(round(fraction * n)))
+    if k > len(pool):
+        raise ValueError(f"need {k} planted samples but only {len(pool)} are free; lower fraction")
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[rng.choice(pool, size=k, replace=False)] = True
+    y_new = y.copy()
+    y_new[chosen] = (y[chosen] + rng.integers(1, c, size=k)) % c  # never the given label
+    return y_new, chosen
+
+
+def noise_share(aum_rest: Any, aum_planted: Any, num_classes: int) -> float:
+    """Estimated share of mislabeled samples among ``aum_rest``, from planted wrong labels.
+
+    The rest is a mixture: a share pi of mislabeled samples whose AUMs follow the planted
+    samples' distribution F, and clean samples whose AUMs lie above F's median (the
+    assumption; on planted noise over 2, 3 and 10 classes a few percent of clean samples
+    fall below it). With m the median of the planted AUMs and R the share of the rest
+    below m, R = pi F(m). The planted set itself holds a share pi / (C - 1) of samples
+    whose new label happens to be their true class (all of them when C = 2, since a
+    wrong label can only move back), so F(m) = 0.5 / (1 - pi / (C - 1)) and
+
+        pi = 2 R / (1 + 2 R / (C - 1)).
+
+    Returns:
+        pi in [0, 1].
+    """
+    rest, planted = np.asarray(aum_rest, dtype=float), np.asarray(aum_planted, dtype=float)
+    if len(rest) == 0 or len(planted) == 0:
+        raise ValueError("noise_share needs AUMs of both planted and other samples")
+    r = float(np.mean(rest < np.median(planted)))
+    return min(1.0, 2 * r / (1 + 2 * r / (num_classes - 1)))
+
+
 class Mislabeled(NamedTuple):
     """What ``find_mislabeled`` returns."""
 
@@ -369,7 +443,14 @@ class Mislabeled(NamedTuple):
     ranked: np.ndarray  # (F,) int64 indices of the flagged samples, lowest AUM first
     aum: np.ndarray  # (N,) float64 AUM averaged over the passes that scored the sample
     preferred: np.ndarray  # (N,) int64 the real class with the highest mean logit
-    thresholds: np.ndarray  # (passes,) the 99th-percentile AUM of each pass's threshold samples
+    thresholds: np.ndarray  # (passes,) each pass's AUM cut
+    noise_rate: (
+        float  # estimated share of mislabeled samples ("planted"); the flagged share ("paper")
+    )
+    fitted_control: float  # share of control samples (planted or threshold) the model fit: AUM > 0
+
+
+RULES = ("planted", "paper")
 
 
 def find_mislabeled(
@@ -381,6 +462,7 @@ def find_mislabeled(
     epochs: int = 20,
     batch_size: int = 64,
     lr: float = 1e-3,
+    rule: str = "planted",
     passes: int = 2,
     percentile: float = 99.0,
     threshold_fraction: float | None = None,
@@ -388,45 +470,66 @@ def find_mislabeled(
     seed: int = 0,
     fit_kwargs: Mapping[str, Any] | None = None,
 ) -> Mislabeled:
-    """The paper's procedure: train with threshold samples, flag AUM below their 99th percentile.
+    """Rank samples by AUM and flag the likely mislabeled ones.
 
-    Each pass relabels a fresh, disjoint N / (C + 1) share of the data into a
-    fake class C, trains a fresh ``make_model(C + 1)`` and records every
-    sample's AUM; the pass's threshold is the ``percentile`` of its threshold
-    samples' AUMs, and it flags the other samples whose AUM lies below. A
-    sample is flagged when every pass that scored it flagged it (two passes
-    score every sample at least once). The training run is the paper's AUM
-    run: no learning-rate drop (constant schedule unless ``fit_kwargs`` says otherwise).
+    Each pass sets aside a fresh, disjoint share of the data as a control, trains a
+    fresh model and records every sample's AUM; the samples outside the control are
+    scored. Two passes score every sample at least once. The ranking is AUM (lowest
+    first) under either rule; the rules differ in where they cut:
+
+    * ``"planted"`` (default): the control samples get a wrong real label (10% of the
+      data per pass). Their AUMs show what a mislabeled sample looks like in this very
+      run, and ``noise_share`` estimates how many of the others look like that; the
+      lowest-AUM ``noise_rate * N`` samples are flagged. On planted symmetric noise at
+      2, 3 and 10 classes, 5-40% noise and 5-20 epochs (breast_cancer, wine, digits
+      tables) the flagged count stayed within 0.5-2x of the planted count.
+    * ``"paper"``: the paper's rule. The control samples (N / (C + 1)) move into a fake
+      class C; a sample is flagged when its AUM lies below the ``percentile`` of the
+      control's AUMs in every pass that scored it. It assumes the fake class behaves
+      like the worst mislabeled data. On those tables it does for 10 classes, but with
+      2 or 3 classes a third or a quarter of the data sits in the fake class, a model
+      fits much of it, and the rule flagged 5-28x the planted count.
+
+    Training longer than needed to fit the clean data lets a model memorise wrong
+    labels: both rules then lose precision. ``fitted_control`` (the share of control
+    samples with a positive AUM) measures it; above 0.5 the ranking is unreliable.
 
     Args:
-        make_model: ``k -> nn.Module`` returning a fresh model with k outputs.
+        make_model: ``k -> nn.Module`` returning a fresh model with k outputs (C, or
+            C + 1 under the paper's rule).
         x: (N, ...) inputs (array or tensor; a dict of tensors for text).
         y: (N,) integer labels in [0, C), the possibly noisy ones.
         num_classes: C (default max(y) + 1).
         epochs, batch_size, lr: each pass's training run.
-        passes: 2 (every sample scored) or 1 (threshold samples stay unscored, never flagged).
-        percentile: of the threshold samples' AUMs, the cut (paper: 99).
-        threshold_fraction: share of samples relabeled per pass; default 1 / (C + 1).
+        rule: "planted" or "paper" (above).
+        passes: 2 (every sample scored) or 1 (control samples stay unscored, never flagged).
+        percentile: the paper rule's cut among the control AUMs (paper: 99).
+        threshold_fraction: the control's share of the data per pass; default 0.1 under
+            "planted", 1 / (C + 1) under "paper".
         skip_epochs: leading epochs left out of the AUM (paper: 1).
-        seed: seeds the threshold sets, the models and the data order.
-        fit_kwargs: other ``takeaways.train.fit`` options (optimizer, bf16, device, ...).
+        seed: seeds the control sets, the models and the data order.
+        fit_kwargs: other ``takeaways.train.fit`` options (optimizer, bf16, device,
+            progress, ...); the run has no learning-rate drop unless they say otherwise.
 
     Returns:
-        ``Mislabeled(mask, ranked, aum, preferred, thresholds)``: ``mask`` (N,) bool
-        and ``ranked`` the flagged indices, lowest AUM first, as cleanlab's
-        ``find_label_issues`` returns them; ``preferred`` is the class the model
-        favours for each sample (its likely true label).
+        ``Mislabeled``: ``mask`` (N,) bool and ``ranked`` the flagged indices, lowest AUM
+        first, as cleanlab's ``find_label_issues`` returns them; ``aum`` for every
+        sample; ``preferred`` the class the model favours (the likely true label);
+        ``thresholds`` each pass's AUM cut; ``noise_rate``; ``fitted_control``.
 
     Raises:
-        ValueError: labels outside [0, C), passes not 1 or 2, a percentile
-            outside (0, 100], threshold sets that do not fit twice in the data.
+        ValueError: labels outside [0, C), an unknown rule, passes not 1 or 2, a
+            percentile outside (0, 100], control sets that do not fit in the data.
     """
     y, c = _check_labels(y, num_classes)
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if passes not in (1, 2):
         raise ValueError(f"passes must be 1 or 2, got {passes}")
     if not 0.0 < percentile <= 100.0:
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
-    f = 1.0 / (c + 1) if threshold_fraction is None else float(threshold_fraction)
+    default = 0.1 if rule == "planted" else 1.0 / (c + 1)
+    f = default if threshold_fraction is None else float(threshold_fraction)
     if not 0.0 < f * passes < 1.0:
         raise ValueError(
             f"threshold_fraction {f} x {passes} passes must be in (0, 1); lower threshold_fraction"
@@ -435,33 +538,49 @@ def find_mislabeled(
     aum_sum, scored = np.zeros(n), np.zeros(n, dtype=np.int64)
     flagged_in_all = np.ones(n, dtype=bool)
     logit_sum = np.zeros((n, c))
-    used, thresholds = np.zeros(n, dtype=bool), []
+    used, thresholds, shares, fitted = np.zeros(n, dtype=bool), [], [], []
     for p in range(passes):
-        y_p, fake = add_threshold_samples(
-            y, num_classes=c, fraction=f, exclude=used, seed=seed + 7919 * p
-        )
-        used |= fake
+        if rule == "planted":
+            y_p, control = plant_wrong_labels(
+                y, num_classes=c, fraction=f, exclude=used, seed=seed + 7919 * p
+            )
+        else:
+            y_p, control = add_threshold_samples(
+                y, num_classes=c, fraction=f, exclude=used, seed=seed + 7919 * p
+            )
+        used |= control
+        opts = {"desc": f"AUM pass {p + 1}/{passes}", **(fit_kwargs or {})}
         aum, logits = aum_scores(
             make_model,
             x,
             y_p,
-            num_outputs=c + 1,
+            num_outputs=c + (rule == "paper"),
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
             skip_epochs=skip_epochs,
             seed=seed + p,
-            fit_kwargs=fit_kwargs,
+            fit_kwargs=opts,
         )
-        t = float(np.percentile(aum[fake], percentile))
-        thresholds.append(t)
-        real = ~fake
-        flagged_in_all[real] &= aum[real] < t
+        real = ~control
+        fitted.append(float(np.mean(aum[control] > 0)))
+        if rule == "planted":
+            share = noise_share(aum[real], aum[control], c)
+            shares.append(share)
+            thresholds.append(float(np.quantile(aum[real], share)) if share > 0 else -math.inf)
+        else:
+            thresholds.append(float(np.percentile(aum[control], percentile)))
+            flagged_in_all[real] &= aum[real] < thresholds[-1]
         aum_sum[real] += aum[real]
         logit_sum[real] += logits[real, :c]
         scored[real] += 1
-    mask = flagged_in_all & (scored > 0)
     mean_aum = np.where(scored > 0, aum_sum / np.maximum(scored, 1), np.nan)
+    if rule == "planted":
+        order = np.argsort(np.where(scored > 0, mean_aum, np.inf), kind="stable")
+        mask = np.zeros(n, dtype=bool)
+        mask[order[: int(round(float(np.mean(shares)) * int((scored > 0).sum())))]] = True
+    else:
+        mask = flagged_in_all & (scored > 0)
     ranked = np.flatnonzero(mask)
     ranked = ranked[np.argsort(mean_aum[ranked], kind="stable")]
     return Mislabeled(
@@ -470,6 +589,8 @@ def find_mislabeled(
         aum=mean_aum,
         preferred=logit_sum.argmax(1).astype(np.int64),
         thresholds=np.asarray(thresholds),
+        noise_rate=float(np.mean(shares)) if rule == "planted" else float(mask.mean()),
+        fitted_control=float(np.mean(fitted)),
     )
 
 

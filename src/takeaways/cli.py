@@ -264,85 +264,24 @@ def cmd_depth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rows_in_file_order(path: Path, label: str | None):
-    """(x, y, classes, kind, row names) of a CSV / .npz / image folder, in the file's own order.
-
-    The loaders shuffle into train/test; with test_fraction=0 the shuffle is the one
-    permutation below, which is undone so every row keeps its line, file or index.
-    """
-    import csv
-    import re
-
-    import numpy as np
-
-    from takeaways import data
-
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} does not exist; pass a CSV, an .npz file or an image folder"
-        )
-    if path.is_dir():
-        bundle = data.load_image_folder(path, test_fraction=0.0)
-        names, y = [], []
-        for c, folder in enumerate(
-            sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
-        ):
-            for f in sorted(
-                f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
-            ):
-                names.append(f"{folder.name}/{f.name}")
-                y.append(c)
-        y_file = np.asarray(y, dtype=np.int64)
-    elif path.suffix.lower() == ".npz":
-        bundle = data.load_npz(path, test_fraction=0.0)
-        with np.load(path, allow_pickle=False) as z:
-            y_file = z["y"].astype(np.int64)
-        names = [f"index {i}" for i in range(len(y_file))]
-    else:  # a table
-        if not label:
-            raise ValueError(f"{path} is a CSV; name its label column with --label COLUMN")
-        bundle = data.load_csv(path, label=label, test_fraction=0.0)
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh)
-            li = [h.strip() for h in next(reader)].index(label)
-            labels, names = [], []
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    labels.append(row[li].strip())
-                    names.append(f"line {reader.line_num}")
-        if all(re.fullmatch(r"[+-]?\d+", v) for v in labels):
-            y_file = np.asarray([int(v) for v in labels], dtype=np.int64)
-        else:
-            y_file = np.asarray([bundle.classes.index(v) for v in labels], dtype=np.int64)
-    order, _ = data.split_indices(len(y_file), y_file, test_fraction=0.0, seed=0)
-    if not np.array_equal(bundle.train.y, y_file[order]):
-        raise ValueError(
-            f"{path}: could not match loaded rows to the file's rows; please report this"
-        )
-    x = np.empty_like(bundle.train.x)
-    x[order] = bundle.train.x
-    return x, y_file, bundle.classes, bundle.kind, names
-
-
 def cmd_find_mislabeled(args: argparse.Namespace) -> int:
-    import csv
-
     import numpy as np
 
-    from takeaways import nn
+    from takeaways import data, nn
     from takeaways.aum import find_mislabeled
 
     path = Path(args.data).expanduser()
-    x, y, classes, kind, names = _rows_in_file_order(path, args.label)
-    k = max(len(classes), int(y.max()) + 1)
-    if k < 2:
-        raise ValueError(f"{path} has a single class; AUM needs at least two")
-    model = args.model or ("cnn" if kind == "image" else "mlp")
-    if model == "cnn" and kind != "image":
+    out = Path(args.out).expanduser() if args.out else None
+    rows = data.read_rows(path, label=args.label, encoding=args.encoding)
+    x, y, classes = rows.x, rows.y, rows.classes
+    if len(classes) < 2:
+        raise ValueError(f"{path} has a single class ({classes[0]}); AUM needs at least two")
+    model = args.model or ("cnn" if rows.kind == "image" else "mlp")
+    if model == "cnn" and rows.kind != "image":
         raise ValueError(
             "--model cnn needs images (an image folder or an .npz of (N, H, W)); use --model mlp"
         )
-    if kind == "signal":  # standardize each feature so one MLP setting fits any table
+    if rows.kind == "signal":  # standardize each feature so one MLP setting fits any table
         x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
     if model == "cnn":
         make = lambda n: nn.SmallCNN(x.shape[1], n, image_size=x.shape[2])  # noqa: E731
@@ -350,12 +289,16 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
         d = int(np.prod(x.shape[1:]))
         make = lambda n: nn.MLP(d, n, hidden=(256, 256))  # noqa: E731
     opts = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    k = len(classes)
     _print(
-        f"{path}: {len(y)} rows, {k} classes; training a {model} twice with threshold samples (AUM) ..."
+        f"{path}: {len(y)} rows, {k} classes; training a {model} twice with "
+        f"{'planted wrong labels' if args.rule == 'planted' else 'threshold samples'} (AUM) ..."
     )
-    found = find_mislabeled(make, x, y, num_classes=k, fit_kwargs={"progress": True}, **opts)
-    columns = ["rank", "row", "given_label", "preferred_label", "aum"]
-    issues = None
+    found = find_mislabeled(
+        make, x, y, num_classes=k, rule=args.rule, fit_kwargs={"progress": True}, **opts
+    )
+    columns = ["rank", "row", "source", "given_label", "preferred_label", "aum", "flagged"]
+    issues = quality = None
     if args.compare == "cleanlab":
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_self_confidence_for_each_label
@@ -363,41 +306,74 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
         from takeaways.train import cross_val_probs
 
         _print("cleanlab: 5-fold cross-validated probabilities of the same model ...")
-        probs = cross_val_probs(make, x, y, folds=5, fit_kwargs={"progress": True}, **opts)
+        probs = cross_val_probs(
+            make, x, y, folds=5, fit_kwargs={"progress": True, "desc": "cleanlab fold"}, **opts
+        )
         issues = find_label_issues(y, probs, n_jobs=1)
         quality = get_self_confidence_for_each_label(y, probs)
         columns += ["cleanlab_flagged", "cleanlab_label_quality"]
-    name = lambda c: classes[c] if c < len(classes) else str(c)  # noqa: E731
-    rows = []
-    for rank, i in enumerate(found.ranked, 1):
+    order = np.argsort(found.aum, kind="stable")  # every row, lowest AUM first
+    table = []
+    for rank, i in enumerate(order, 1):
         row = [
             rank,
-            names[i],
-            name(int(y[i])),
-            name(int(found.preferred[i])),
+            int(i),
+            rows.source[i],
+            classes[y[i]],
+            classes[found.preferred[i]],
             f"{found.aum[i]:.4f}",
+            bool(found.mask[i]),
         ]
         if issues is not None:
             row += [bool(issues[i]), f"{quality[i]:.4f}"]
-        rows.append(row)
+        table.append(row)
+    flagged = int(found.mask.sum())
     _print(
-        f"AUM flags {len(rows)} of {len(y)} rows ({100 * len(rows) / len(y):.1f}%); "
-        f"thresholds {', '.join(f'{t:.3f}' for t in found.thresholds)}"
+        f"AUM flags {flagged} of {len(y)} rows ({100 * flagged / len(y):.1f}%; "
+        f"estimated noise rate {100 * found.noise_rate:.1f}%, rule {args.rule})"
     )
+    for warning in _mislabeled_warnings(found, len(y), args.epochs):
+        print(f"takeaways: warning: {warning}", file=sys.stderr)
     if issues is not None:
         both = int((issues & found.mask).sum())
         _print(f"cleanlab flags {int(issues.sum())}; both flag {both}")
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(columns)
-            w.writerows(rows)
-        _print(f"ranked rows written to {out}")
-    for row in rows[: args.top]:
+    if out is not None:
+        _write_csv(out, columns, table)
+        _print(f"every row, ranked by AUM, written to {out}")
+    else:
+        _print("pass --out FILE.csv to write every row, ranked by AUM")
+    for row in table[: min(args.top, flagged)]:
         _print("  " + "  ".join(f"{c}={v}" for c, v in zip(columns, row)))
     return 0
+
+
+def _mislabeled_warnings(found, n: int, epochs: int) -> list[str]:
+    """What a person should know before trusting a find-mislabeled run."""
+    said = []
+    if found.mask.sum() > 0.5 * n:
+        said.append(
+            f"{100 * found.mask.mean():.0f}% of rows flagged; more than half of a data set is "
+            "rarely mislabeled: check the label column, or the model cannot learn these features"
+        )
+    if found.fitted_control > 0.5:
+        said.append(
+            f"the model fit {100 * found.fitted_control:.0f}% of the labels planted wrong, so "
+            f"it memorises and the ranking is unreliable; rerun with fewer --epochs than {epochs}"
+        )
+    return said
+
+
+def _write_csv(path: Path, columns: list[str], table: list[list[Any]]) -> None:
+    import csv
+    import io
+
+    from takeaways.files import atomic_write
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    w.writerows(table)
+    atomic_write(path, buf.getvalue())
 
 
 # ----------------------------------------------------------------------------- parser
@@ -569,18 +545,29 @@ def _find_mislabeled_command(sub: Any) -> None:
         "find-mislabeled",
         help="rank the rows of your data whose labels look wrong (AUM)",
         description=(
-            "Train a model on your CSV, .npz or image folder with AUM threshold samples "
-            "(Pleiss et al., arXiv 2001.10528) and write the suspicious rows, lowest AUM first, "
-            "with the label the model prefers. --compare cleanlab adds cleanlab's verdicts from "
-            "5-fold cross-validated probabilities of the same model."
+            "Train a model twice on your CSV, .npz or image folder, rank every row by its Area "
+            "Under the Margin (Pleiss et al., arXiv 2001.10528), flag the likely mislabeled "
+            "ones and write every row, lowest AUM first, with the label the model prefers. "
+            "--compare cleanlab adds cleanlab's verdicts from 5-fold cross-validated "
+            "probabilities of the same model."
         ),
     )
     s.add_argument(
         "data", help="a CSV file, an .npz (x, y) file or a folder with one sub-folder per class"
     )
     s.add_argument("--label", help="the label column (CSV only)")
+    s.add_argument(
+        "--encoding", default="utf-8-sig", help="the CSV's text encoding (default UTF-8)"
+    )
     s.add_argument("--model", choices=["mlp", "cnn"], help="default: cnn for images, mlp otherwise")
-    s.add_argument("--out", help="write the ranked rows to this CSV")
+    s.add_argument(
+        "--rule",
+        choices=["planted", "paper"],
+        default="planted",
+        help="where to cut the AUM ranking: 'planted' (default) estimates the noise rate from "
+        "labels planted wrong; 'paper' flags AUM below the 99th percentile of a fake class",
+    )
+    s.add_argument("--out", help="write every row, ranked by AUM, to this CSV")
     s.add_argument("--compare", choices=["cleanlab"], help="also run cleanlab on the same model")
     s.add_argument("--epochs", type=int, default=20, help="epochs per training run (default 20)")
     s.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")

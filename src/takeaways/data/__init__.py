@@ -22,7 +22,7 @@ from takeaways.data.noise import (
 )
 from takeaways.data.tasks import needle_task, needle_vocab_size
 from takeaways.data.tokenize import Tokenizer, minilm_tokenizer, train_wordpiece
-from takeaways.data.user import load_csv, load_image_folder, load_npz, load_text
+from takeaways.data.user import Rows, load_csv, load_image_folder, load_npz, load_text, read_rows
 
 __all__ = [
     "Bundle",
@@ -34,6 +34,8 @@ __all__ = [
     "sample_indices",
     "split_indices",
     "text_array",
+    "Rows",
+    "read_rows",
     "load_csv",
     "load_image_folder",
     "load_npz",

@@ -4,8 +4,10 @@ Every loader returns the same `Bundle` as `load(name)`, split into train and tes
 with a seeded shuffle (stratified by class when there are labels). Bad input
 raises one line naming the file and, where it applies, the line or row and value.
 
-Class ids: integer labels are used as they are (classes "0" .. str(max)); string
-labels become ids in sorted order of their names.
+Class ids: the distinct labels, sorted (numerically when they are all integers),
+become ids 0..C-1, and ``classes[id]`` keeps the original label: {1990, 2020} are
+two classes "1990" and "2020", {-1, +1} are "-1" and "1". ``read_rows`` returns
+the rows in the file's own order, without a split, with where each came from.
 
 Example:
     >>> from takeaways.data import load_csv
@@ -21,12 +23,13 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from takeaways.data.embedded import Bundle, Split, split_indices, text_array
 
-__all__ = ["load_npz", "load_csv", "load_image_folder", "load_text"]
+__all__ = ["Rows", "read_rows", "load_npz", "load_csv", "load_image_folder", "load_text"]
 
 _INT = re.compile(r"[+-]?\d+")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -67,13 +70,10 @@ def _bundle(
     )
 
 
-def _int_labels(values: list[int], where: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Non-negative ints -> (y, ["0", ..., str(max)]); `where[i]` locates value i in errors."""
-    for w, v in zip(where, values):
-        if v < 0:
-            raise ValueError(f"{w}: label {v} is negative; labels must be class ids >= 0")
-    y = np.asarray(values, dtype=np.int64)
-    return y, [str(c) for c in range(int(y.max()) + 1)]
+def _int_labels(values: list[int]) -> tuple[np.ndarray, list[str]]:
+    """Integer labels -> (ids of the distinct values in numeric order, their names)."""
+    distinct, y = np.unique(np.asarray(values, dtype=np.int64), return_inverse=True)
+    return y.astype(np.int64), [str(int(v)) for v in distinct]
 
 
 def _str_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -81,6 +81,45 @@ def _str_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
     classes = sorted(set(values))
     index = {c: i for i, c in enumerate(classes)}
     return np.array([index[v] for v in values], dtype=np.int64), classes
+
+
+class Rows(NamedTuple):
+    """A user's labelled data in the file's own order (what ``read_rows`` returns)."""
+
+    x: np.ndarray  # (N, ...) float32
+    y: np.ndarray  # (N,) int64 class ids in [0, C)
+    classes: list[str]  # classes[id] is the label as the file writes it
+    kind: str  # "signal" (a table or (N, L) arrays) or "image"
+    source: list[str]  # where row i comes from: "line 7", "cat/1.png", "index 3"
+
+
+def read_rows(path: str | Path, *, label: str | None = None, encoding: str = "utf-8-sig") -> Rows:
+    """The rows of a CSV, an .npz file or an image folder, in file order and unsplit.
+
+    Args:
+        path: a CSV table (needs ``label``), an .npz with ``x`` and ``y``, or a folder
+            with one sub-folder per class.
+        label: the CSV's label column.
+        encoding: the CSV's text encoding (default UTF-8, with or without a BOM).
+
+    Raises:
+        FileNotFoundError: missing path.
+        ValueError: whatever the matching loader raises, and a CSV without ``label``.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist; pass a CSV, an .npz file or an image folder")
+    if p.is_dir():
+        return _read_image_folder(p, None)
+    if p.suffix.lower() in (".npz", ".npy"):
+        return _read_npz(p)
+    if not label:
+        raise ValueError(f"{p} is read as a CSV; name its label column with --label COLUMN")
+    return _read_csv(p, label, encoding)
+
+
+def _bundle_rows(p: Path, rows: Rows, test_fraction: float, seed: int) -> Bundle:
+    return _bundle(p, rows.x, rows.y, rows.classes, rows.kind, test_fraction, seed)
 
 
 # ---------------------------------------------------------------------------- .npz
@@ -91,18 +130,27 @@ def load_npz(path: str | Path, *, test_fraction: float = 0.2, seed: int = 0) -> 
 
     `x` keeps its values and becomes float32: (N, L) is a "signal" set, (N, H, W)
     gains a channel axis and (N, C, H, W) stays, both "image". An optional array
-    `classes` (K,) of names bounds the labels to 0..K-1.
+    `classes` (K,) of names makes `y` indices into it (0..K-1); without it the
+    distinct values of `y` are the classes.
 
     Raises:
         FileNotFoundError: missing path.
-        ValueError: missing keys, length mismatch, non-integer, negative or
-            out-of-range labels (with the index and value).
+        ValueError: a lone .npy array, missing keys, length mismatch, non-numeric or
+            non-finite `x`, non-integer or out-of-range labels (with the index and value).
     """
-    p = _existing(path)
+    return _bundle_rows(_existing(path), _read_npz(_existing(path)), test_fraction, seed)
+
+
+def _read_npz(p: Path) -> Rows:
+    if p.suffix.lower() == ".npy":
+        raise ValueError(
+            f"{p} is a single .npy array; save features and labels together with "
+            "np.savez(path.npz, x=..., y=...)"
+        )
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, AttributeError, TypeError) as err:
         raise ValueError(f"{p} is not a readable .npz file ({err})") from None
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
@@ -113,103 +161,133 @@ def load_npz(path: str | Path, *, test_fraction: float = 0.2, seed: int = 0) -> 
     x, y = arrays["x"], arrays["y"]
     if len(x) == 0:
         raise ValueError(f"{p}: x is empty; it needs at least one row")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"{p}: x has dtype {x.dtype}; features must be numbers")
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(
             f"{p}: y must be 1-D with one label per row of x; got y {y.shape} for x {x.shape}"
         )
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         raise ValueError(f"{p}: y has dtype {y.dtype}; labels must be integer class ids")
-    bad = np.flatnonzero(y != np.round(y)) if np.issubdtype(y.dtype, np.floating) else []
+    bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y))) if y.dtype.kind == "f" else []
     if len(bad):
         raise ValueError(f"{p}: y[{bad[0]}] = {y[bad[0]]} is not an integer class id")
+    x = x.astype(np.float32)
+    finite = np.isfinite(x.reshape(len(x), -1)).all(1)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"{p}: x[{i}] holds NaN or infinity; drop or fill that row")
     y = y.astype(np.int64)
-    if (y < 0).any():
-        i = int(np.flatnonzero(y < 0)[0])
-        raise ValueError(f"{p}: y[{i}] = {y[i]} is negative; labels must be class ids >= 0")
     if "classes" in arrays:
         classes = [str(c) for c in arrays["classes"]]
-        if (y >= len(classes)).any():
-            i = int(np.flatnonzero(y >= len(classes))[0])
+        wrong = (y < 0) | (y >= len(classes))
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
             raise ValueError(
                 f"{p}: y[{i}] = {y[i]} is out of range for {len(classes)} classes "
                 f"(0..{len(classes) - 1})"
             )
     else:
-        classes = [str(c) for c in range(int(y.max()) + 1)]
+        y, classes = _int_labels(y.tolist())
     if x.ndim == 2:
         kind = "signal"
     elif x.ndim in (3, 4):
         kind, x = "image", (x[:, None] if x.ndim == 3 else x)
     else:
         raise ValueError(f"{p}: x has shape {x.shape}; expected (N, L), (N, H, W) or (N, C, H, W)")
-    return _bundle(p, x.astype(np.float32), y, classes, kind, test_fraction, seed)
+    return Rows(x, y, classes, kind, [f"index {i}" for i in range(len(y))])
 
 
 # ---------------------------------------------------------------------------- CSV
 
 
-def load_csv(path: str | Path, *, label: str, test_fraction: float = 0.2, seed: int = 0) -> Bundle:
+def load_csv(
+    path: str | Path,
+    *,
+    label: str,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    encoding: str = "utf-8-sig",
+) -> Bundle:
     """A CSV table with a header: numeric feature columns plus one label column.
 
-    Returns a "signal" Bundle with x (N, F) float32 in column order. Labels that
-    are all integers are used as class ids; otherwise they are names, sorted.
+    Returns a "signal" Bundle with x (N, F) float32 in column order; the distinct
+    labels, sorted (numerically if all are integers), are the classes.
 
     Raises:
         FileNotFoundError: missing path.
-        ValueError: empty file, no label column (lists the columns), a row with
-            the wrong number of fields, a non-numeric feature (line and column),
-            an empty or negative integer label (line and value).
+        ValueError: empty file, text that is not in ``encoding``, no label column
+            (lists the columns), a row with the wrong number of fields, a
+            non-numeric feature (line and column), an empty label (line).
     """
     p = _existing(path)
+    return _bundle_rows(p, _read_csv(p, label, encoding), test_fraction, seed)
+
+
+def _read_csv(p: Path, label: str, encoding: str) -> Rows:
+    p = _existing(p)
+    try:
+        with open(p, encoding=encoding, newline="") as fh:
+            return _parse_csv(p, csv.reader(fh), label)
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{p} is not {encoding} text (byte {err.start}: {err.object[err.start : err.start + 1]!r}); "
+            "name its encoding, e.g. --encoding latin-1 (encoding='latin-1' in Python)"
+        ) from None
+    except LookupError:
+        raise ValueError(f"unknown text encoding {encoding!r}; try utf-8 or latin-1") from None
+
+
+def _parse_csv(p: Path, reader, label: str) -> Rows:
+    header = next(reader, None)
+    if header is None:
+        raise ValueError(f"{p} is empty; expected a header row and data rows")
+    header = [h.strip() for h in header]
+    if label not in header:
+        raise ValueError(f"{p} has no label column {label!r}; its columns are {header}")
+    li = header.index(label)
+    names = [h for i, h in enumerate(header) if i != li]
+    if not names:
+        raise ValueError(f"{p} has only the label column; it needs feature columns too")
     features: list[list[float]] = []
     labels: list[str] = []
-    where: list[str] = []
-    with open(p, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{p} is empty; expected a header row and data rows")
-        header = [h.strip() for h in header]
-        if label not in header:
-            raise ValueError(f"{p} has no label column {label!r}; its columns are {header}")
-        li = header.index(label)
-        names = [h for i, h in enumerate(header) if i != li]
-        if not names:
-            raise ValueError(f"{p} has only the label column; it needs feature columns too")
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue  # blank line
-            if len(row) != len(header):
-                raise ValueError(
-                    f"{p} line {line}: {len(row)} fields, the header has {len(header)}"
+    lines: list[str] = []
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(row) != len(header):
+            raise ValueError(f"{p} line {line}: {len(row)} fields, the header has {len(header)}")
+        values = []
+        for name, cell in zip(names, (c for i, c in enumerate(row) if i != li)):
+            try:
+                v = float(cell)
+            except ValueError:
+                v = math.nan
+            if not math.isfinite(v):
+                hint = (
+                    "; the column holds text: drop it, or encode it as numbers"
+                    if re.search(r"[A-Za-z]{3}", cell)
+                    and cell.strip().lower() not in ("nan", "inf", "infinity", "-inf")
+                    else ""
                 )
-            values = []
-            for name, cell in zip(names, (c for i, c in enumerate(row) if i != li)):
-                try:
-                    v = float(cell)
-                except ValueError:
-                    v = math.nan
-                if not math.isfinite(v):
-                    raise ValueError(
-                        f"{p} line {line}, column {name!r}: {cell!r} is not a finite number"
-                    ) from None
-                values.append(v)
-            lab = row[li].strip()
-            if not lab:
-                raise ValueError(f"{p} line {line}: the label column {label!r} is empty")
-            features.append(values)
-            labels.append(lab)
-            where.append(f"{p} line {line}")
+                raise ValueError(
+                    f"{p} line {line}, column {name!r}: {cell!r} is not a finite number{hint}"
+                ) from None
+            values.append(v)
+        lab = row[li].strip()
+        if not lab:
+            raise ValueError(f"{p} line {line}: the label column {label!r} is empty")
+        features.append(values)
+        labels.append(lab)
+        lines.append(f"line {line}")
     if not labels:
         raise ValueError(f"{p} has a header but no data rows")
     if all(_INT.fullmatch(v) for v in labels):
-        y, classes = _int_labels([int(v) for v in labels], where)
+        y, classes = _int_labels([int(v) for v in labels])
     else:
         y, classes = _str_labels(labels)
-    return _bundle(
-        p, np.asarray(features, dtype=np.float32), y, classes, "signal", test_fraction, seed
-    )
+    return Rows(np.asarray(features, dtype=np.float32), y, classes, "signal", lines)
 
 
 # ---------------------------------------------------------------------------- image folder
@@ -237,16 +315,26 @@ def load_image_folder(
         ValueError: no class sub-folders, an empty class folder, a file Pillow
             cannot read as an image (named).
     """
+    root = _existing(path, folder=True)
+    return _bundle_rows(root, _read_image_folder(root, size), test_fraction, seed)
+
+
+def _read_image_folder(root: Path, size: int | tuple[int, int] | None) -> Rows:
     from PIL import Image, UnidentifiedImageError
 
-    root = _existing(path, folder=True)
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise ValueError(f"{root} has no class sub-folders; put images in {root}/<class>/")
-    images, labels = [], []
+    images, labels, source = [], [], []
     for c, folder in enumerate(class_dirs):
         files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
         if not files:
+            nested = sorted(d.name for d in folder.iterdir() if d.is_dir())
+            if nested:
+                raise ValueError(
+                    f"{folder} holds only sub-folders ({', '.join(nested[:3])}); images must "
+                    f"sit directly in {root}/<class>/, one folder level deep"
+                )
             raise ValueError(f"{folder} is empty; every class folder needs at least one image")
         for f in files:
             try:
@@ -258,6 +346,7 @@ def load_image_folder(
                     f"{f} is not an image Pillow can read ({err}); remove it from the folder"
                 ) from None
             labels.append(c)
+            source.append(f"{folder.name}/{f.name}")
     if size is None:
         width, height = images[0].size
     else:
@@ -270,14 +359,12 @@ def load_image_folder(
         ]
     )  # (N, H, W) or (N, H, W, 3), uint8
     x = x[:, None] if mode == "L" else x.transpose(0, 3, 1, 2)
-    return _bundle(
-        root,
+    return Rows(
         (x / 255.0).astype(np.float32),
         np.asarray(labels, dtype=np.int64),
         [d.name for d in class_dirs],
         "image",
-        test_fraction,
-        seed,
+        source,
     )
 
 
@@ -302,7 +389,7 @@ def load_text(
     Raises:
         FileNotFoundError: missing path.
         ValueError: empty file, invalid JSON, a record without the text field or
-            with a missing/negative/mixed-type label (line number given).
+            with a missing or mixed-type label (line number given).
     """
     p = _existing(path)
     lines = [
@@ -342,7 +429,7 @@ def load_text(
                 f"{labels[0]!r}; use all ints or all strings"
             )
     if isinstance(labels[0], int):
-        y, classes = _int_labels(labels, where)
+        y, classes = _int_labels(labels)
     else:
         y, classes = _str_labels(labels)
     return _bundle(p, x, y, classes, "text", test_fraction, seed)

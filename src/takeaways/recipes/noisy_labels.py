@@ -196,7 +196,7 @@ def _detect(cfg: NoisyLabelsConfig, t: _Task, out: dict[str, Any]) -> tuple[np.n
     from cleanlab.filter import find_label_issues
 
     run = {"epochs": t.epochs, "seed": t.seed, **t.setup.fit_args}
-    found = find_mislabeled(t.make, t.x, t.noisy, num_classes=10, **run)
+    found = find_mislabeled(t.make, t.x, t.noisy, num_classes=10, rule="paper", **run)
     out |= _scores("aum", found.mask, t.flipped)
     out["aum_removed"], out["aum_values"] = float(found.mask.mean()), (found.aum, found.thresholds)
     probs = train.cross_val_probs(t.make, t.x, t.noisy, folds=cfg.folds, **run)
