@@ -1,4 +1,5 @@
-"""Tests for takeaways.layerdrop: schedules, gates, the fit() hook, bad input; the layer-drop recipe."""
+"""takeaways.layerdrop: schedules, gates, the fit() hook, the Post-LN guard, the sublayer form, bad
+input; the layer-drop recipe."""
 
 from __future__ import annotations
 

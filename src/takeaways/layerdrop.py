@@ -19,13 +19,13 @@ unscaled. A kept block is rescaled (inverted dropout) in one of two forms:
 * ``form="block"`` (the default): the block's whole residual branch ``block(x) - x`` is scaled
   by ``1 / p_l``, and block ``l`` is kept with ``p_l``. It needs nothing but ``x -> block(x)``,
   so it attaches to any residual block; the layer-drop recipe's results were measured with it.
-* ``form="sublayer"``: the paper's reference code (DeepSpeedExamples, ``bing_bert``
-  ``modelingpreln_layerdrop.py``) as it is. Each sublayer's output is scaled by ``1 / p_l``
-  before its residual add, ``h = x + attn(ln1(x)) / p_l`` then ``h + ffn(ln2(h)) / p_l``, so
-  the feed-forward sublayer sees the scaled attention output; one gate still covers both
-  sublayers. The gate of block ``l`` is drawn with the keep probability of the block below,
-  ``p_{l-1}`` (``p_0 = 1``: the first block is never dropped), and scales by ``p_l``. It
-  needs the block's residual branches by name (``branches``; known for our ``Block``, torch's
+* ``form="sublayer"``: the paper's reference code (DeepSpeed's BERT example) as it is.
+  Each sublayer's output is scaled by ``1 / p_l`` before its residual add,
+  ``h = x + attn(ln1(x)) / p_l`` then ``h + ffn(ln2(h)) / p_l``, so the feed-forward sublayer
+  sees the scaled attention output; one gate still covers both sublayers. The gate of block
+  ``l`` is drawn with the keep probability of the block below, ``p_{l-1}`` (``p_0 = 1``: the
+  first block is never dropped), and scales by ``p_l``. It needs the block's residual
+  branches by name (``branches``; known for our ``Block``, torch's
   ``nn.TransformerEncoderLayer`` and HF's ``RobertaPreLayerNormLayer``).
 
 Post-LN blocks (BERT's layout: LayerNorm after each residual add) are refused: there the
@@ -412,8 +412,8 @@ def prepare_layer_drop(
         theta_bar: ``pld_theta``'s limit, in ``(0, 1]``; 1 never drops.
         gamma: ``pld_theta``'s decay rate per step, ``>= 0``.
         seed: seeds the gate generator; use the same on every rank.
-        rescale: scale a kept block by ``1 / p_l`` (inverted dropout, as the paper's reference
-            code does); ``False`` keeps its output as is.
+        rescale: scale a kept block by ``1 / p_l`` (inverted dropout; the paper's reference
+            code scales too, per sublayer); ``False`` keeps its output as is.
         form: ``"block"`` (the default: scale ``block(x) - x``, keep with ``p_l``; works on
             any residual block, and the recorded results used it) or ``"sublayer"`` (the
             reference code: scale each sublayer's output, keep with ``p_{l-1}``, never drop
