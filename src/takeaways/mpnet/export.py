@@ -48,7 +48,7 @@ __all__ = [
 HF_LAYOUT = {"norm": "post", "embed_norm": True, "rel_buckets": 32, "rel_max_distance": 128}
 _HF_PAD = 1  # HF MPNet's padding id, fixed in its embeddings (not read from the config)
 _OFFSET = _HF_PAD + 1  # the first real position's row
-_VOCAB_SWAP = "takeaways_pad_id"  # config key: our [PAD] id, swapped with id 1 on export
+_PAD_ID_KEY = "takeaways_pad_id"  # config key: our [PAD] id, swapped with id 1 on export
 
 
 def _transformers() -> Any:
@@ -104,7 +104,7 @@ def hf_config(cfg: EncoderConfig, *, pad_id: int = 0) -> Any:
         pad_token_id=_HF_PAD,  # our [PAD], after the swap
         bos_token_id=None,
         eos_token_id=None,
-        **{_VOCAB_SWAP: pad_id},
+        **{_PAD_ID_KEY: pad_id},
     )
 
 
@@ -231,7 +231,7 @@ def from_hf_mpnet(hf: Any) -> MaskedLM:
                 [theirs[f"mpnet.encoder.layer.{i}.attention.attn.{n}.{w}"] for n in "qkv"]
             )
     new["encoder.pos.weight"] = theirs["mpnet.embeddings.position_embeddings.weight"][_OFFSET:]
-    order = _swap(getattr(c, _VOCAB_SWAP, _HF_PAD), cfg.vocab_size)
+    order = _swap(getattr(c, _PAD_ID_KEY, _HF_PAD), cfg.vocab_size)
     for key in ("encoder.embed.weight", "decoder.weight", "decoder.bias"):
         new[key] = new[key][order]
     mlm.load_state_dict(new)
