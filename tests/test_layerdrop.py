@@ -1,4 +1,5 @@
-"""Tests for takeaways.layerdrop: schedules, gates, the fit() hook, bad input; the layer-drop recipe."""
+"""takeaways.layerdrop: schedules, gates, the fit() hook, the Post-LN guard, the sublayer form, bad
+input; the layer-drop recipe."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from takeaways.layerdrop import keep_probs, pld_theta, prepare_layer_drop, scaled_gamma
-from takeaways.nn import EncoderConfig, MaskedLM, TransformerEncoder
+from takeaways.nn import Block, EncoderConfig, MaskedLM, TransformerEncoder
 from takeaways.recipes import get_recipe, resolve_config, run_recipe
 from takeaways.train import BatchInfo, fit
 
@@ -263,6 +264,240 @@ def test_bad_input():
         run(layers, torch.randn(2, 4))
     with pytest.raises(TypeError, match="first positional"):
         layers[0](x=torch.randn(2, 4))
+
+
+# ----------------------------------------------------------------------------- Post-LN guard
+
+
+@pytest.fixture(scope="module")
+def hf_layers():
+    """One tiny layer of each HF family: name -> (layer, is Pre-LN); imports once (~3 s)."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.bert.modeling_bert import BertLayer
+    from transformers.models.distilbert.modeling_distilbert import TransformerBlock
+    from transformers.models.electra.modeling_electra import ElectraLayer
+    from transformers.models.mpnet.modeling_mpnet import MPNetLayer
+    from transformers.models.roberta.modeling_roberta import RobertaLayer
+    from transformers.models.roberta_prelayernorm.modeling_roberta_prelayernorm import (
+        RobertaPreLayerNormLayer,
+    )
+
+    sizes = dict(vocab_size=10, hidden_size=8, num_attention_heads=2, intermediate_size=16,
+                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    return {
+        "BertLayer": (BertLayer(transformers.BertConfig(**sizes)), False),
+        "RobertaLayer": (RobertaLayer(transformers.RobertaConfig(**sizes)), False),
+        "ElectraLayer": (ElectraLayer(transformers.ElectraConfig(**sizes)), False),
+        "MPNetLayer": (MPNetLayer(transformers.MPNetConfig(**sizes)), False),
+        "TransformerBlock": (
+            TransformerBlock(transformers.DistilBertConfig(dim=8, n_heads=2, hidden_dim=16)),
+            False,
+        ),
+        "RobertaPreLayerNormLayer": (
+            RobertaPreLayerNormLayer(transformers.RobertaPreLayerNormConfig(**sizes)),
+            True,
+        ),
+    }
+
+
+def test_post_ln_blocks_are_refused_with_a_one_line_fix(hf_layers):
+    post = [
+        TransformerEncoder(
+            EncoderConfig(vocab_size=8, dim=8, depth=2, heads=2, norm="post")
+        ).layers,
+        nn.ModuleList([nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)]),
+        nn.ModuleList([nn.TransformerDecoderLayer(8, 2, 16, batch_first=True)]),
+    ] + [nn.ModuleList([layer]) for layer, pre in hf_layers.values() if not pre]
+    for layers in post:
+        with pytest.raises(ValueError, match="block 0 is Post-LN") as err:
+            prepare_layer_drop(layers)
+        msg = str(err.value)
+        assert "\n" not in msg and "allow_post_ln=True" in msg and "RobertaPreLayerNorm" in msg
+        assert "forward" not in layers[0].__dict__  # nothing attached
+        pld = prepare_layer_drop(layers, allow_post_ln=True)  # the opt-out gates them anyway
+        assert "forward" in layers[0].__dict__
+        pld.remove()
+
+
+def test_pre_ln_blocks_are_accepted_and_gated(hf_layers):
+    layer, pre = hf_layers["RobertaPreLayerNormLayer"]
+    assert pre
+    torch.manual_seed(0)
+    pre_ln = [
+        nn.ModuleList([layer]),
+        nn.ModuleList(
+            [nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True)]
+        ),
+        TransformerEncoder(EncoderConfig(vocab_size=8, dim=8, depth=1, heads=2)).layers,
+    ]
+    x = torch.randn(2, 5, 8)
+    for layers in pre_ln:
+        pld = prepare_layer_drop(layers, theta_bar=0.2)
+        pld.step(10**7)
+        outs = [layers[0](x) for _ in range(40)]
+        assert pld.dropped[0] > 0 and pld.executed[0] > 0
+        assert sum(o is x for o in outs) == pld.dropped[0]
+        pld.remove()
+
+
+# ----------------------------------------------------------------------------- sublayer form
+
+
+def _ln(v: list[float], eps: float = 1e-5) -> list[float]:
+    mean = sum(v) / len(v)
+    var = sum((a - mean) ** 2 for a in v) / len(v)
+    return [(a - mean) / math.sqrt(var + eps) for a in v]
+
+
+def _gelu(a: float) -> float:
+    return 0.5 * a * (1.0 + math.erf(a / math.sqrt(2.0)))
+
+
+def _add(u: list[float], v: list[float], scale: float = 1.0) -> list[float]:
+    return [a + scale * b for a, b in zip(u, v)]
+
+
+SHIFT = [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]  # (W v)_i = v_(i+1 mod 3)
+
+
+def _fixed_blocks(depth: int) -> nn.ModuleList:
+    """Pre-LN Blocks of width 3, one head: attention on one token is its value, ``SHIFT v``.
+
+    ``attn(u) = SHIFT u`` and ``mlp(u) = gelu(u)`` (every other weight the identity or zero,
+    LayerNorms plain), so a block is ``h = x + SHIFT ln(x)``, then ``h + gelu(ln(h))``.
+    """
+    cfg = EncoderConfig(vocab_size=8, dim=3, depth=depth, heads=1, ffn_ratio=1, dropout=0.0)
+    layers = nn.ModuleList(Block(cfg) for _ in range(depth))
+    eye = torch.eye(3)
+    with torch.no_grad():
+        for b in layers:
+            for lin in (b.attn.qkv, b.attn.proj, b.mlp.fc, b.mlp.proj):
+                lin.bias.zero_()
+            b.attn.qkv.weight.copy_(torch.cat([0 * eye, 0 * eye, torch.tensor(SHIFT)]))
+            for lin in (b.attn.proj, b.mlp.fc, b.mlp.proj):
+                lin.weight.copy_(eye)
+    return layers
+
+
+def _by_hand(x: list[float], p: float, form: str) -> list[float]:
+    a = [_ln(x)[1], _ln(x)[2], _ln(x)[0]]  # SHIFT ln(x): the attention branch
+    if form == "sublayer":  # each branch scaled before its add; the FFN sees x + a / p
+        h = _add(x, a, 1 / p)
+        return _add(h, [_gelu(u) for u in _ln(h)], 1 / p)
+    h = _add(x, a)  # block form: the block runs as is, then block(x) - x is scaled
+    y = _add(h, [_gelu(u) for u in _ln(h)])
+    return _add(x, _add(y, x, -1.0), 1 / p)
+
+
+def test_sublayer_form_matches_a_hand_computation():
+    x_list = [1.0, 2.0, 6.0]
+    x = torch.tensor([[x_list]])  # (B=1, N=1, C=3)
+    plain = _fixed_blocks(1)
+    with torch.no_grad():
+        torch.testing.assert_close(plain[0](x)[0, 0], torch.tensor(_by_hand(x_list, 1.0, "block")))
+    # the two forms differ only in what the FFN sees (x + a / p or x + a); here that matters
+    assert _by_hand(x_list, 0.5, "sublayer") == pytest.approx([-0.1511, 6.1468, 4.9296], abs=1e-4)
+    assert _by_hand(x_list, 0.5, "block") == pytest.approx([-0.1736, 5.0192, 6.0669], abs=1e-4)
+
+    for form in ("sublayer", "block"):
+        layers = _fixed_blocks(2)
+        pld = prepare_layer_drop(layers, theta_bar=0.5, form=form, seed=0)
+        pld.step(10**7)  # keep_probs [0.75, 0.5]
+        with torch.no_grad():
+            first = [layers[0](x) for _ in range(60)]
+            second = [layers[1](x) for _ in range(200)]
+        kept0 = [o for o in first if o is not x]
+        kept1 = [o for o in second if o is not x]
+        for o in kept0:  # kept: both sublayers rescaled by 1 / p_1
+            torch.testing.assert_close(o[0, 0], torch.tensor(_by_hand(x_list, 0.75, form)))
+        for o in kept1:
+            torch.testing.assert_close(o[0, 0], torch.tensor(_by_hand(x_list, 0.5, form)))
+        dropped1 = len(second) - len(kept1)  # dropped: the input itself, no computation
+        if form == "sublayer":  # DeepSpeed's draw: block l with p_(l-1), the first never
+            assert len(kept0) == 60 and pld.dropped[0] == 0
+            assert 0.15 < dropped1 / 200 < 0.35  # 1 - p_1 = 0.25
+        else:
+            assert pld.dropped[0] > 0
+            assert 0.4 < dropped1 / 200 < 0.6  # 1 - p_2 = 0.5
+        layers.eval()  # evaluation: every block unscaled
+        with torch.no_grad():
+            torch.testing.assert_close(
+                layers[1](x)[0, 0], torch.tensor(_by_hand(x_list, 1.0, form))
+            )
+        pld.remove()
+        assert all(not m._forward_hooks for m in layers.modules())
+
+
+def test_sublayer_form_on_torch_and_hf_pre_ln_layers(hf_layers):
+    layer, _ = hf_layers["RobertaPreLayerNormLayer"]
+    torch.manual_seed(0)
+    tl = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True)
+    x = torch.randn(2, 5, 8)
+    p = 0.4  # one block: never dropped, scaled by 1 / p_1 = 1 / theta
+
+    def by_parts_torch(x):
+        n = tl.norm1(x)
+        h = x + tl.self_attn(n, n, n, need_weights=False)[0] / p
+        return h + tl.linear2(tl.activation(tl.linear1(tl.norm2(h)))) / p
+
+    def by_parts_hf(x):  # HF's sublayers add the residual themselves: take it off again
+        h = x + (layer.attention(x)[0] - x) / p
+        return h + (layer.output(layer.intermediate(h), h) - h) / p
+
+    for block, by_parts in ((tl, by_parts_torch), (layer, by_parts_hf)):
+        layers = nn.ModuleList([block])
+        with torch.no_grad():
+            expected, plain = by_parts(x), block(x)
+        pld = prepare_layer_drop(layers, theta_bar=p, form="sublayer")
+        pld.step(10**7)
+        with torch.no_grad():
+            for _ in range(3):
+                torch.testing.assert_close(block(x), expected)
+            pld.remove()
+            torch.testing.assert_close(block(x), plain)
+        assert not (expected - plain).abs().max() < 1e-3  # the scaling did something
+
+
+class TwoBranch(nn.Module):
+    """x + a(x), then + b(h): two residual branches by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = x + self.a(x)
+        return h + self.b(h)
+
+
+def test_sublayer_form_branches_deepcopy_and_bad_input():
+    torch.manual_seed(0)
+    layers = nn.ModuleList(TwoBranch() for _ in range(2))
+    x = torch.randn(2, 4)
+    pld = prepare_layer_drop(layers, theta_bar=0.5, form="sublayer", branches=("a", "b"))
+    pld.step(10**7)
+    with torch.no_grad():
+        b = layers[0]
+        h = x + b.a(x) / 0.75  # hooks are idle outside a gated call
+        torch.testing.assert_close(b(x), h + b.b(h) / 0.75)
+        twin = copy.deepcopy(layers)  # the copy's hooks follow the copy's gates
+        tb = twin[0]
+        torch.testing.assert_close(tb(x), h + b.b(h) / 0.75)
+        twin.eval()
+        torch.testing.assert_close(tb(x), x + b.a(x) + b.b(x + b.a(x)))
+    assert pld.executed == [1, 0]
+
+    with pytest.raises(ValueError, match="unknown form 'layer'; known: block, sublayer"):
+        prepare_layer_drop(stack(2), form="layer")
+    with pytest.raises(ValueError, match="only used with form='sublayer'"):
+        prepare_layer_drop(stack(2), branches=("fc",))
+    with pytest.raises(ValueError, match=r"needs the residual branches of block 0 \(Residual\)"):
+        prepare_layer_drop(stack(2), form="sublayer")
+    with pytest.raises(ValueError, match="has no submodule 'c'"):
+        prepare_layer_drop(nn.ModuleList([TwoBranch()]), form="sublayer", branches=("a", "c"))
+    layers = stack(1)
+    prepare_layer_drop(layers, form="sublayer", branches=("fc",))  # a tuple-less Linear: fine
+    assert "forward" in layers[0].__dict__
 
 
 # ----------------------------------------------------------------------------- the recipe

@@ -13,6 +13,7 @@ from takeaways.mpnet import (
     MPNetPretrainer,
     from_hf_mpnet,
     hf_position_ids,
+    hf_token_ids,
     permute_and_mask,
     to_hf_mpnet,
     two_stream_masks,
@@ -266,24 +267,75 @@ def test_encoder_options_keep_the_default_state_dict_and_refuse_biasless_kernels
 # ----------------------------------------------------------------------------- export
 
 
-def test_hf_round_trip_gives_the_same_logits():
-    pytest.importorskip("transformers")
-    enc = _encoder(**HF_LAYOUT, max_len=40)
-    mlm = MaskedLM(enc).eval()
+def _random_hf_mlm() -> MaskedLM:
+    mlm = MaskedLM(_encoder(**HF_LAYOUT, max_len=40)).eval()
     with torch.no_grad():  # random weights everywhere, not just the init's zeros and ones
         for p in mlm.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    hf = to_hf_mpnet(mlm)
+    return mlm
+
+
+def test_hf_round_trip_gives_the_same_logits():
+    pytest.importorskip("transformers")
+    mlm = _random_hf_mlm()
+    hf = to_hf_mpnet(mlm, pad_id=PAD)
     ids = _ids(3, 33, pad_from=(20, 7))
     att = (ids != PAD).long()
     ours = mlm(ids, attention_mask=att)
-    theirs = hf(input_ids=ids, attention_mask=att, position_ids=hf_position_ids(ids)).logits
+    vocab = hf_token_ids(torch.arange(V), pad_id=PAD)  # the exported order -> ours
+    theirs = hf(input_ids=hf_token_ids(ids, pad_id=PAD), attention_mask=att).logits[..., vocab]
     real = att.bool()
     assert torch.allclose(ours[real], theirs[real], atol=1e-5)
+    explicit = hf(
+        input_ids=hf_token_ids(ids), attention_mask=att, position_ids=hf_position_ids(ids)
+    ).logits[..., vocab]
+    assert torch.allclose(explicit[real], theirs[real], atol=1e-6)
     back = from_hf_mpnet(hf)
     assert torch.allclose(back(ids, attention_mask=att)[real], ours[real], atol=1e-6)
     with pytest.raises(ValueError, match="not in HF MPNet's layout"):
         to_hf_mpnet(MaskedLM(_encoder()))
+    with pytest.raises(ValueError, match="pad_id must be a token id"):
+        to_hf_mpnet(mlm, pad_id=V)
+
+
+def test_hf_export_needs_no_position_ids_with_id_1_inside_the_input():
+    # HF MPNet fixes padding at id 1 and, without position_ids, numbers only tokens != 1. Our
+    # tokenizers' [UNK] is id 1 ([CLS] in this file): the export must give id 1 to [PAD].
+    pytest.importorskip("transformers")
+    mlm = _random_hf_mlm()
+    hf = to_hf_mpnet(mlm)  # pad_id=0, this file's PAD
+    ids = _ids(3, 33, pad_from=(20, 7))
+    ids[0, [5, 6, 17]] = 1  # rows 0 and 1 are padded from 20 and 7 on
+    ids[1, 3] = 1
+    ids[2, [12, 31]] = 1
+    att = (ids != PAD).long()
+    order = torch.arange(V)
+    order[[1, PAD]] = torch.tensor([PAD, 1])  # exported id h is our token order[h], and back
+    assert hf.config.pad_token_id == 1
+    ours = mlm(ids, attention_mask=att)
+    theirs = hf(input_ids=order[ids], attention_mask=att).logits[..., order]  # no position_ids
+    real = att.bool()
+    assert (theirs[real] - ours[real]).abs().max() < 1e-5
+    assert torch.equal(hf_token_ids(ids), order[ids])
+
+
+def test_from_hf_mpnet_keeps_a_hub_models_vocabulary():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.MPNetConfig(
+        vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, max_position_embeddings=42, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, layer_norm_eps=1e-5,
+    )  # fmt: skip
+    hf = transformers.MPNetForMaskedLM(cfg).eval()  # padding at 1, as on the hub
+    ids = _ids(2, 20, pad_from=(11,))
+    ids[ids == PAD] = 1
+    ids[:, 0] = 0  # HF's <s>
+    att = (ids != 1).long()
+    ours = from_hf_mpnet(hf)(ids, attention_mask=att)
+    theirs = hf(input_ids=ids, attention_mask=att).logits
+    real = att.bool()
+    assert (theirs[real] - ours[real]).abs().max() < 1e-5
 
 
 def test_export_without_transformers_names_the_extra(monkeypatch):
