@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -468,6 +468,7 @@ def find_mislabeled(
     threshold_fraction: float | None = None,
     skip_epochs: int = 1,
     seed: int = 0,
+    embed: Callable[[Sequence[str]], Any] | None = None,
     fit_kwargs: Mapping[str, Any] | None = None,
 ) -> Mislabeled:
     """Rank samples by AUM and flag the likely mislabeled ones.
@@ -508,6 +509,9 @@ def find_mislabeled(
             "planted", 1 / (C + 1) under "paper".
         skip_epochs: leading epochs left out of the AUM (paper: 1).
         seed: seeds the control sets, the models and the data order.
+        embed: turns x (e.g. N texts) into (N, D) features once, before both passes;
+            ``takeaways.nn.sentence.embed_texts`` embeds texts with the packaged MiniLM.
+            Without it, x is used as it is (precomputed features, images, token ids).
         fit_kwargs: other ``takeaways.train.fit`` options (optimizer, bf16, device,
             progress, ...); the run has no learning-rate drop unless they say otherwise.
 
@@ -535,6 +539,10 @@ def find_mislabeled(
             f"threshold_fraction {f} x {passes} passes must be in (0, 1); lower threshold_fraction"
         )
     n = len(y)
+    if embed is not None:
+        x = np.asarray(embed(list(x)), dtype=np.float32)
+        if x.ndim != 2 or len(x) != n:
+            raise ValueError(f"embed must return (N, D) = ({n}, D) features, got shape {x.shape}")
     aum_sum, scored = np.zeros(n), np.zeros(n, dtype=np.int64)
     flagged_in_all = np.ones(n, dtype=bool)
     logit_sum = np.zeros((n, c))

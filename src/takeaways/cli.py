@@ -272,8 +272,15 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
 
     path = Path(args.data).expanduser()
     out = Path(args.out).expanduser() if args.out else None
-    rows = data.read_rows(path, label=args.label, encoding=args.encoding)
+    rows = data.read_rows(path, label=args.label, text=args.text, encoding=args.encoding)
     x, y, classes = rows.x, rows.y, rows.classes
+    if rows.kind == "text":
+        from takeaways.nn.sentence import embed_texts
+
+        if args.model == "cnn":
+            raise ValueError("--model cnn needs images; texts are embedded, then an mlp is trained")
+        _print(f"{path}: embedding {len(x)} texts of column {args.text!r} with MiniLM ...")
+        x = embed_texts(list(x), progress=True)
     if len(classes) < 2:
         raise ValueError(f"{path} has a single class ({classes[0]}); AUM needs at least two")
     model = args.model or ("cnn" if rows.kind == "image" else "mlp")
@@ -281,7 +288,7 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
         raise ValueError(
             "--model cnn needs images (an image folder or an .npz of (N, H, W)); use --model mlp"
         )
-    if rows.kind == "signal":  # standardize each feature so one MLP setting fits any table
+    if rows.kind != "image":  # standardize each feature so one MLP setting fits any table
         x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
     if model == "cnn":
         make = lambda n: nn.SmallCNN(x.shape[1], n, image_size=x.shape[2])  # noqa: E731
@@ -298,6 +305,8 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
         make, x, y, num_classes=k, rule=args.rule, fit_kwargs={"progress": True}, **opts
     )
     columns = ["rank", "row", "source", "given_label", "preferred_label", "aum", "flagged"]
+    if rows.kind == "text":
+        columns.append(args.text)
     issues = quality = None
     if args.compare == "cleanlab":
         from cleanlab.filter import find_label_issues
@@ -324,6 +333,8 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
             f"{found.aum[i]:.4f}",
             bool(found.mask[i]),
         ]
+        if rows.kind == "text":
+            row.append(rows.x[i])
         if issues is not None:
             row += [bool(issues[i]), f"{quality[i]:.4f}"]
         table.append(row)
@@ -343,7 +354,11 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
     else:
         _print("pass --out FILE.csv to write every row, ranked by AUM")
     for row in table[: min(args.top, flagged)]:
-        _print("  " + "  ".join(f"{c}={v}" for c, v in zip(columns, row)))
+        cells = (
+            f"{c}={str(v)[:60]!r}" if isinstance(v, str) and len(v) > 20 else f"{c}={v}"
+            for c, v in zip(columns, row)
+        )
+        _print("  " + "  ".join(cells))
     return 0
 
 
@@ -556,6 +571,12 @@ def _find_mislabeled_command(sub: Any) -> None:
         "data", help="a CSV file, an .npz (x, y) file or a folder with one sub-folder per class"
     )
     s.add_argument("--label", help="the label column (CSV only)")
+    s.add_argument(
+        "--text",
+        metavar="COLUMN",
+        help="a CSV column of texts: embed them with the packaged MiniLM (mean pooling, "
+        "cached) and train on the embeddings instead of the numeric columns",
+    )
     s.add_argument(
         "--encoding", default="utf-8-sig", help="the CSV's text encoding (default UTF-8)"
     )

@@ -32,6 +32,7 @@ from takeaways.data.embedded import Bundle, Split, split_indices, text_array
 __all__ = ["Rows", "read_rows", "load_npz", "load_csv", "load_image_folder", "load_text"]
 
 _INT = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
@@ -86,36 +87,48 @@ def _str_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
 class Rows(NamedTuple):
     """A user's labelled data in the file's own order (what ``read_rows`` returns)."""
 
-    x: np.ndarray  # (N, ...) float32
+    x: np.ndarray  # (N, ...) float32; (N,) object array of strings for kind "text"
     y: np.ndarray  # (N,) int64 class ids in [0, C)
     classes: list[str]  # classes[id] is the label as the file writes it
-    kind: str  # "signal" (a table or (N, L) arrays) or "image"
+    kind: str  # "signal" (a table or (N, L) arrays), "image" or "text"
     source: list[str]  # where row i comes from: "line 7", "cat/1.png", "index 3"
 
 
-def read_rows(path: str | Path, *, label: str | None = None, encoding: str = "utf-8-sig") -> Rows:
+def read_rows(
+    path: str | Path,
+    *,
+    label: str | None = None,
+    text: str | None = None,
+    encoding: str = "utf-8-sig",
+) -> Rows:
     """The rows of a CSV, an .npz file or an image folder, in file order and unsplit.
 
     Args:
         path: a CSV table (needs ``label``), an .npz with ``x`` and ``y``, or a folder
             with one sub-folder per class.
         label: the CSV's label column.
+        text: a CSV column of texts: x is then those texts (kind "text", an object
+            array) and the other columns are ignored; default: the numeric columns.
         encoding: the CSV's text encoding (default UTF-8, with or without a BOM).
 
     Raises:
         FileNotFoundError: missing path.
-        ValueError: whatever the matching loader raises, and a CSV without ``label``.
+        ValueError: whatever the matching loader raises, a CSV without ``label``,
+            ``text`` for a file that is not a CSV, a text column that is missing,
+            empty in every row or holds only numbers.
     """
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist; pass a CSV, an .npz file or an image folder")
+    if text is not None and (p.is_dir() or p.suffix.lower() in (".npz", ".npy")):
+        raise ValueError(f"--text names a column of a CSV; {p} is not a CSV")
     if p.is_dir():
         return _read_image_folder(p, None)
     if p.suffix.lower() in (".npz", ".npy"):
         return _read_npz(p)
     if not label:
         raise ValueError(f"{p} is read as a CSV; name its label column with --label COLUMN")
-    return _read_csv(p, label, encoding)
+    return _read_csv(p, label, encoding, text)
 
 
 def _bundle_rows(p: Path, rows: Rows, test_fraction: float, seed: int) -> Bundle:
@@ -224,10 +237,12 @@ def load_csv(
     return _bundle_rows(p, _read_csv(p, label, encoding), test_fraction, seed)
 
 
-def _read_csv(p: Path, label: str, encoding: str) -> Rows:
+def _read_csv(p: Path, label: str, encoding: str, text: str | None = None) -> Rows:
     p = _existing(p)
     try:
         with open(p, encoding=encoding, newline="") as fh:
+            if text is not None:
+                return _parse_text_csv(p, csv.reader(fh), label, text)
             return _parse_csv(p, csv.reader(fh), label)
     except UnicodeDecodeError as err:
         raise ValueError(
@@ -266,7 +281,7 @@ def _parse_csv(p: Path, reader, label: str) -> Rows:
                 v = math.nan
             if not math.isfinite(v):
                 hint = (
-                    "; the column holds text: drop it, or encode it as numbers"
+                    "; the column holds text: embed it (find-mislabeled --text COLUMN) or drop it"
                     if re.search(r"[A-Za-z]{3}", cell)
                     and cell.strip().lower() not in ("nan", "inf", "infinity", "-inf")
                     else ""
@@ -288,6 +303,46 @@ def _parse_csv(p: Path, reader, label: str) -> Rows:
     else:
         y, classes = _str_labels(labels)
     return Rows(np.asarray(features, dtype=np.float32), y, classes, "signal", lines)
+
+
+def _parse_text_csv(p: Path, reader, label: str, text: str) -> Rows:
+    header = [h.strip() for h in next(reader, None) or []]
+    if not header:
+        raise ValueError(f"{p} is empty; expected a header row and data rows")
+    for name in (label, text):
+        if name not in header:
+            raise ValueError(f"{p} has no column {name!r}; its columns are {header}")
+    if label == text:
+        raise ValueError(f"--text and --label both name {label!r}; they must be two columns")
+    li, ti = header.index(label), header.index(text)
+    texts, labels, lines = [], [], []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise ValueError(
+                f"{p} line {reader.line_num}: {len(row)} fields, the header has {len(header)}"
+            )
+        lab = row[li].strip()
+        if not lab:
+            raise ValueError(f"{p} line {reader.line_num}: the label column {label!r} is empty")
+        texts.append(row[ti])
+        labels.append(lab)
+        lines.append(f"line {reader.line_num}")
+    if not labels:
+        raise ValueError(f"{p} has a header but no data rows")
+    if not any(t.strip() for t in texts):
+        raise ValueError(f"{p}: the text column {text!r} is empty in every row")
+    if all(_NUMBER.fullmatch(t.strip()) for t in texts if t.strip()):
+        raise ValueError(
+            f"{p}: the text column {text!r} holds only numbers; leave out --text to use the "
+            "numeric columns as features"
+        )
+    if all(_INT.fullmatch(v) for v in labels):
+        y, classes = _int_labels([int(v) for v in labels])
+    else:
+        y, classes = _str_labels(labels)
+    return Rows(text_array(texts), y, classes, "text", lines)
 
 
 # ---------------------------------------------------------------------------- image folder
