@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from takeaways import nn
-from takeaways.cli import main
 from takeaways.data import read_rows
 from takeaways.train import cross_val_probs
 
@@ -140,19 +139,63 @@ def test_find_mislabeled_cli_warns_when_the_model_memorises(tmp_path):
         (["find-mislabeled", "{tmp}/one.csv", "--label", "kind"], "single class"),
         (["find-mislabeled", "{tmp}/x.npy"], "is a single .npy array"),
         (["find-mislabeled", "{tmp}/latin.csv", "--label", "kind"], "--encoding latin-1"),
-        (["find-mislabeled", "{tmp}/text.csv", "--label", "kind"], "the column holds text"),
+        (["find-mislabeled", "{tmp}/text.csv", "--label", "kind"], "find-mislabeled --text COLUMN"),
+        (
+            ["find-mislabeled", "{tmp}/blank.csv", "--label", "kind", "--text", "review"],
+            "the text column 'review' is empty in every row",
+        ),
+        (
+            ["find-mislabeled", "{tmp}/nums.csv", "--label", "kind", "--text", "review"],
+            "holds only numbers; leave out --text",
+        ),
+        (
+            ["find-mislabeled", "{tmp}/text.csv", "--label", "kind", "--text", "body"],
+            "has no column 'body'; its columns are ['review', 'kind']",
+        ),
+        (["find-mislabeled", "{tmp}/x.npy", "--text", "review"], "is not a CSV"),
     ],
 )
-def test_find_mislabeled_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
+def test_find_mislabeled_bad_input_exits_2_with_one_line(tmp_path, args, needle):
     x, y = _blobs(4, 2)
     _write_csv(tmp_path / "data.csv", x, [str(c) for c in y])
     _write_csv(tmp_path / "one.csv", x, ["0"] * len(y))
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "latin.csv").write_bytes("a,kind\n1,caf\xe9\n".encode("latin-1"))
     (tmp_path / "text.csv").write_text("review,kind\ngreat film,1\nawful,0\n")
-    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("takeaways: error: ") and needle in err and err.count("\n") == 1
+    (tmp_path / "blank.csv").write_text("review,kind\n ,1\n,0\n")
+    (tmp_path / "nums.csv").write_text("review,kind\n1.5,1\n2,0\n")
+    run = _cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.startswith("takeaways: error: ") and needle in run.stderr, run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+def test_find_mislabeled_text_column_ranks_every_text(tmp_path):
+    pytest.importorskip("transformers")
+    good = ["a wonderful, moving film", "superb acting", "loved every minute", "a delight"]
+    bad = ["a dull mess", "boring and long", "awful script", "a waste of time"]
+    rng = np.random.default_rng(0)
+    texts = [(t, "fresh") for t in good * 8] + [(t, "rotten") for t in bad * 8]
+    rows = [(t, lab if rng.random() > 0.1 else {"fresh": "rotten", "rotten": "fresh"}[lab])
+            for t, lab in texts]  # fmt: skip
+    with open(tmp_path / "reviews.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "review", "sentiment"])
+        w.writerows([i, t, lab] for i, (t, lab) in enumerate(rows))
+    run = _cli(
+        "find-mislabeled", "reviews.csv", "--text", "review", "--label", "sentiment",
+        "--out", "ranked.csv", "--epochs", "6", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    with open(tmp_path / "ranked.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0])[-1] == "review" and len(table) == len(rows)
+    for r in table:
+        assert (r["review"], r["given_label"]) == rows[int(r["row"])]
+    flipped = {i for i, ((t, lab), (_, given)) in enumerate(zip(texts, rows)) if lab != given}
+    top = {int(r["row"]) for r in table[: len(flipped)]}
+    assert len(top & flipped) >= 0.8 * len(flipped)  # the flipped texts rank first
+    assert "embedding 64 texts of column 'review'" in run.stdout
 
 
 # ---------------------------------------------------------------------------- config and judge
