@@ -142,3 +142,5 @@ def test_check_writable_says_why_in_one_line(tmp_path):
 def test_check_writable_refuses_a_folder_it_cannot_write():
     with pytest.raises(OSError, match=r"^cannot write /sys/r\.json: folder /sys is not writable"):
         check_writable("/sys/r.json")
+    with pytest.raises(OSError, match=r"^cannot write /sys/r\.json: folder /sys is not writable"):
+        atomic_write("/sys/r.json", "{}")  # the writer says the same

@@ -70,10 +70,17 @@ def _remove_stale_temps(target: Path) -> None:
                 os.unlink(entry.path)
 
 
-def _create_exclusive(path: Path) -> None:
+def _create_temp(tmp: Path, target: Path) -> None:
+    """Create the empty temp file ``tmp``; one readable error naming ``target`` if it can't."""
     # O_EXCL: never reuse a file; 0o666: the kernel applies the umask, as open() does.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    os.close(os.open(path, flags, 0o666))
+    try:
+        os.close(os.open(tmp, flags, 0o666))
+    except OSError as e:
+        raise type(e)(
+            f"cannot write {target}: folder {tmp.parent} is not writable ({e.strerror or e}); "
+            "pass a path in a folder you can write to"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- checks
@@ -104,8 +111,9 @@ def check_writable(path: str | Path, *, kind: Literal["file", "dir"] = "file") -
     Call it at the start of a command, before training, for every output it will write.
     ``kind="file"``: ``path`` is a file to (over)write; its parent folders are created.
     ``kind="dir"``: ``path`` is a folder files will be written into; it is created.
-    Writability is tested by creating and removing a temp file, so read-only file
-    systems, missing permissions and full quotas of inodes show up here.
+    Writability is tested by creating and removing an empty temp file, so read-only
+    file systems and missing permissions show up here (a disk that fills up during the
+    run still fails at the write, leaving the old file and no temp file).
 
     Args:
         path: the output path (``~`` is expanded).
@@ -141,13 +149,7 @@ def check_writable(path: str | Path, *, kind: Literal["file", "dir"] = "file") -
         folder = path
     _make_folder(folder, path)
     probe = _temp_name(folder / ".takeaways-write-check")
-    try:
-        _create_exclusive(probe)
-    except OSError as e:
-        raise type(e)(
-            f"cannot write {path}: folder {folder} is not writable ({e.strerror or e}); "
-            "pass a path in a folder you can write to"
-        ) from None
+    _create_temp(probe, path)
     probe.unlink(missing_ok=True)
     return path
 
@@ -175,7 +177,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     _make_folder(path.parent, path)
     _remove_stale_temps(path)
     tmp = _temp_name(path)
-    _create_exclusive(tmp)
+    _create_temp(tmp, path)
     try:
         yield tmp
         os.replace(tmp, path)
