@@ -57,6 +57,7 @@ from takeaways.attention.clustered import (  # noqa: E402
     clustered_attention,
     improved_clustered_attention,
 )
+from takeaways.files import check_writable  # noqa: E402
 from takeaways.measure import gemm_rate, peak_bytes  # noqa: E402
 from takeaways.results import Target, machine_info, write_json_atomic  # noqa: E402
 
@@ -573,6 +574,7 @@ def main(
     args = parser.parse_args(argv)
     if args.runs < 1:
         raise ValueError(f"--runs must be >= 1, got {args.runs}")
+    check_writable(args.out, kind="dir")  # a bad --out fails now, not after the sweep
     record = run_benchmark(quick=args.quick, runs=args.runs, log=lambda s: print(s, flush=True))
     out = Path(args.out)
     name = "attention-quick" if args.quick else "attention"

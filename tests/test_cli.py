@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -187,7 +188,7 @@ def test_run_then_report_skips_up_to_date_and_writes_html(tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "up to date" in out  # the result just written is reused, not recomputed
+    assert "[1/1] baseline-digits: up to date" in out  # reused, not recomputed
     assert "demo scale — not evidence" in out
     html = out_html.read_text()
     assert "baseline-digits" in html and "data:image/png;base64," in html
@@ -218,3 +219,142 @@ def test_demo_report_shows_published_full_verdict(tmp_path, capsys):
     assert main([*args, "--out", str(out_html)]) == 0
     html = out_html.read_text()
     assert "Published full run" in html and "inconclusive: baseline above chance" in html
+
+
+# ----------------------------------------------------------------------------- outputs, signals
+
+
+def _one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("takeaways: error: ") and needle in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "baseline-digits", "--results", "{afile}/r"], "{afile} is a file, not a folder"),
+        (["report", "--results", "{afile}/r"], "{afile} is a file, not a folder"),
+        (["report", "--out", "{tmp}"], "cannot write {tmp}: it is a folder; pass a file path"),
+        (["report", "--out", "{afile}/x.html"], "cannot write {afile}/x.html: {afile} is a file"),
+        (["depth", "--width", "768", "--plot", "{afile}/p.png"], "{afile} is a file"),
+        (["bench", "attention", "--out", "{afile}/b"], "{afile} is a file, not a folder"),
+    ],
+)
+def test_outputs_are_checked_before_any_work(tmp_path, args, needle):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    fill = dict(afile=afile, tmp=tmp_path)
+    args = [a.format(**fill) for a in args]
+    if args[0] == "report":
+        args += ["--preset", "smoke", "--only", "baseline-digits"]
+        args += [] if "--results" in args else ["--results", str(tmp_path / "res")]
+        args += [] if "--out" in args else ["--out", str(tmp_path / "index.html")]
+    r = run_cli(*args)
+    _one_line_error(r, needle.format(**fill))
+    assert "running" not in r.stdout  # failed before any recipe ran
+    assert [p.name for p in tmp_path.rglob("*")] == [
+        "afile"
+    ]  # and left nothing, temp files included
+
+
+def test_run_checks_its_results_folder_before_running(tmp_path, monkeypatch, capsys):
+    import takeaways.recipes as registry
+
+    def never(*args, **kwargs):
+        raise AssertionError("the recipe ran before its output was checked")
+
+    monkeypatch.setattr(registry, "run_recipe", never)
+    (tmp_path / "afile").write_text("")
+    assert main(["run", "baseline-digits", "--results", str(tmp_path / "afile" / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("takeaways: error: cannot write ") and "is a file, not a folder" in err
+
+
+def test_depth_plot_creates_its_folder(tmp_path):
+    plot = tmp_path / "plots" / "depth" / "regimes.png"
+    r = run_cli("depth", "--width", "768", "--plot", str(plot))
+    assert r.returncode == 0, r.stderr
+    assert plot.stat().st_size > 1000 and f"plot written to {plot}" in r.stdout
+
+
+def test_report_only_an_unknown_name_exits_2_listing_the_known(tmp_path):
+    out = tmp_path / "index.html"
+    r = run_cli("report", "--only", "nosuch", "baseline-digits", "--out", str(out))
+    _one_line_error(
+        r, "unknown recipe 'nosuch' in --only; known recipes: autoaugment, baseline-digits"
+    )
+    assert not out.exists()
+
+
+def _interrupt_once_running(args: list[str], line: str) -> subprocess.CompletedProcess:
+    """Start the CLI, wait for ``line`` on stdout (the work has begun), then press Ctrl-C."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TAKEAWAYS_PROGRESS="0")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "takeaways", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    seen = p.stdout.readline()
+    assert line in seen, seen
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    return subprocess.CompletedProcess(p.args, p.returncode, seen + out, err)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name == "nt", reason="POSIX signals")
+def test_ctrl_c_says_what_was_kept(tmp_path):
+    res = tmp_path / "res"
+    run = ["run", "baseline-digits", "--preset", "smoke", "--set", "epochs=50"]
+    r = _interrupt_once_running([*run, "--results", str(res)], "running preset smoke")
+    assert r.returncode == 130
+    assert r.stderr == "takeaways: interrupted; nothing was written; a rerun starts over\n"
+    report = ["report", "--preset", "smoke", "--only", "baseline-digits", "--results", str(res)]
+    r = _interrupt_once_running(
+        [*report, "--out", str(tmp_path / "i.html")], "[1/1] baseline-digits: running preset smoke"
+    )
+    assert r.returncode == 130
+    assert r.stderr == (
+        f"takeaways: interrupted; recipes that finished are saved in {res / 'smoke'}, "
+        "and the same command skips them\n"
+    )
+    assert not list(res.glob("**/*.json")) and not (tmp_path / "i.html").exists()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX pipes")
+def test_a_closed_pipe_ends_quietly():
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line, as `| head -0` would be
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "takeaways", "depth", "--width", "768"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(write)
+    assert r.returncode == 141 and r.stderr == ""
+
+
+def test_under_torchrun_a_bad_recipe_name_is_reported_once():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    r = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        + ["-m", "takeaways", "run", "nosuch"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert r.returncode != 0
+    assert r.stderr.count("takeaways: error: unknown recipe 'nosuch'") == 1, r.stderr
+    assert "takeaways/cli.py" not in r.stderr  # no traceback of ours (torchrun adds its own)

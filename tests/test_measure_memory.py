@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,3 +43,36 @@ def test_gemm_rate_is_positive():
     assert measure.gemm_rate(torch.float32, 64, runs=2) > 0
     with pytest.raises(ValueError, match="size and runs"):
         measure.gemm_rate(torch.float32, 0)
+
+
+_PROFILE_IN_A_PROCESS = """
+import os, sys, torch
+from takeaways import measure
+before = [torch.ones(1000) for _ in range(50)]  # freed under the profiler: CPUAllocator warns
+
+def fn():
+    while before:
+        before.pop()
+    print("mine, via sys.stderr", file=sys.stderr)
+    os.write(2, b"mine, via fd 2\\n")
+    return torch.ones(256, 256) @ torch.ones(256, 256)
+
+for _ in range(3):
+    measure.step_cost(fn, runs=0)
+print("done", file=sys.stderr)
+"""
+
+
+def test_profiling_prints_no_profiler_chatter_and_keeps_other_stderr():
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    r = subprocess.run(
+        [sys.executable, "-c", _PROFILE_IN_A_PROCESS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "USDT" not in r.stderr and "profiler_st" not in r.stderr
+    assert "CPUAllocator" not in r.stderr
+    assert r.stderr.splitlines() == ["mine, via sys.stderr", "mine, via fd 2"] * 3 + ["done"]

@@ -82,6 +82,93 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
     assert [r["loss"] for r in out.history] == [r["loss"] for r in ref_out.history]
 
 
+def _finished_run(tmp_path, **kw):
+    x, y = blobs()
+    ckpt = tmp_path / "run.pt"
+    base = dict(epochs=2, batch_size=32, lr=5e-3, seed=3, progress=False, checkpoint=ckpt)
+    fit(mlp(), (x, y), **{**base, **kw})
+    return x, y, base
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (dict(lr=1e-3), "(lr 0.005 -> 0.001)"),
+        (dict(seed=4, weight_decay=0.0), "(weight_decay 0.01 -> 0.0; seed 3 -> 4)"),
+        (
+            dict(batch_size=64, schedule="linear"),
+            "(schedule 'cosine' -> 'linear'; batch_size 32 -> 64)",
+        ),
+        (dict(epochs=5), "(epochs 2 -> 5); pass resume='extend' to train it on to 5 epochs"),
+        (dict(optimizer="sgd"), "(optimizer 'adamw' -> 'sgd')"),
+        (dict(data="relabel"), "(data content)"),
+        (dict(data="fewer"), "(data rows 256 -> 200)"),
+        (dict(model="wider"), "(model parameter names or shapes)"),
+    ],
+)
+def test_a_checkpoint_of_a_different_run_is_refused_naming_what_differs(tmp_path, change, needle):
+    x, y, base = _finished_run(tmp_path)
+    data, model = change.pop("data", None), change.pop("model", None)
+    if data == "relabel":
+        y = y.clone()
+        y[7] = (y[7] + 1) % 3
+    elif data == "fewer":
+        x, y = x[:200], y[:200]
+    net = tnn.MLP(8, 3, hidden=(64,)) if model == "wider" else mlp()
+    before = [p.clone() for p in net.parameters()]
+    with pytest.raises(ValueError) as e:
+        fit(net, (x, y), **{**base, **change})
+    msg = str(e.value)
+    assert msg.startswith(f"checkpoint {base['checkpoint']} is from a different run ")
+    assert needle in msg and "\n" not in msg
+    assert msg.endswith(
+        f"to start fresh, delete {base['checkpoint']}, pass another checkpoint path "
+        "or resume=False (overwrites it)"
+    )
+    assert all(torch.equal(p, q) for p, q in zip(before, net.parameters()))  # nothing loaded
+
+
+def test_rerunning_a_finished_run_with_the_same_settings_returns_it(tmp_path):
+    x, y, base = _finished_run(tmp_path)
+    out = fit(mlp(), (x, y), **base)
+    assert out.resumed_from_epoch == 1 and len(out.history) == 2
+
+
+def test_resume_extend_trains_a_finished_run_for_more_epochs(tmp_path):
+    x, y, base = _finished_run(tmp_path)
+    two = mlp()
+    fit(two, (x, y), **base)  # loads the finished 2-epoch weights
+    more = mlp()
+    out = fit(more, (x, y), **{**base, "epochs": 4}, resume="extend")
+    assert out.resumed_from_epoch == 1 and [r["epoch"] for r in out.history] == [1, 2, 3, 4]
+    assert out.steps == 4 * 8
+    assert any(not torch.equal(p, q) for p, q in zip(two.parameters(), more.parameters()))
+    again = fit(mlp(), (x, y), **{**base, "epochs": 4})  # the checkpoint now is the 4-epoch run
+    assert again.resumed_from_epoch == 3
+    with pytest.raises(
+        ValueError, match=r"has 4 epochs done, more than epochs=3; pass epochs >= 4"
+    ):
+        fit(mlp(), (x, y), **{**base, "epochs": 3}, resume="extend")
+    with pytest.raises(ValueError, match=r"\(lr 0.005 -> 0.001\)"):  # extend allows epochs only
+        fit(mlp(), (x, y), **{**base, "epochs": 6, "lr": 1e-3}, resume="extend")
+    with pytest.raises(ValueError, match="resume must be True, False or 'extend'; got 'yes'"):
+        fit(mlp(), (x, y), **base, resume="yes")
+
+
+def test_a_checkpoint_without_a_fingerprint_is_refused_and_resume_false_overwrites_it(tmp_path):
+    x, y = blobs()
+    ckpt = tmp_path / "old.pt"
+    torch.save({"model": mlp().state_dict(), "epoch": 1, "step": 16, "history": []}, ckpt)
+    kw = dict(epochs=1, batch_size=32, progress=False, checkpoint=ckpt)
+    with pytest.raises(
+        ValueError, match=r"^checkpoint .*old.pt does not record which run wrote it"
+    ):
+        fit(mlp(), (x, y), **kw)
+    out = fit(mlp(), (x, y), **kw, resume=False)
+    assert out.resumed_from_epoch is None
+    assert fit(mlp(), (x, y), **kw).resumed_from_epoch == 0  # now it has one
+
+
 def test_hooks_see_every_index_once_per_epoch_with_matching_targets():
     x, y = blobs(n=100)
     seen: list[torch.Tensor] = []

@@ -1,13 +1,16 @@
 """The ``takeaways`` command: list, run, report, rejudge, readme, data.
 
 Bad input ends with one line on stderr and exit status 2, never a traceback
-(set TAKEAWAYS_DEBUG=1 to see one). Runs unchanged under
-``torchrun --nproc_per_node N -m takeaways run NAME``.
+(set TAKEAWAYS_DEBUG=1 to see one); outputs are checked before any work. Ctrl-C
+exits 130 saying what was kept; a closed pipe (``| head``) ends quietly with 141.
+Runs unchanged under ``torchrun --nproc_per_node N -m takeaways run NAME``, where
+only rank 0 prints an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -97,8 +100,12 @@ def _print_result(result, path, published_dir: str | Path | None = None) -> None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from takeaways.recipes import run_recipe
+    from takeaways.files import check_writable
+    from takeaways.recipes import get_recipe, resolve_config, run_recipe
 
+    resolve_config(get_recipe(args.name), args.preset, args.set)  # bad name or --set: say so now
+    check_writable(Path(args.results) / args.preset, kind="dir")  # not after the run
+    _print(f"{args.name}: running preset {args.preset} ...")
     result, path = run_recipe(
         args.name, preset=args.preset, overrides=args.set, out_dir=args.results
     )
@@ -108,17 +115,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from takeaways import distributed
+    from takeaways.files import check_writable
     from takeaways.recipes import list_recipes, resolve_config, run_recipe
     from takeaways.report import write_report
     from takeaways.results import read_result
 
     results_dir = Path(args.results) / args.preset
     published = Path(args.published) if args.published else Path(args.results) / "full"
+    known = [r.name for r in list_recipes()]
+    unknown = [n for n in args.only or [] if n not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown recipe{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"in --only; known recipes: {', '.join(known)}"
+        )
     if args.no_run and not any(results_dir.glob("*.json")):
         raise ValueError(f"no results in {results_dir} to render; drop --no-run to run the recipes")
-    names = args.only or [r.name for r in list_recipes()]
+    check_writable(args.out)  # before an hour of recipes, not after
+    if not args.no_run:
+        check_writable(results_dir, kind="dir")
+    names = args.only or known
     timings: dict[str, float] = {}
-    for recipe in (r for r in list_recipes() if r.name in names):
+    chosen = [r for r in list_recipes() if r.name in names]
+    for i, recipe in enumerate(chosen, 1):
+        count = f"[{i}/{len(chosen)}]"
         path = results_dir / f"{recipe.name}.json"
         cfg = resolve_config(recipe, args.preset)
         if args.no_run:
@@ -129,9 +149,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             except ValueError:
                 fresh = False
             if fresh:
-                _print(f"{recipe.name}: up to date ({path}); --force to rerun")
+                _print(f"{count} {recipe.name}: up to date ({path}); --force to rerun")
                 continue
-        _print(f"{recipe.name}: running preset {args.preset} ...")
+        _print(f"{count} {recipe.name}: running preset {args.preset} ...")
         t0 = time.perf_counter()
         result, written = run_recipe(recipe.name, preset=args.preset, out_dir=args.results)
         timings[recipe.name] = time.perf_counter() - t0
@@ -242,7 +262,9 @@ def cmd_depth(args: argparse.Namespace) -> int:
     import textwrap
 
     from takeaways.depth import save_regime_plot, suggest_architecture
+    from takeaways.files import check_writable
 
+    plot = check_writable(args.plot) if args.plot else None  # creates its folder, as --out does
     s = suggest_architecture(
         params=args.params,
         width=_whole("width", args.width),
@@ -259,8 +281,8 @@ def cmd_depth(args: argparse.Namespace) -> int:
     print("\nsources:")
     for note in s.notes:
         print(textwrap.fill(note, width=100, initial_indent="  - ", subsequent_indent="    "))
-    if args.plot:
-        print(f"\nplot written to {save_regime_plot(s, args.plot)}")
+    if plot is not None:
+        print(f"\nplot written to {save_regime_plot(s, str(plot))}")
     return 0
 
 
@@ -618,19 +640,42 @@ def _glue_signed_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _first_rank() -> bool:
+    """Rank 0 of a ``torchrun`` launch (or no launch); known before any process group exists."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _kept_on_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted command leaves behind, and whether a rerun picks it up."""
+    if args.command == "report" and not args.no_run:
+        done = Path(args.results) / args.preset
+        return f"recipes that finished are saved in {done}, and the same command skips them"
+    if args.command == "rejudge":
+        return "results rejudged so far were rewritten; the others are as they were"
+    return "nothing was written; a rerun starts over"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_glue_signed_values(sys.argv[1:] if argv is None else argv))
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `takeaways depth | head -2`: the reader has gone, so stop quietly
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE
     except KeyboardInterrupt:
-        print("takeaways: interrupted; rerun the same command to resume", file=sys.stderr)
+        if _first_rank():
+            print(f"takeaways: interrupted; {_kept_on_interrupt(args)}", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, ImportError, FloatingPointError) as e:
         if os.environ.get("TAKEAWAYS_DEBUG"):
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"takeaways: error: {msg}", file=sys.stderr)
+        if _first_rank():  # under torchrun every rank fails alike; say it once
+            print(f"takeaways: error: {msg}", file=sys.stderr)
         return 2
 
 

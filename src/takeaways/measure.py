@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -226,6 +228,45 @@ def bf16_vs_fp32(
     return out
 
 
+# What torch's C++ profiler prints straight to file descriptor 2 on every start and stop
+# ("USDT: ... profiler_start") and when a tensor from before the start is freed
+# ("CPUAllocator.cpp ... Memory block of unknown size"): nothing a reader can act on.
+_PROFILER_CHATTER = re.compile(
+    r"USDT:|profiler_(start|stop)|CPUAllocator|Memory block of unknown size"
+)
+
+
+@contextlib.contextmanager
+def _without_profiler_chatter() -> Iterator[None]:
+    """Send fd 2 to a temp file for the block, then pass on every line but the profiler's.
+
+    The chatter comes from C++, below ``sys.stderr``, so only the file descriptor can be
+    caught. Nothing else written in the block is lost: it is written out after the block.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2: nothing to keep clean
+        yield
+        return
+    with tempfile.TemporaryFile() as buf:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        os.dup2(buf.fileno(), 2)
+        try:
+            yield
+        finally:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buf.seek(0)
+            text = buf.read().decode("utf-8", errors="replace")
+            kept = [ln for ln in text.splitlines(True) if not _PROFILER_CHATTER.search(ln)]
+            if kept and sys.stderr is not None:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
 def peak_bytes(fn: Callable[[], object]) -> tuple[float, float]:
     """Run ``fn`` once under the profiler: (seconds, peak tensor bytes allocated above start).
 
@@ -236,7 +277,10 @@ def peak_bytes(fn: Callable[[], object]) -> tuple[float, float]:
     from torch.profiler import ProfilerActivity, profile
 
     t0 = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with (
+        _without_profiler_chatter(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
         fn()
     seconds = time.perf_counter() - t0
     fd, path = tempfile.mkstemp(suffix=".json")

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import random
@@ -354,6 +355,70 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
+def _digest(*tensors: Tensor) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _data_digest(inputs: Tensor | dict[str, Tensor], targets: Tensor, rows: int = 1024) -> str:
+    """Hash of every target and of ``rows`` evenly spaced input rows: cheap, and it changes
+    when the data are swapped, relabelled, reordered or resized."""
+    n = len(targets)
+    pick = torch.linspace(0, n - 1, min(n, rows)).round().long()
+    xs = [inputs[k][pick] for k in sorted(inputs)] if isinstance(inputs, dict) else [inputs[pick]]
+    return _digest(targets, *xs)
+
+
+def _run_fingerprint(model: nn.Module, data_digest: str, n: int, **settings: Any) -> dict[str, Any]:
+    """What defines a run: a checkpoint resumes only a run with the same fingerprint."""
+    shapes = ";".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
+    return {
+        "model": hashlib.blake2b(shapes.encode(), digest_size=8).hexdigest(),
+        "data rows": n,
+        "data": data_digest,
+        **settings,
+    }
+
+
+def _check_fingerprint(
+    path: Path, saved: dict[str, Any] | None, now: dict[str, Any], resume: bool | str, done: int
+) -> None:
+    """Raise one line naming what differs between the checkpoint's run and this one."""
+    fresh = f"to start fresh, delete {path}, pass another checkpoint path or resume=False (overwrites it)"
+    if saved is None:
+        raise ValueError(
+            f"checkpoint {path} does not record which run wrote it (it was not written by this "
+            f"version of fit()), so resuming it could silently mix two runs; {fresh}"
+        )
+    differ = [k for k in now if saved.get(k) != now[k]]
+    if resume == "extend" and "epochs" in differ:
+        if now["epochs"] < done:
+            raise ValueError(
+                f"checkpoint {path} has {done} epochs done, more than epochs={now['epochs']}; "
+                f"pass epochs >= {done}, or {fresh}"
+            )
+        differ.remove("epochs")
+    if not differ:
+        return
+    if "data rows" in differ:
+        differ.remove("data")  # a new size says it; the content hash differs with it
+    named = {"model": "model parameter names or shapes", "data": "data content"}
+    what = "; ".join(named.get(k, f"{k} {saved.get(k)!r} -> {now[k]!r}") for k in differ)
+    if differ == ["epochs"]:
+        todo = f"pass resume='extend' to train it on to {now['epochs']} epochs"
+    else:
+        todo = "pass the same settings to resume it"
+    raise ValueError(f"checkpoint {path} is from a different run ({what}); {todo}, or {fresh}")
+
+
+def _callable_name(f: Callable[..., Any]) -> str:
+    return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', type(f).__name__)}"
+
+
 def _rng_state() -> dict[str, Any]:
     return {
         "python": random.getstate(),
@@ -390,7 +455,7 @@ def fit(
     eval_every: int = 1,
     hooks: Iterable[Any] = (),
     checkpoint: str | Path | None = None,
-    resume: bool = True,
+    resume: bool | Literal["extend"] = True,
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = True,
@@ -426,7 +491,17 @@ def fit(
             subset of dataset indices with per-sample loss weights (coresets).
         checkpoint: file written atomically after every epoch; with ``resume``
             a run restarted with the same arguments continues after the last
-            finished epoch and ends bit-identical to an uninterrupted run.
+            finished epoch and ends bit-identical to an uninterrupted run. The file
+            holds a fingerprint of the run (parameter names and shapes, data size and
+            a hash of the targets and sampled input rows, optimizer, lr, weight decay,
+            schedule, warm-up, clip, bf16, batch size, epochs, max_steps, seed); a
+            checkpoint of a different run, or one without a fingerprint, is refused
+            with a ValueError naming what differs. To start fresh delete the file,
+            pass another path, or ``resume=False`` (which overwrites it).
+        resume: True: continue the checkpoint's run. False: ignore and overwrite it.
+            "extend": as True, but ``epochs`` may be raised past the checkpoint's run
+            (train a finished run for longer); the schedule is recomputed for the new
+            length, so the learning rate picks up where the longer run would be.
         seed: seeds the data order (shared by ranks) and torch's RNG (dropout).
         device: where to train; default the model's device.
         progress: show a tqdm bar (rank 0 only) with loss and samples/s.
@@ -439,8 +514,11 @@ def fit(
         samples_per_s and eval_loss / eval_accuracy when evaluated.
 
     Raises:
-        ValueError / TypeError: bad data, epochs < 1, batch not divisible by ranks.
+        ValueError / TypeError: bad data, epochs < 1, batch not divisible by ranks, a
+            checkpoint of a different run.
     """
+    if resume not in (True, False, "extend"):
+        raise ValueError(f"resume must be True, False or 'extend'; got {resume!r}")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if batch_size < 1:
@@ -485,8 +563,29 @@ def fit(
     out = FitResult()
     start_epoch, step = 0, 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
+    fingerprint = None
+    if ckpt is not None:
+        fingerprint = _run_fingerprint(
+            model,
+            _data_digest(inputs, targets),
+            n,
+            optimizer=optimizer if isinstance(optimizer, str) else _callable_name(optimizer),
+            lr=lr,
+            weight_decay=weight_decay,
+            schedule=schedule,
+            warmup=warmup,
+            clip=clip or None,
+            bf16=bf16,
+            batch_size=batch_size,
+            epochs=epochs,
+            max_steps=max_steps,
+            seed=seed,
+        )
     if ckpt is not None and resume and ckpt.exists():
         state = torch.load(ckpt, map_location=dev, weights_only=False)
+        saved = state.get("fingerprint") if isinstance(state, dict) else None
+        done = state["epoch"] + 1 if saved is not None else 0
+        _check_fingerprint(ckpt, saved, fingerprint, resume, done)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
@@ -590,6 +689,7 @@ def fit(
                         "epoch": epoch,
                         "step": step,
                         "history": out.history,
+                        "fingerprint": fingerprint,
                     },
                 )
             dist.barrier()
