@@ -239,6 +239,10 @@ def _one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
         (["report", "--out", "{afile}/x.html"], "cannot write {afile}/x.html: {afile} is a file"),
         (["depth", "--width", "768", "--plot", "{afile}/p.png"], "{afile} is a file"),
         (["bench", "attention", "--out", "{afile}/b"], "{afile} is a file, not a folder"),
+        (
+            ["find-mislabeled", "{tmp}/nope.csv", "--label", "y", "--out", "{afile}/x.csv"],
+            "cannot write {afile}/x.csv: {afile} is a file",
+        ),
     ],
 )
 def test_outputs_are_checked_before_any_work(tmp_path, args, needle):

@@ -292,8 +292,10 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
     from takeaways import data, nn
     from takeaways.aum import find_mislabeled
 
+    from takeaways.files import check_writable
+
     path = Path(args.data).expanduser()
-    out = Path(args.out).expanduser() if args.out else None
+    out = check_writable(args.out) if args.out else None  # before any work
     rows = data.read_rows(path, label=args.label, text=args.text, encoding=args.encoding)
     x, y, classes = rows.x, rows.y, rows.classes
     if rows.kind == "text":
