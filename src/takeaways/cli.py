@@ -409,7 +409,7 @@ def _write_csv(path: Path, columns: list[str], table: list[list[Any]]) -> None:
     from takeaways.files import atomic_write
 
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf)  # "\r\n" rows: a text holding "\r" or "\n" is then quoted
     w.writerow(columns)
     w.writerows(table)
     atomic_write(path, buf.getvalue())
