@@ -150,3 +150,18 @@ def test_layer_drop_under_torchrun_matches_single_process(tmp_path):
     assert a["dropped"] > 0 and a["dropped"] == b["dropped"]  # the same gates on every rank
     for k in a["state"]:
         torch.testing.assert_close(a["state"][k], b["state"][k], atol=1e-5, rtol=1e-4)
+
+
+def test_layer_drop_on_a_hf_pre_ln_model_under_torchrun(tmp_path):
+    """A transformers RobertaPreLayerNorm classifier with dropped layers trains under DDP."""
+    pytest.importorskip("transformers")
+    out = tmp_path / "hf.pt"
+    r = _torchrun(2, "tests/ddp_layerdrop_worker.py", str(out), "hf")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "not used" not in r.stderr  # DDP's error for parameters without a gradient
+    a, b = torch.load(out), torch.load(f"{out}.rank1")
+    assert a["world"] == b["world"] == 2
+    assert a["dropped"] > 0 and a["dropped"] == b["dropped"]  # the same gates on both ranks
+    assert a["state"].keys() == b["state"].keys()
+    for k in a["state"]:
+        assert torch.equal(a["state"][k], b["state"][k]), k

@@ -1,5 +1,5 @@
 """takeaways.layerdrop: schedules, gates, the fit() hook, the Post-LN guard, the sublayer form, bad
-input; the layer-drop recipe."""
+input, a HF Pre-LN model; the layer-drop recipe."""
 
 from __future__ import annotations
 
@@ -308,6 +308,10 @@ def test_post_ln_blocks_are_refused_with_a_one_line_fix(hf_layers):
         nn.ModuleList([nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)]),
         nn.ModuleList([nn.TransformerDecoderLayer(8, 2, 16, batch_first=True)]),
     ] + [nn.ModuleList([layer]) for layer, pre in hf_layers.values() if not pre]
+    transformers = pytest.importorskip("transformers")
+    bert = transformers.BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=16)  # fmt: skip
+    post.append(transformers.BertModel(bert).encoder.layer)  # a whole model's, as users pass it
     for layers in post:
         with pytest.raises(ValueError, match="block 0 is Post-LN") as err:
             prepare_layer_drop(layers)
@@ -559,3 +563,144 @@ def test_recipe_smoke_numbers_and_judge(tmp_path):
     edge = dict(good, **{"PLD final val loss": m["unigram val loss"] - 0.05})
     failed = [c.name for c in judge(edge, cfg).checks if not c.passed]
     assert failed == ["PLD pre-training left the unigram plateau (nats below the unigram loss)"]
+
+
+# ----------------------------------------------------------------------------- a HF Pre-LN model
+
+
+def _hf_classifier(**overrides):
+    """A tiny random ``RobertaPreLayerNormForSequenceClassification``: 3 layers of width 16."""
+    transformers = pytest.importorskip("transformers")
+    sizes = dict(vocab_size=24, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                 intermediate_size=32, max_position_embeddings=16, num_labels=2,
+                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    torch.manual_seed(0)
+    cfg = transformers.RobertaPreLayerNormConfig(**{**sizes, **overrides})
+    return transformers.RobertaPreLayerNormForSequenceClassification(cfg)
+
+
+def _hf_batch(n: int = 3, length: int = 7, seed: int = 0):
+    """Token ids in [3, 24) right-padded with HF's pad id 1, the first token's parity as label."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 24, (n, length), generator=g)
+    mask = (torch.arange(length) < torch.randint(4, length + 1, (n, 1), generator=g)).long()
+    return ids.masked_fill(mask == 0, 1), mask, ids[:, 0] % 2
+
+
+def _plant_gates(pld, keep: list[bool]) -> None:
+    """Reseed ``pld``'s gates so that the next forward keeps exactly the blocks ``keep`` says.
+
+    Replays the gate's own draw: one uniform per block, kept below ``p_l`` (block form) or
+    ``p_(l-1)`` (sublayer form, ``p_0 = 1``).
+    """
+    p_draw = pld.keep_probs if pld.form == "block" else [1.0, *pld.keep_probs[:-1]]
+    for seed in range(1000):
+        g = torch.Generator().manual_seed(seed)
+        if [torch.rand((), generator=g).item() < p for p in p_draw] == keep:
+            pld.generator.manual_seed(seed)
+            return
+    raise AssertionError(f"no seed below 1000 gives {keep}")
+
+
+def _hf_layer_by_hand(layer, x, mask, p: float, form: str):
+    """A kept ``RobertaPreLayerNormLayer`` from its own submodules (which add the residual)."""
+    if form == "block":  # the layer as is, then its residual branch y - x scaled by 1 / p
+        a = layer.attention(x, mask)[0]
+        return x + (layer.output(layer.intermediate(a), a) - x) / p
+    h = x + (layer.attention(x, mask)[0] - x) / p  # each sublayer's branch scaled by 1 / p
+    return h + (layer.output(layer.intermediate(h), h) - h) / p
+
+
+@pytest.mark.parametrize("form", ["block", "sublayer"])
+def test_hf_pre_ln_classifier_drops_and_rescales_its_layers(form):
+    model = _hf_classifier(initializer_range=0.5)  # branches large enough for 1/p to show
+    ids, mask, _ = _hf_batch()
+    model.eval()
+    with torch.no_grad():
+        plain = model(input_ids=ids, attention_mask=mask).logits
+    layers = model.roberta_prelayernorm.encoder.layer
+    pld = prepare_layer_drop(layers, theta_bar=0.3, form=form)
+    pld.step(10**7)  # keep_probs [0.767, 0.533, 0.3]
+    with torch.no_grad():  # evaluation: every layer, unscaled, bit for bit
+        for _ in range(3):
+            assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, plain)
+    assert pld.executed == pld.dropped == [0, 0, 0]
+
+    seen = []  # (positional args, output) of every layer call
+    for layer in layers:
+        layer.register_forward_hook(lambda m, args, out: seen.append((args, out)))
+    _plant_gates(pld, [True, False, True])
+    model.train()
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    assert pld.executed == [1, 0, 1] and pld.dropped == [0, 1, 0]
+    close = dict(rtol=1e-4, atol=1e-4)  # by hand, HF's residual is added and taken off again
+    x = model.roberta_prelayernorm.embeddings(input_ids=ids)
+    for i, (layer, (args, y)) in enumerate(zip(layers, seen, strict=True)):
+        y = y[0] if isinstance(y, tuple) else y  # older transformers return (hidden, ...)
+        torch.testing.assert_close(args[0], x, **close)  # the hidden state so far, by hand
+        if i == 1:
+            assert y is args[0]  # dropped: its input, no computation
+            continue
+        x = _hf_layer_by_hand(layer, x, args[1], pld.keep_probs[i], form)
+        torch.testing.assert_close(y, x, **close)
+    logits = model.classifier(model.roberta_prelayernorm.LayerNorm(x))
+    torch.testing.assert_close(out.logits, logits, **close)
+    assert torch.equal(out.hidden_states[2], out.hidden_states[1])  # layer 1 returned its input
+    assert not torch.allclose(out.logits, plain, atol=0.1)  # dropping and scaling did something
+    pld.remove()
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, plain)
+
+
+@pytest.mark.parametrize("form", ["block", "sublayer"])
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_hf_gradient_checkpointing_gives_the_same_gradients(form, reentrant):
+    """HF re-runs a checkpointed layer in backward: the sublayer form scales that run too."""
+    ids, mask, _ = _hf_batch()
+
+    def gradients(checkpointing: bool):
+        model = _hf_classifier(initializer_range=0.5)  # branches large enough for 1/p to matter
+        if checkpointing:
+            enable = getattr(model, "activation_checkpointing_enable", None)  # transformers 5
+            (enable or model.gradient_checkpointing_enable)({"use_reentrant": reentrant})
+        layers = model.roberta_prelayernorm.encoder.layer
+        funcs = [vars(layer).get("_gradient_checkpointing_func") for layer in layers]
+        pld = prepare_layer_drop(layers, theta_bar=0.3, form=form)
+        pld.step(10**7)
+        with torch.no_grad():  # each layer's first call runs whatever its gate says
+            model.eval()(input_ids=ids, attention_mask=mask)
+        runs = []
+        layers[0].attention.output.dense.register_forward_hook(lambda *_: runs.append(1))
+        _plant_gates(pld, [True, False, True])
+        model.train()
+        model(input_ids=ids, attention_mask=mask).logits.square().sum().backward()
+        assert pld.dropped == [0, 1, 0]
+        assert len(runs) == 1 + checkpointing  # the re-run in backward happened
+        assert [vars(layer).get("_gradient_checkpointing_func") for layer in layers] == funcs
+        return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys()
+    assert not any("encoder.layer.1." in n for n in plain)  # the dropped layer got none
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, msg=name)
+
+
+def test_hf_pre_ln_classifier_inside_fit():
+    model = _hf_classifier()
+    ids, mask, y = _hf_batch(n=96, length=8)
+    steps = 30
+    pld = prepare_layer_drop(
+        model.roberta_prelayernorm.encoder.layer, theta_bar=0.5, gamma=scaled_gamma(steps)
+    )
+    losses = []
+    out = fit(model, ({"input_ids": ids, "attention_mask": mask}, y), epochs=5, batch_size=16,
+              lr=3e-3, hooks=[pld, lambda b: losses.append(b.loss)], progress=False)  # fmt: skip
+    assert out.steps == steps
+    assert pld.theta == pytest.approx(pld_theta(steps, theta_bar=0.5, gamma=scaled_gamma(steps)))
+    assert sum(pld.dropped) > 0 and sum(pld.dropped) + sum(pld.executed) == steps * 3
+    assert pld.dropped[0] < pld.dropped[2]  # deeper layers are dropped more
+    first, last = sum(losses[:6]) / 6, sum(losses[-6:]) / 6
+    assert first == pytest.approx(math.log(2), abs=0.02) and last < first - 0.1

@@ -38,10 +38,21 @@ DistilBERT, ...). ``allow_post_ln=True`` gates them anyway.
 The gate is attached by giving each block an instance-level ``forward`` (and, in the sublayer
 form, a forward hook on each branch): the blocks keep their type, parameters and
 ``state_dict`` keys, and ``remove()`` restores the original behaviour.
+
 Gates are drawn on the host from the handle's own ``torch.Generator(seed)``, one per block
 call, so a run is reproducible and every rank drops the same blocks (ranks must make the same
 calls in the same order). Under DDP a dropped block's parameters get no gradient, so train
 with ``fit(..., find_unused_parameters=True)`` (or wrap DDP with it yourself).
+
+A HF Pre-LN model is gated where it keeps its layers (``model.roberta_prelayernorm.encoder.layer``
+for the task heads of ``RobertaPreLayerNorm``). Its encoder passes the hidden state first and
+the masks and options after it; a layer returns a tensor (recent transformers) or a tuple
+(older ones). In training mode a dropped layer adds its input to ``output_hidden_states`` and
+no map to ``output_attentions``, which then holds fewer maps than layers. HF's activation
+checkpointing (``activation_checkpointing_enable()``, formerly
+``gradient_checkpointing_enable()``) runs inside the gated call and re-runs the layer in
+backward; the sublayer form scales that re-run as well. Checkpoint inside the blocks, not
+around a gated call: re-running the call would draw its gate again.
 
 Example:
     >>> from takeaways.nn import EncoderConfig, TransformerEncoder
@@ -249,6 +260,26 @@ class _GatedForward:
             self.checked = True
         return out
 
+    def _run_scaled(self, x: Tensor, args: tuple, kwargs: dict, scale: float) -> Any:
+        """Run the block with its branch hooks multiplying by ``scale``.
+
+        A block that checkpoints its own forward (HF's ``GradientCheckpointingLayer`` once
+        activation checkpointing is on) runs it again during backward, after this call has
+        returned; the function it hands its ``_gradient_checkpointing_func`` is wrapped so
+        that the re-run is scaled too, or its gradients would be those of an unscaled block.
+        """
+        block = self.block
+        checkpoint = block.__dict__.get("_gradient_checkpointing_func")
+        if checkpoint is not None:
+            block._gradient_checkpointing_func = _ScaledCheckpoint(checkpoint, self, scale)
+        self.scale = scale
+        try:
+            return self._run(x, args, kwargs)
+        finally:
+            self.scale = 1.0
+            if checkpoint is not None:
+                block._gradient_checkpointing_func = checkpoint
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not args or not isinstance(args[0], Tensor):
             raise TypeError(
@@ -274,17 +305,32 @@ class _GatedForward:
         h.executed[self.index] += 1
         if not h.rescale or p >= 1.0:
             return self._run(x, args, kwargs)
-        if h.form == "sublayer":
-            self.scale = 1.0 / p  # each branch's output, before its residual add
-            try:
-                return self._run(x, args, kwargs)
-            finally:
-                self.scale = 1.0
+        if h.form == "sublayer":  # each branch's output, before its residual add
+            return self._run_scaled(x, args, kwargs, 1.0 / p)
         out = self._run(x, args, kwargs)
         y = x + (_hidden(out) - x) / p  # inverted dropout on the whole residual branch
         if isinstance(out, (tuple, list)):
             return (y, *out[1:])
         return y
+
+
+class _ScaledCheckpoint:
+    """A block's checkpoint function for one gated call: what it re-runs is scaled as well."""
+
+    def __init__(self, checkpoint: Any, gate: _GatedForward, scale: float) -> None:
+        self.checkpoint, self.gate, self.scale = checkpoint, gate, scale
+
+    def __call__(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        gate, scale = self.gate, self.scale
+
+        def scaled(*a: Any, **k: Any) -> Any:  # the forward, and its re-run in backward
+            before, gate.scale = gate.scale, scale
+            try:
+                return fn(*a, **k)
+            finally:
+                gate.scale = before
+
+        return self.checkpoint(scaled, *args, **kwargs)
 
 
 class _BranchScale:
@@ -408,7 +454,9 @@ def prepare_layer_drop(
     Args:
         layers: e.g. ``encoder.layers`` of our ``TransformerEncoder``, torch
             ``nn.TransformerEncoderLayer(norm_first=True)`` blocks, or the layers of a HF
-            ``RobertaPreLayerNormModel`` (``model.encoder.layer``).
+            ``RobertaPreLayerNormModel`` (``model.encoder.layer``; with a task head such as
+            ``RobertaPreLayerNormForSequenceClassification``,
+            ``model.roberta_prelayernorm.encoder.layer``).
         theta_bar: ``pld_theta``'s limit, in ``(0, 1]``; 1 never drops.
         gamma: ``pld_theta``'s decay rate per step, ``>= 0``.
         seed: seeds the gate generator; use the same on every rank.
