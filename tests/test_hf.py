@@ -400,3 +400,40 @@ def test_packaged_minilm_reads_long_inputs():
 def _hidden_minilm(encoder: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     with torch.no_grad():
         return encoder(**batch)
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+def test_benchmark_reports_ratios_of_one_run():
+    # The harness itself (benchmarks/hf_long.py) takes ~25 s even with --quick --runs 1 on two
+    # cores (two MiniLMs and an HF BigBird at N=1024), too slow here: its tables are checked on
+    # a made-up record instead.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hf_long.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_hf_long", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    seconds = {"ours": 0.5, "hf-bigbird": 1.5, "dense": 0.4}
+    rows = [
+        {"model": m, "N": 1024, "mode": mode, "status": "ok", "median_s": s * k, "peak_mb": 10.0}
+        for m, s in seconds.items()
+        for mode, k in (("fwd", 1.0), ("fwdbwd", 3.0))
+    ]
+    found = bench.targets(rows, (1024,))
+    assert [(t.name, t.measured, t.met) for t in found] == [
+        ("fwd N=1024: HF BigBird time / ours", 3.0, True),
+        ("fwdbwd N=1024: HF BigBird time / ours", 3.0, True),
+    ]
+    record = {
+        "rows": rows,
+        "targets": [vars(t) for t in found],
+        "config": {"sizes": [1024], "runs": 5, "threads": 2},
+        "machine": {"cpu": "test CPU"},
+        "wall_s": 1.0,
+    }
+    text = bench.table(record)
+    assert "| 1,024 | forward | 500 | 1500 | 400 | 3.00x | 0.80x | 10 / 10 / 10 |" in text
+    assert "| 1,024 | forward+backward | 1500 | 4500 | 1200 | 3.00x | 0.80x |" in text

@@ -35,9 +35,10 @@ kernels have none, so the patched model differs from HF's in train mode only), a
 weights (layers return ``None`` for them), head masks, caches, decoders and cross-attention
 (refused with a one-line error).
 
-Tested with transformers 5.24.0 (attention-interface ``BertSelfAttention``, called with
-keyword arguments and returning ``(output, weights)``) and 4.46.3 (``BertSdpaSelfAttention``
-called positionally with a 4-D mask and returning a tuple), torch 2.13 on CPU.
+Tested (tests/test_hf.py, torch 2.13 on CPU) with transformers 5.24.0 (``BertSelfAttention``
+on the attention interface, called with keywords, returning ``(output, weights)``; our mask
+hook), 4.57.1 (called with keywords, a 4-D sdpa mask) and 4.46.3 (``BertSdpaSelfAttention``
+called positionally with a 4-D mask, returning a tuple).
 
 Example:
     >>> encoder, tokenizer = takeaways.nn.load_minilm()   # a BertModel inside
@@ -172,7 +173,8 @@ class KernelSelfAttention(nn.Module):
         self.head_size = int(original.attention_head_size)
         # HF scales scores by ``scaling`` (1/sqrt(D) in BERT); the kernels by 1/sqrt(D).
         scaling = getattr(original, "scaling", self.head_size**-0.5)
-        self.q_scale = float(scaling) * math.sqrt(self.head_size)
+        q_scale = float(scaling) * math.sqrt(self.head_size)
+        self.q_scale = 1.0 if abs(q_scale - 1.0) < 1e-6 else q_scale
         self.kernel = kernel
         self.options = dict(options)
 
