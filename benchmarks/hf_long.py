@@ -290,10 +290,13 @@ def table(record: dict[str, Any]) -> str:
         )
     m = record["machine"]
     lines.append("")
+    load = [record[k][0] for k in ("loadavg_start", "loadavg_end") if k in record]
+    shared = f", load average {min(load):.1f}-{max(load):.1f} (shared machine)" if load else ""
     lines.append(
         f"fp32, batch 1, medians of {record['config']['runs']} interleaved runs, "
-        f"{record['config']['threads']} threads; {m.get('cpu', 'CPU')}; "
-        f"{record['wall_s']:.0f} s in all."
+        f"{record['config']['threads']} threads; {m.get('cpu', 'CPU')}, "
+        f"{m.get('cores', '?')} cores{shared}; {record['wall_s']:.0f} s in all. "
+        "Peak MB: the CPU allocator's peak tensor bytes during one call."
     )
     return "\n".join(lines)
 

@@ -88,6 +88,28 @@ def test_dense_kernel_equals_hf_at_every_position(family):
     assert _max_diff(_hidden(model, ids, None), _hidden(restore(model), ids, None)) <= 1e-5
 
 
+def test_task_heads_holding_an_encoder_are_extended_too():
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=60,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
+    clf = transformers.BertForSequenceClassification(config).eval()
+    ids, mask = _batch("bert")
+    with torch.no_grad():
+        want = clf(input_ids=ids, attention_mask=mask).logits  # (B, 3)
+    with extended_attention(clf, "dense", max_length=128):
+        assert clf.config.max_position_embeddings == 128  # one config, shared with clf.bert
+        with torch.no_grad():
+            assert _max_diff(clf(input_ids=ids, attention_mask=mask).logits, want) <= 1e-5
+    assert clf.config.max_position_embeddings == 64
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("backend", ["auto", "gather"])
 def test_bigbird_pattern_covering_every_block_equals_hf(family, backend):

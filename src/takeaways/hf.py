@@ -14,12 +14,14 @@ packaged MiniLM from ``takeaways.nn.load_minilm()``) in place:
 - with ``max_length`` above the learned positions, the position table is extended by copying
   the pre-trained positions over and over: new position ``p`` gets learned position
   ``p mod P``. This is the warm start Longformer used from RoBERTa's 512 positions
-  (Beltagy, Peters & Cohan, arXiv 2004.05150, section 5: "we initialize them by copying the
-  512 position embeddings from RoBERTa multiple times") and BigBird used after it. RoBERTa
-  reserves the first ``padding_idx + 1`` rows (2 for RoBERTa: token positions start at
-  ``padding_idx + 1``); those rows stay as they are and only the learned rows after them are
-  copied, so ``max_length`` counts tokens for both families. ``config.max_position_embeddings``
-  and the ``position_ids`` / ``token_type_ids`` buffers grow with the table.
+  (Beltagy, Peters & Cohan, arXiv 2004.05150, section 5 "Pretraining and Finetuning": the
+  new positions up to 4,096 start as repeated copies of RoBERTa's 512 learned ones).
+  BigBird's released models were also warm-started from a RoBERTa checkpoint; the rule
+  cited here is Longformer's. RoBERTa reserves the first ``padding_idx + 1`` rows (2 for
+  RoBERTa: token positions start at ``padding_idx + 1``); those rows stay as they are and
+  only the learned rows after them are copied, so ``max_length`` counts tokens for both
+  families. ``config.max_position_embeddings`` and the ``position_ids`` / ``token_type_ids``
+  buffers grow with the table.
 
 ``restore(model)`` undoes both; ``with extended_attention(model, ...):`` does it on exit.
 
@@ -66,7 +68,7 @@ from takeaways.nn.attention import dense_attention, get_attention
 __all__ = ["extend_attention", "extended_attention", "restore"]
 
 # The self-attention classes whose forward KernelSelfAttention reproduces (absolute positions
-# only). The Sdpa subclasses are transformers 4.41-4.47's; 4.48 and later have one class.
+# only). The Sdpa subclasses are transformers 4's (4.57 still has them); 5 has one class.
 SUPPORTED = (
     "BertSelfAttention",
     "BertSdpaSelfAttention",
