@@ -42,6 +42,8 @@ class MiniLMEncoder(nn.Module):
     Attributes:
         bert: the HF ``BertModel``.
         dim: the hidden width (384 for MiniLM-L6).
+        max_len: the longest input, ``config.max_position_embeddings`` (512; raised by
+            ``takeaways.hf.extend_attention(encoder, max_length=...)``).
         layers: the HF encoder's ``nn.ModuleList`` of ``BertLayer`` (edit it in place).
         embeddings: the word-embedding ``nn.Embedding`` (an MLM decoder ties to it).
 
@@ -53,7 +55,11 @@ class MiniLMEncoder(nn.Module):
         super().__init__()
         self.bert = bert
         self.dim: int = int(bert.config.hidden_size)
-        self.max_len: int = int(bert.config.max_position_embeddings)
+
+    @property
+    def max_len(self) -> int:
+        # Read from the config, so that extending the positions (takeaways.hf) raises it.
+        return int(self.bert.config.max_position_embeddings)
 
     @property
     def layers(self) -> nn.ModuleList:
