@@ -172,7 +172,7 @@ def test_find_mislabeled_bad_input_exits_2_with_one_line(tmp_path, args, needle)
 
 def test_find_mislabeled_text_column_ranks_every_text(tmp_path):
     pytest.importorskip("transformers")
-    good = ["a wonderful, moving film", "superb\r\nacting", "loved every minute", "a delight"]
+    good = ["a wonderful, moving film", "superb\racting", "loved every minute", "a delight"]
     bad = ["a dull mess", "boring and long", "awful script", "a waste of time"]
     rng = np.random.default_rng(0)
     texts = [(t, "fresh") for t in good * 8] + [(t, "rotten") for t in bad * 8]
