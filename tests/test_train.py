@@ -387,3 +387,15 @@ def test_fit_score_is_fit_then_test_accuracy():
     acc = tr.fit_score(a, (x, y), (x[:32], y[:32]), epochs=2, batch_size=16, seed=0, progress=False)
     tr.fit(b, (x, y), epochs=2, batch_size=16, seed=0, progress=False)
     assert acc == tr.evaluate(b, (x[:32], y[:32]))["accuracy"]
+
+
+def test_a_tokenizers_batch_encoding_is_taken_like_a_dict():
+    from collections import UserDict
+
+    from takeaways.train import as_tensors
+
+    ids = torch.randint(0, 10, (6, 4))
+    batch = UserDict({"input_ids": ids, "attention_mask": torch.ones_like(ids)})  # BatchEncoding's base
+    inputs, targets = as_tensors((batch, torch.arange(6) % 2))
+    assert isinstance(inputs, dict) and set(inputs) == {"input_ids", "attention_mask"}
+    assert torch.equal(inputs["input_ids"], ids) and targets.tolist() == [0, 1] * 3

@@ -291,7 +291,6 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
 
     from takeaways import data, nn
     from takeaways.aum import find_mislabeled
-
     from takeaways.files import check_writable
 
     path = Path(args.data).expanduser()

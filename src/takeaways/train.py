@@ -28,7 +28,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -90,7 +90,7 @@ def as_tensors(data: Any) -> tuple[Tensor | dict[str, Tensor], Tensor]:
         raise TypeError(
             "x holds text; tokenize it first, e.g. fit(model, (tokenizer.encode(list(split.x)), split.y))"
         )
-    if isinstance(x, dict):
+    if isinstance(x, Mapping):  # a dict, or a tokenizer's BatchEncoding (a UserDict)
         inputs: Tensor | dict[str, Tensor] = {k: torch.as_tensor(v) for k, v in x.items()}
         n = len(next(iter(inputs.values())))
         if any(len(v) != n for v in inputs.values()):

@@ -7,7 +7,8 @@ Install the optional dependencies with ``pip install "takeaways[hf]"``.
 
 ``MiniLMEncoder`` is called like ``TransformerEncoder`` -- ``(input_ids, attention_mask) ->
 (B, N, 384)`` -- so ``SequenceClassifier`` and ``MaskedLM`` wrap either, and ``.layers`` is
-the HF ``ModuleList`` of ``BertLayer`` for techniques that attach to a stack of blocks.
+the HF ``ModuleList`` of ``BertLayer`` for techniques that attach to a stack of blocks (lottery
+tickets prune them; layer dropping refuses them: ``BertLayer`` is Post-LN).
 
 Example:
     >>> encoder, tokenizer = load_minilm()
