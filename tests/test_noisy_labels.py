@@ -118,9 +118,9 @@ def test_find_mislabeled_cli_ranks_every_row_with_original_labels(tmp_path):
 
 def test_find_mislabeled_cli_warns_when_the_model_memorises(tmp_path):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(120, 6)).astype(np.float32)  # features carry no label information
-    _write_csv(tmp_path / "noise.csv", x, [str(v) for v in rng.integers(0, 2, 120)])
-    run = _cli("find-mislabeled", "noise.csv", "--label", "kind", "--epochs", "60", cwd=tmp_path)
+    x = rng.normal(size=(80, 6)).astype(np.float32)  # features carry no label information
+    _write_csv(tmp_path / "noise.csv", x, [str(v) for v in rng.integers(0, 2, 80)])
+    run = _cli("find-mislabeled", "noise.csv", "--label", "kind", "--epochs", "40", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "labels planted wrong, so it memorises" in run.stderr
     assert "pass --out FILE.csv" in run.stdout
