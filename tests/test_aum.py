@@ -217,7 +217,7 @@ def _plant(y: np.ndarray, rate: float, seed: int) -> tuple[np.ndarray, np.ndarra
 @pytest.mark.parametrize("name", ["breast_cancer", "wine", "digits"])  # 2, 3 and 10 classes
 @pytest.mark.parametrize("rate", [0.05, 0.2, 0.4])
 def test_planted_rule_flags_about_as_many_rows_as_are_mislabeled(name, rate):
-    # The paper's 99th-percentile rule flagged 5-28x the planted count on the 2- and 3-class
+    # The paper's 99th-percentile rule flagged 1.5-27x the planted count on the 2- and 3-class
     # tables (91% of breast_cancer rows at 10% noise); the planted rule must stay in 0.5-2x.
     x, y = _table(name)
     noisy, flip = _plant(y, rate, seed=101)
