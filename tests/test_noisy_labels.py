@@ -184,7 +184,7 @@ def test_find_mislabeled_text_column_ranks_every_text(tmp_path):
         w.writerows([i, t, lab] for i, (t, lab) in enumerate(rows))
     run = _cli(
         "find-mislabeled", "reviews.csv", "--text", "review", "--label", "sentiment",
-        "--out", "ranked.csv", "--epochs", "6", cwd=tmp_path,
+        "--out", "ranked.csv", "--epochs", "30", "--lr", "1e-2", cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     with open(tmp_path / "ranked.csv", newline="") as fh:

@@ -301,23 +301,24 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
         from takeaways.nn.sentence import embed_texts
 
         if args.model == "cnn":
-            raise ValueError("--model cnn needs images; texts are embedded, then an mlp is trained")
+            raise ValueError("--model cnn needs images; texts are embedded: use linear or mlp")
         _print(f"{path}: embedding {len(x)} texts of column {args.text!r} with MiniLM ...")
         x = embed_texts(list(x), progress=True)
     if len(classes) < 2:
         raise ValueError(f"{path} has a single class ({classes[0]}); AUM needs at least two")
-    model = args.model or ("cnn" if rows.kind == "image" else "mlp")
+    # a linear probe on sentence embeddings: an MLP memorises labels planted wrong there
+    model = args.model or {"image": "cnn", "text": "linear"}.get(rows.kind, "mlp")
     if model == "cnn" and rows.kind != "image":
         raise ValueError(
             "--model cnn needs images (an image folder or an .npz of (N, H, W)); use --model mlp"
         )
-    if rows.kind != "image":  # standardize each feature so one MLP setting fits any table
+    if rows.kind == "signal":  # standardize each feature so one MLP setting fits any table
         x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
     if model == "cnn":
         make = lambda n: nn.SmallCNN(x.shape[1], n, image_size=x.shape[2])  # noqa: E731
     else:
-        d = int(np.prod(x.shape[1:]))
-        make = lambda n: nn.MLP(d, n, hidden=(256, 256))  # noqa: E731
+        d, hidden = int(np.prod(x.shape[1:])), ((256, 256) if model == "mlp" else ())
+        make = lambda n: nn.MLP(d, n, hidden=hidden)  # noqa: E731
     opts = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     k = len(classes)
     _print(
@@ -603,7 +604,11 @@ def _find_mislabeled_command(sub: Any) -> None:
     s.add_argument(
         "--encoding", default="utf-8-sig", help="the CSV's text encoding (default UTF-8)"
     )
-    s.add_argument("--model", choices=["mlp", "cnn"], help="default: cnn for images, mlp otherwise")
+    s.add_argument(
+        "--model",
+        choices=["mlp", "linear", "cnn"],
+        help="default: cnn for images, linear for --text embeddings, mlp (256-256) for tables",
+    )
     s.add_argument(
         "--rule",
         choices=["planted", "paper"],

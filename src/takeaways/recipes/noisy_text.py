@@ -4,7 +4,7 @@ Most label cleaning happens on text. This recipe plants 20% symmetric label nois
 fixed sample of Rotten Tomatoes reviews (2 classes) and of the CrowdFlower tweets
 (3 classes), embeds every text once with the packaged MiniLM (mean pooling, as the
 model's sentence-transformers setup does), and asks three detectors to find the planted
-errors with the same MLP on the same embeddings:
+errors with the same classifier (a linear probe) on the same embeddings:
 
 1. AUM with the planted-labels cut (``find_mislabeled``'s default);
 2. AUM with the paper's cut (the 99th percentile of a fake class);
@@ -38,14 +38,16 @@ RATE = 0.2  # the share of labels planted wrong
 @dataclass(frozen=True)
 class NoisyTextConfig:
     datasets: tuple[str, ...] = ("reviews", "tweets")
-    rows: int = 4000  # texts sampled per dataset (seed 0), embedded once
+    rows: int = 8000  # texts sampled per dataset (seed 0), embedded once
     epochs: int = 20  # each detector's training run, on the embeddings
     batch_size: int = 64
     lr: float = 1e-3  # AdamW, no learning-rate drop (the AUM run)
     folds: int = 5  # cleanlab's cross-validation
     seeds: int = 5  # noise plantings and training seeds
     seed: int = 0
-    hidden: tuple[int, ...] = field(default=(256, 256))
+    # a linear head on the unit-length embeddings (a linear probe): at 4,000 reviews an MLP
+    # 256-256 fit 100% of the labels planted wrong and both detectors lost 6-10 points of F1
+    hidden: tuple[int, ...] = field(default=())
 
     def validate(self) -> None:
         unknown = set(self.datasets) - {"reviews", "tweets"}
@@ -99,7 +101,7 @@ def judge(m: dict[str, Any], cfg: NoisyTextConfig) -> Judgement:
         d = m[name]
         checks.append(
             Check.above(
-                f"{name}: the MLP on embeddings learns (5-fold accuracy on true labels, "
+                f"{name}: the classifier on embeddings learns (5-fold accuracy on true labels, "
                 "majority + 10 points)",
                 d["cv_accuracy_true_labels"],
                 d.get("majority_class_accuracy"),
@@ -183,7 +185,7 @@ def run(cfg: NoisyTextConfig) -> Result:
         metrics=metrics,
         plots=[
             bar_plot(
-                f"Finding {RATE:.0%} planted label errors in text (MiniLM embeddings, MLP)",
+                f"Finding {RATE:.0%} planted label errors in text (MiniLM embeddings, linear probe)",
                 "F1 against the planted errors (mean ± s.d. over seeds)",
                 [
                     (f"{n}: {label}", metrics[n][f"{key}_f1"], metrics[n][f"{key}_f1_std"])
