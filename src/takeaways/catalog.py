@@ -55,7 +55,7 @@ TAKEAWAYS: tuple[Takeaway, ...] = (
         "AUM mislabeled-data detection",
         "Identifying Mislabeled Data using the Area Under the Margin Ranking (Pleiss et al.)",
         "2001.10528",
-        ("noisy-labels",),
+        ("noisy-labels", "noisy-text"),
         "find_mislabeled(...)",
     ),
     Takeaway(
