@@ -363,9 +363,12 @@ def cmd_find_mislabeled(args: argparse.Namespace) -> int:
             row += [bool(issues[i]), f"{quality[i]:.4f}"]
         table.append(row)
     flagged = int(found.mask.sum())
+    estimate = (
+        f"estimated noise rate {100 * found.noise_rate:.1f}%, " if args.rule == "planted" else ""
+    )
     _print(
         f"AUM flags {flagged} of {len(y)} rows ({100 * flagged / len(y):.1f}%; "
-        f"estimated noise rate {100 * found.noise_rate:.1f}%, rule {args.rule})"
+        f"{estimate}rule {args.rule})"
     )
     for warning in _mislabeled_warnings(found, len(y), args.epochs):
         print(f"takeaways: warning: {warning}", file=sys.stderr)
