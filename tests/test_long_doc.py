@@ -23,6 +23,8 @@ def _metrics(bigbird: list[float], cut: list[float], oracle: list[float], **over
         "cut_accuracy_marker_past_cut": 0.51,
         "bigbird_accuracy_marker_past_cut": 0.74,
         "test_docs_marker_past_cut": 450,
+        "cut_accuracy_marker_inside_cut": 0.8,
+        "test_docs_marker_inside_cut": 150,
         "seconds_per_step": {"bigbird": 6.0, "cut": 1.5, "oracle": 0.2},
     }
     m.update(over)
@@ -47,12 +49,15 @@ def test_no_gain_misses_the_target_with_the_checks_still_holding():
 def test_failing_checks_name_what_makes_the_targets_meaningless():
     m = _metrics([0.75, 0.78], [0.58, 0.57], [0.55, 0.56], fraction_marker_past_cut=0.4)
     m["cut_accuracy_marker_past_cut"] = 0.7  # the cut model reads what it cannot see: a leak
+    m["cut_accuracy_marker_inside_cut"] = 0.55  # ... and does not find the marker it can see
     j = _judge(m, seeds=2)
     failed = {c.name for c in j.checks if not c.passed}
     assert any("oracle" in n for n in failed)  # 0.555 < 0.5 + 0.10
     assert any("3 seeds" in n for n in failed)
     assert any("half the marked reviews" in n for n in failed)
     assert any("at chance" in n for n in failed)  # 0.7 > 0.5 + 3 * sqrt(0.25 / 450)
+    assert any("where it sees it" in n for n in failed)  # 0.55 < 0.5 + 3 * sqrt(0.25 / 150)
+    assert len(failed) == 5
 
 
 def test_a_result_without_the_data_facts_fails_the_checks_that_need_them():
