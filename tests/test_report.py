@@ -90,7 +90,7 @@ def test_html_places_results_in_their_takeaway_cards():
     html = render_html({"long-range": make_result()}, preset="full")
     assert "12.5" in html and "Zaheer et al." in html
     assert html.count("data:image/png;base64,") == 2
-    assert html.count("no result yet") == 10  # 11 recipes in the catalog, one has a result
+    assert html.count("no result yet") == 11  # 12 recipes in the catalog, one has a result
     assert "Use it when sequences are long." in html and "v-met" in html
 
 
