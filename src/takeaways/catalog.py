@@ -71,7 +71,7 @@ TAKEAWAYS: tuple[Takeaway, ...] = (
         "BigBird block-sparse attention",
         "Big Bird: Transformers for Longer Sequences (Zaheer et al.)",
         "2007.14062",
-        ("long-range",),
+        ("long-range", "long-doc"),
         "bigbird_attention(q, k, v, ...)",
     ),
     Takeaway(

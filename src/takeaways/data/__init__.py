@@ -1,5 +1,5 @@
 """Data for takeaways: embedded offline datasets, user-data loaders, planted label
-noise and long tails, WordPiece tokenizers, and generated tasks (the passkey task)."""
+noise and long tails, WordPiece tokenizers, and generated tasks (the passkey task, marked-review documents)."""
 
 from takeaways.data.embedded import (
     Bundle,
@@ -20,7 +20,7 @@ from takeaways.data.noise import (
     long_tail,
     parse_noise,
 )
-from takeaways.data.tasks import needle_task, needle_vocab_size
+from takeaways.data.tasks import MarkedDocs, marked_review_task, needle_task, needle_vocab_size
 from takeaways.data.tokenize import Tokenizer, minilm_tokenizer, train_wordpiece
 from takeaways.data.user import Rows, load_csv, load_image_folder, load_npz, load_text, read_rows
 
@@ -50,5 +50,7 @@ __all__ = [
     "train_wordpiece",
     "minilm_tokenizer",
     "needle_task",
+    "MarkedDocs",
+    "marked_review_task",
     "needle_vocab_size",
 ]

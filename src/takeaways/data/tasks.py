@@ -1,8 +1,10 @@
-"""Synthetic tasks generated offline and seeded: the passkey (needle-in-a-haystack) task.
+"""Tasks generated offline and seeded: the passkey task and the marked-review document.
 
 ``needle_task`` makes sequences whose label depends on two tokens up to the whole length
 apart, the long-range case BigBird (arXiv 2007.14062) and clustered attention (arXiv
-2007.04825) are meant for.
+2007.04825) are meant for. ``marked_review_task`` builds long documents from real text:
+many reviews in a row, one of them wrapped in markers at a uniformly random position, the
+label being that review's sentiment.
 
 Example:
     >>> x, y = needle_task(4, 512, values=8, seed=0)
@@ -12,9 +14,24 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
 import torch
 
-__all__ = ["NEEDLE_CLS", "NEEDLE_MARK", "NEEDLE_PAD", "needle_task", "needle_vocab_size"]
+if TYPE_CHECKING:
+    from takeaways.data.tokenize import Tokenizer
+
+__all__ = [
+    "NEEDLE_CLS",
+    "NEEDLE_MARK",
+    "NEEDLE_PAD",
+    "MarkedDocs",
+    "marked_review_task",
+    "needle_task",
+    "needle_vocab_size",
+]
 
 NEEDLE_PAD, NEEDLE_CLS, NEEDLE_MARK = 0, 1, 2  # token ids; values follow, then filler symbols
 
@@ -75,3 +92,115 @@ def needle_task(
     ids[rows, pos] = NEEDLE_MARK
     ids[rows, pos + 1] = 3 + labels
     return {"input_ids": ids, "attention_mask": mask.long()}, labels
+
+
+# ----------------------------------------------------------------------------- marked review
+
+
+class MarkedDocs(NamedTuple):
+    """What ``marked_review_task`` returns; ``start``/``end`` bound the marked span."""
+
+    inputs: dict[str, torch.Tensor]  # input_ids, attention_mask: long (n, length), no padding
+    labels: torch.Tensor  # long (n,): the marked review's label
+    start: torch.Tensor  # long (n,): token index of the opening marker
+    end: torch.Tensor  # long (n,): token index just after the closing marker
+    review: torch.Tensor  # long (n,): index into ``texts`` of the marked review
+
+
+def marked_review_task(
+    texts: Sequence[str],
+    labels: Sequence[int] | np.ndarray,
+    tokenizer: Tokenizer,
+    *,
+    n: int,
+    length: int,
+    edge: int = 64,
+    max_review_tokens: int = 48,
+    seed: int = 0,
+) -> MarkedDocs:
+    """``n`` documents of ``length`` tokens made of real reviews; one is marked, it is the label.
+
+    Each document is ``[CLS]``, then reviews each followed by ``[SEP]``, then a final
+    ``[SEP]``; exactly ``length`` tokens, no padding. One review, drawn class-balanced (its
+    class uniform, then a review of that class), is wrapped as ``[MASK] review [MASK]
+    [SEP]`` (``[MASK]`` never comes out of tokenizing plain text, so the marker cannot occur
+    by chance); its opening marker sits at a token index drawn uniformly from ``[edge,
+    length - edge - span]``, so never in the first or last ``edge`` tokens (BigBird's global
+    blocks when ``edge`` is the block size). Everything else is distractor reviews drawn
+    uniformly from ``texts`` (their labels are whatever they are), the one before the span
+    and the one at the end cut where the tokens run out. The label is the marked review's.
+
+    Args:
+        texts: the review pool (e.g. ``load("reviews").train.x``).
+        labels: ``(len(texts),)`` integer labels.
+        tokenizer: a WordPiece ``Tokenizer`` (``minilm_tokenizer()``).
+        n: documents.
+        length: tokens per document (>= ``2 * edge + max_review_tokens + 4``).
+        edge: tokens at each end the marked span never touches.
+        max_review_tokens: the marked review is cut to this many tokens (distractors are not).
+        seed: the generator's seed; the same arguments give the same documents.
+
+    Returns:
+        ``MarkedDocs(inputs, labels, start, end, review)``.
+
+    Raises:
+        ValueError: for mismatched ``texts``/``labels``, an empty class, ``n < 1`` or a
+            ``length`` too short for the edges and the span.
+
+    Example:
+        >>> reviews = load("reviews")
+        >>> docs = marked_review_task(reviews.train.x, reviews.train.y, minilm_tokenizer(),
+        ...                           n=8, length=2048, seed=0)
+        >>> docs.inputs["input_ids"].shape, (docs.start >= 512).float().mean()
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    if len(texts) != len(y) or len(y) < 2:
+        raise ValueError(f"need >= 2 texts and one label each; got {len(texts)} and {len(y)}")
+    if n < 1 or edge < 1 or max_review_tokens < 1:
+        raise ValueError(
+            f"need n, edge, max_review_tokens >= 1; got {n}, {edge}, {max_review_tokens}"
+        )
+    need = 2 * edge + max_review_tokens + 4
+    if length < need:
+        raise ValueError(
+            f"length {length} is too short: the marked span ({max_review_tokens} + 3 tokens) "
+            f"must fit between the {edge}-token edges; use length >= {need}"
+        )
+    classes = np.unique(y)
+    tokenizer.backend.no_truncation()  # whole reviews; ``Tokenizer.encode`` sets its own limit
+    rows = [e.ids[1:-1] for e in tokenizer.backend.encode_batch([str(t) for t in texts])]
+    sep, mark = tokenizer.sep_id, tokenizer.mask_id
+    by_class = [np.flatnonzero(y == c) for c in classes]
+    rng = np.random.default_rng(seed)
+
+    def stream(count: int, avoid: int) -> list[int]:
+        """``count`` tokens of distractor reviews, each followed by [SEP]."""
+        out: list[int] = []
+        while len(out) < count:
+            i = int(rng.integers(len(rows)))
+            if i != avoid:
+                out += rows[i] + [sep]
+        return out[:count]
+
+    ids = np.empty((n, length), dtype=np.int64)
+    start = np.empty(n, dtype=np.int64)
+    end = np.empty(n, dtype=np.int64)
+    review = np.empty(n, dtype=np.int64)
+    for d in range(n):
+        pool = by_class[int(rng.integers(len(classes)))]
+        r = int(pool[rng.integers(len(pool))])
+        span = [mark] + rows[r][:max_review_tokens] + [mark, sep]
+        s = int(rng.integers(edge, length - edge - len(span) + 1))  # uniform, both ends in
+        tail = length - s - len(span) - 1  # tokens between the span and the final [SEP]
+        doc = [tokenizer.cls_id] + stream(s - 1, r) + span + stream(tail, r) + [sep]
+        ids[d], start[d], end[d], review[d] = doc, s, s + len(span) - 1, r
+    return MarkedDocs(
+        {
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": torch.ones(n, length, dtype=torch.long),
+        },
+        torch.from_numpy(y[review]),
+        torch.from_numpy(start),
+        torch.from_numpy(end),
+        torch.from_numpy(review),
+    )
