@@ -181,9 +181,7 @@ def test_select_coreset_is_facility_location_per_class_on_odd_sizes(weights):
     y = np.repeat(np.arange(4), [13, 1, 29, 6])
     rng.shuffle(y)
     x = rng.normal(size=(len(y), 5))
-    idx, w = select_coreset(x, y, fraction=0.4, weights=weights, workers=2)
-    one, w1 = select_coreset(x, y, fraction=0.4, weights=weights, workers=1)
-    assert idx.tolist() == one.tolist() and w.tolist() == w1.tolist()  # threads change nothing
+    idx, w = select_coreset(x, y, fraction=0.4, weights=weights)
     at = 0
     for k in range(4):
         members = np.flatnonzero(y == k)

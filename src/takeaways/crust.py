@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -88,7 +87,7 @@ def _as_features(features: Any) -> Tensor:
 
 WEIGHTS = ("cluster", "radius")  # how a medoid is weighted (see facility_location)
 RADIUS_SHARE = 0.1  # weights="radius" without a radius: this share of the class's largest distance
-STALE_BATCH = 8  # stale heap tops re-evaluated together (one vectorized pass; same result)
+STALE_BATCH = 4  # stale heap tops re-evaluated together (one vectorized pass; same result)
 
 
 def facility_location_reference(
@@ -219,15 +218,18 @@ def facility_location(
     x_np, sq_np = x.numpy(), sq.numpy()
     dmat = dmat_t.numpy() if dmat_t is not None else None
 
-    def columns(idx: Any, out: np.ndarray | None = None) -> np.ndarray:
+    def columns(idx: Any) -> np.ndarray:
         """(k, n) distances of every point to the points ``idx`` (the matrix is symmetric)."""
         idx = np.asarray(idx, dtype=np.int64)
         if dmat is not None:
-            return np.take(dmat, idx, axis=0, out=out)
+            return dmat[idx]
         d2 = sq_np[idx, None] + sq_np[None, :] - 2.0 * (x_np[idx] @ x_np.T)  # (k, n)
         np.maximum(d2, 0.0, out=d2)
         d2[np.arange(len(idx)), idx] = 0.0
-        return np.sqrt(d2, out=out if out is not None else d2)
+        return np.sqrt(d2, out=d2)
+
+    def column(e: int) -> np.ndarray:  # (n,) a view of the kept matrix when there is one
+        return dmat[e] if dmat is not None else columns([e])[0]
 
     cur = np.full(n, d_max, dtype=x_np.dtype)  # distance to the selection, capped at d_max
     owner = np.full(n, -1, dtype=np.int64)  # position (in selection order) of its nearest medoid
@@ -241,10 +243,16 @@ def facility_location(
         chosen.append(e)
         gains.append(gain)
 
-    def marginal(cols: np.ndarray) -> np.ndarray:  # (k,) F(S + e) - F(S), in place on cols
-        np.subtract(cur, cols, out=cols)
-        np.maximum(cols, 0.0, out=cols)
-        return cols.sum(1)
+    def marginal(idx: Any, buf: np.ndarray | None = None) -> np.ndarray:
+        """(k,) exact gains F(S + e) - F(S) = sum_i max(0, cur_i - d_ie) of the points ``idx``."""
+        if dmat is not None and buf is not None:  # row by row into buf: no gathered copy
+            diff = buf[: len(idx)]
+            for i, e in enumerate(idx):
+                np.subtract(cur, dmat[e], out=diff[i])
+        else:
+            diff = np.subtract(cur, columns(idx))
+        np.maximum(diff, 0.0, out=diff)
+        return diff.sum(1)
 
     if stochastic:
         rng = np.random.default_rng(seed)
@@ -254,9 +262,9 @@ def facility_location(
         for _ in range(budget):
             picks = rng.integers(0, size, size=min(r_size, size))  # repeats are harmless
             cand = free[picks]
-            g = marginal(columns(cand))  # (r,) exact marginal gains
+            g = marginal(cand)  # (r,) exact marginal gains
             j = int(np.argmax(g))
-            take(int(cand[j]), columns([cand[j]])[0], float(g[j]))
+            take(int(cand[j]), column(int(cand[j])), float(g[j]))
             size -= 1
             free[picks[j]], free[size] = free[size], free[picks[j]]
     else:
@@ -270,13 +278,13 @@ def facility_location(
             now = len(chosen)
             if at == now:  # fresh: no other bound beats it, so it is the greedy pick
                 heapq.heappop(heap)
-                take(e, columns([e])[0], -neg)
+                take(e, column(e), -neg)
                 continue
             # stale: replace it (and the stale entries right below it) by exact gains
             stale = [heapq.heappop(heap)[1]]
             while heap and len(stale) < len(buf) and heap[0][2] != now:
                 stale.append(heapq.heappop(heap)[1])
-            exact = marginal(columns(stale, out=buf[: len(stale)])).tolist()
+            exact = marginal(stale, buf).tolist()
             for g, e in zip(exact, stale):
                 heapq.heappush(heap, (-g, e, now))
 
@@ -298,22 +306,29 @@ def facility_location(
 def _subset_weights(
     features: Tensor, sel: np.ndarray, weights: str, radius: float | None, block: int = 2048
 ) -> np.ndarray:
-    """``facility_location``'s weights for any chosen points ``sel`` of ``features`` (in blocks)."""
+    """``facility_location``'s weights for any chosen points ``sel`` of ``features``.
+
+    Distances are computed ``block`` rows at a time (O(block * n) extra memory).
+    """
     x, sq = features, (features * features).sum(1)
-    xs, sqs = x[torch.as_tensor(sel)], sq[torch.as_tensor(sel)]
-    d_max, owner, near = 0.0, [], []
-    for r in range(0, len(x), block):
-        d = _distances(x[r : r + block], xs, sq[r : r + block], sqs)  # (b, k)
-        hit = torch.as_tensor(sel[None, :]) == torch.arange(r, r + len(d))[:, None]
-        d[hit] = 0.0  # exact zero self-distance
-        owner.append(d.argmin(1))  # first (in selection order) of the nearest
-        near.append(d)
-        if weights == "radius" and radius is None:
-            d_max = max(d_max, float(_distances(x[r : r + block], x, sq[r : r + block], sq).max()))
-    if weights == "radius":
-        r_ = RADIUS_SHARE * d_max if radius is None else float(radius)
-        return sum((d <= r_).sum(0) for d in near).numpy().astype(np.int64)
-    return np.bincount(torch.cat(owner).numpy(), minlength=len(sel)).astype(np.int64)
+    pick = torch.as_tensor(sel)
+    xs, sqs = x[pick], sq[pick]
+    r = radius
+    if weights == "radius" and r is None:  # a first pass for the class's largest distance
+        d_max = max(
+            float(_distances(x[i : i + block], x, sq[i : i + block], sq).max())
+            for i in range(0, len(x), block)
+        )
+        r = RADIUS_SHARE * d_max
+    w = torch.zeros(len(sel), dtype=torch.int64)
+    for i in range(0, len(x), block):
+        d = _distances(x[i : i + block], xs, sq[i : i + block], sqs)  # (b, k)
+        d[pick[None, :] == torch.arange(i, i + len(d))[:, None]] = 0.0  # exact self-distance
+        if weights == "radius":
+            w += (d <= r).sum(0)
+        else:  # the first (in selection order) of the nearest chosen points
+            w += torch.bincount(d.argmin(1), minlength=len(sel))
+    return w.numpy()
 
 
 def _check_weights(weights: str, radius: float | None) -> None:
@@ -337,7 +352,6 @@ def select_coreset(
     stochastic: bool = False,
     random: bool = False,
     seed: int = 0,
-    workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-class facility-location coreset: round(fraction * n_c) medoids of every class c.
 
@@ -361,8 +375,6 @@ def select_coreset(
         random: the control instead of a coreset: a uniform random subset of the same size
             per class, weighted by the same rule, so a comparison isolates the choice.
         seed: seeds stochastic greedy and the random subsets.
-        workers: classes selected at once in threads (default: torch's thread count);
-            each holds its own distance matrix, so peak memory grows with it.
 
     Returns:
         (indices (M,) int64 into the N samples, grouped by class, weights (M,) float32;
@@ -396,29 +408,25 @@ def select_coreset(
     if len(bad):
         i = int(bad[0])
         raise ValueError(f"labels[{i}] = {y[i]} is outside [0, {c}); labels must be 0..{c - 1}")
-    classes = [(k, m) for k in range(c) if len(m := np.flatnonzero(y == k))]
-
-    def one(k: int, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    indices, out_weights = [], []
+    for k in range(c):
+        members = np.flatnonzero(y == k)
+        if len(members) == 0:
+            continue
         budget = max(1, int(round(fraction * len(members))))
         if random:
             sel = np.random.default_rng((seed, k)).choice(len(members), budget, replace=False)
-            return members[sel], _subset_weights(g[members], sel, weights, radius)
-        sel, w = facility_location(
-            g[members], budget, weights=weights, radius=radius, stochastic=stochastic, seed=seed + k
-        )
-        return members[sel], w
-
-    # Classes are independent; numpy and torch release the GIL in their loops, so threads
-    # overlap one class's Python-level heap work with another's array work.
-    workers = min(len(classes), workers or torch.get_num_threads())
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(lambda km: one(*km), classes))
-    else:
-        parts = [one(k, m) for k, m in classes]
+            w = _subset_weights(g[members], sel, weights, radius)
+        else:
+            sel, w = facility_location(
+                g[members], budget, weights=weights, radius=radius, stochastic=stochastic,
+                seed=seed + k,
+            )  # fmt: skip
+        indices.append(members[sel])
+        out_weights.append(w)
     return (
-        np.concatenate([p[0] for p in parts]).astype(np.int64),
-        np.concatenate([p[1] for p in parts]).astype(np.float32),
+        np.concatenate(indices).astype(np.int64),
+        np.concatenate(out_weights).astype(np.float32),
     )
 
 
