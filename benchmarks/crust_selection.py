@@ -1,7 +1,7 @@
 """CRUST coreset selection speed: 50,000 gradient proxies x 10 classes, half of each class kept.
 
 Compares, in one process, medians of several runs:
-  * ``select_coreset`` with exact lazy greedy (ours, the default),
+  * ``select_coreset`` with exact lazy greedy (ours, the default; radius weights),
   * ``select_coreset`` with stochastic greedy (ours, epsilon = 0.1),
   * a port of the official CRUST selection (snap-stanford/crust: sklearn dense distances
     per class, a heap of F(S + e) *totals* instead of marginal gains): time, and the
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     "classes": classes,
                     "dim": dim,
                     "fraction": fraction,
+                    "weights": "radius" if name.startswith("ours") else "none (selection only)",
                     "wall_s": wall,
                     "cpu_s": cpu,
                     "wall_s_runs": runs,
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lazy_clustered = next(r for r in rows if r["data"] == "clustered" and "lazy" in r["method"])
     lazy_iso = next(r for r in rows if r["data"] == "isotropic" and "lazy" in r["method"])
+    assert lazy_clustered["method"] == lazy_iso["method"] == "ours: lazy greedy (exact)"
     stoch_iso = next(r for r in rows if r["data"] == "isotropic" and "stochastic" in r["method"])
     targets = [
         Target.check(
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "runs": args.runs,
+        "torch_threads": torch.get_num_threads(),
         "rows": rows,
         "plain_vs_lazy_one_class": small,
         "targets": [t.__dict__ for t in targets],
@@ -218,11 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         f"torch threads {torch.get_num_threads()}, load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"{'data':<10} {'method':<36} {'wall s':>8} {'cpu s':>8} {'x lazy':>7} {'F / greedy':>10}"
+        f"{'data':<10} {'method':<40} {'wall s':>8} {'cpu s':>8} {'x lazy':>7} {'F / greedy':>10}"
     )
     for r in rows:
         print(
-            f"{r['data']:<10} {r['method']:<36} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} "
+            f"{r['data']:<10} {r['method']:<40} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} "
             f"{r['vs_lazy_wall']:>7.2f} {r['objective_vs_greedy']:>10.4f}"
         )
     print(

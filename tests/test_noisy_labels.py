@@ -220,6 +220,25 @@ def test_noise_settings_are_parsed_once_into_typed_values():
         resolve_config(_recipe(), "smoke", ["epochs=0"])
 
 
+def test_crust_settings_default_to_the_cleanest_coresets_and_are_checked():
+    from takeaways.recipes import resolve_config
+
+    cfg = resolve_config(_recipe(), "smoke")
+    assert (cfg.crust_proxy, cfg.crust_weights, cfg.ablation) == (
+        "input",
+        "radius",
+        ("weight", "cluster"),
+    )
+    cfg = resolve_config(_recipe(), "smoke", ["crust_ablation=", "crust_weights=cluster"])
+    assert cfg.ablation is None and cfg.crust_weights == "cluster"
+    with pytest.raises(ValueError, match="weights one of cluster, radius; got 'input', 'size'"):
+        resolve_config(_recipe(), "smoke", ["crust_weights=size"])
+    with pytest.raises(ValueError, match="crust_ablation is 'proxy,weights' or ''"):
+        resolve_config(_recipe(), "smoke", ["crust_ablation=weight"])
+    with pytest.raises(ValueError, match="'input,radius' is CRUST's own setting"):
+        resolve_config(_recipe(), "smoke", ["crust_ablation=input,radius"])
+
+
 def _metrics(
     aum: list[float], cleanlab: list[float], crust: list[float], noisy: list[float]
 ) -> dict:
@@ -261,6 +280,12 @@ def test_judge_pairs_arms_over_datasets_and_seeds():
     assert j.finding.startswith("AUM's F1 minus cleanlab's was +0.050") and j.advice.startswith(
         "Use AUM when"
     )
+    assert "a random subset of the same size: +0.000)" in j.finding  # no ablation stored
+    m = _metrics(better, [v - 0.05 for v in better], [v + 0.08 for v in noisy], noisy)
+    m["mean over datasets, symmetric 50%"]["acc_crust_ablation"] = float(np.mean(noisy)) + 0.02
+    j2 = _recipe().judge(m, _cfg())
+    assert "+0.000; CRUST's ablation: +0.020)" in j2.finding
+    assert [t.measured for t in j2.targets] == [t.measured for t in j.targets]  # judged alike
     # a mean gain past the goal that the seed spread swallows is not met: +0.08, one seed -0.05
     noisy_gain = [v + d for v, d in zip(noisy, [0.20, 0.15, 0.10, -0.05, 0.05, 0.03])]
     j = _recipe().judge(_metrics(better, better, noisy_gain, noisy), _cfg())

@@ -9,8 +9,10 @@ the flipped samples are known); then, with one model and training run per datase
    noise rate: an oracle count that favours it), scored against the planted mask;
 2. the model trains on the noisy set, the AUM- and cleanlab-cleaned sets, with CRUST and on
    the clean oracle set; at 50% symmetric noise also on random per-class subsets of the
-   coreset's size, which separates "fewer steps" from "the coreset chose well". Test accuracy
-   is the final epoch's: no model selection on the test set.
+   coreset's size, weighted and mixed exactly as CRUST's coresets (so only the choice of
+   samples differs), and with CRUST's ablation (the paper's proxy and weights where CRUST
+   runs the official code's). Test accuracy is the final epoch's: no model selection on the
+   test set.
 
 AUM tracking is timed with ``aum.tracking_overhead``. Per-seed values of the compared arms
 are in the metrics (``<key>_seeds``), so ``judge`` pairs them over (dataset, seed).
@@ -32,7 +34,7 @@ from torch import nn as tnn
 
 from takeaways import data, distributed, nn, results, train
 from takeaways.aum import find_mislabeled, tracking_overhead
-from takeaways.crust import CRUST, CoresetPurity, RandomSubset
+from takeaways.crust import CRUST, PROXIES, WEIGHTS, CoresetPurity
 from takeaways.data import Noise, parse_noise
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import RERUN, Check, Claim, Judgement, Result, Target
@@ -44,6 +46,7 @@ ARMS = {  # training sets: metric key -> label
     "acc_aum": "AUM-cleaned",
     "acc_cleanlab": "cleanlab-cleaned",
     "acc_crust": "CRUST",
+    "acc_crust_ablation": "CRUST ablation",
     "acc_random_subset": "random subset",
     "acc_oracle": "clean oracle",
 }
@@ -51,6 +54,7 @@ F1S = {f"{m}_f1": label for m, label in METHODS.items()}
 SCORES = [f"{m}_{part}" for m in METHODS for part in ("precision", "recall", "f1")]
 WITH_STD = [*SCORES, *ARMS, "best_noisy", "best_crust"]  # mean and s.d. per (dataset, noise)
 MEAN_ONLY = ["coreset_clean", "coreset_clean_weighted", "aum_removed", "cleanlab_removed"]
+MEAN_ONLY += [f"{k}_{arm}" for arm in ("ablation", "random") for k in MEAN_ONLY[:2]]
 PER_SEED = [*F1S, *ARMS]  # what the judge pairs over seeds
 
 
@@ -86,6 +90,12 @@ class NoisyLabelsConfig:
     crust_fraction: float = 0.5  # share of each class CRUST keeps per epoch (paper: 0.5)
     crust_warmup: float = 0.2  # share of the epochs trained on all data before CRUST selects
     crust_mixup: bool = True  # mixup inside the coreset, lambda ~ Beta(1, 0.1) (official code)
+    # CRUST's gradient proxy and medoid weights: the official code's, whose weighted coresets
+    # were the cleanest after warm-up (benchmarks/crust_purity.py: 0.73 clean vs 0.50)
+    crust_proxy: str = "input"  # "input" (dL/dh, official code) or "weight" (dL/dW, paper)
+    crust_weights: str = "radius"  # "radius" (neighbour counts, official) or "cluster" (paper)
+    # the ablation arm at symmetric 50%, "proxy,weights" ("" for none): the paper's choices
+    crust_ablation: str = "weight,cluster"
     overhead_dataset: str = "mnist"  # where AUM tracking is timed
     overhead_pairs: int = 5  # interleaved with/without-AUM timing pairs
     overhead_epochs: int = 2  # epochs per timing run
@@ -107,6 +117,25 @@ class NoisyLabelsConfig:
             raise ValueError("epochs and max_train must be >= 1 (or None for the default / all)")
         if not 0.0 < self.crust_fraction <= 1.0 or not 0.0 <= self.crust_warmup < 1.0:
             raise ValueError("crust_fraction must be in (0, 1] and crust_warmup in [0, 1)")
+        combos = [(self.crust_proxy, self.crust_weights)]
+        combos += [self.ablation] if self.ablation else []
+        for proxy, weights in combos:
+            if proxy not in PROXIES or weights not in WEIGHTS:
+                raise ValueError(
+                    f"CRUST proxy must be one of {', '.join(PROXIES)} and weights one of "
+                    f"{', '.join(WEIGHTS)}; got {proxy!r}, {weights!r} (crust_ablation is "
+                    "'proxy,weights' or '')"
+                )
+        if self.ablation == combos[0]:
+            raise ValueError(f"crust_ablation {self.crust_ablation!r} is CRUST's own setting")
+
+    @property
+    def ablation(self) -> tuple[str, str] | None:
+        """``crust_ablation`` as (proxy, weights), None when empty."""
+        if not self.crust_ablation.strip():
+            return None
+        parts = tuple(p.strip() for p in self.crust_ablation.split(","))
+        return (parts[0], parts[1]) if len(parts) == 2 else ("", "")
         if self.overhead_pairs < 1 or self.overhead_epochs < 1:
             raise ValueError("overhead_pairs and overhead_epochs must be >= 1")
 
@@ -183,10 +212,13 @@ def _run_setting(cfg: NoisyLabelsConfig, name: str, bundle: data.Bundle, noise: 
     for key, keep in cleaned.items():
         out[key], _ = _fit(t, (x[keep], noisy[keep]))
     warm = max(1, round(cfg.crust_warmup * t.epochs))
-    out |= _train_crust(cfg, t, warm)
-    if noise == SYM50:  # the control: random per-class subsets of the coreset's size
-        rnd = RandomSubset(noisy, cfg.crust_fraction, warm, seed)
-        out["acc_random_subset"], _ = _fit(t, (x, noisy), hooks=(rnd,))
+    combo = (cfg.crust_proxy, cfg.crust_weights)
+    out |= _train_crust(cfg, t, warm, combo)
+    # at 50%: the control (random per-class subsets of the coreset's size) and the ablation
+    if noise == SYM50:
+        out |= _train_crust(cfg, t, warm, combo, random=True, arm="random_subset", tag="_random")
+        if cfg.ablation:
+            out |= _train_crust(cfg, t, warm, cfg.ablation, arm="crust_ablation", tag="_ablation")
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -206,22 +238,39 @@ def _detect(cfg: NoisyLabelsConfig, t: _Task, out: dict[str, Any]) -> tuple[np.n
     return found.mask, issues
 
 
-def _train_crust(cfg: NoisyLabelsConfig, t: _Task, warm: int) -> dict[str, float]:
-    """Train with CRUST; test accuracy, how clean its coresets were, selection time."""
+def _train_crust(
+    cfg: NoisyLabelsConfig,
+    t: _Task,
+    warm: int,
+    combo: tuple[str, str],
+    *,
+    random: bool = False,
+    arm: str = "crust",
+    tag: str = "",
+) -> dict[str, float]:
+    """Train with CRUST (``random``: its control); test accuracy, how clean its subsets were.
+
+    ``combo`` is (proxy, weights); the keys are ``acc_<arm>`` and ``coreset_clean*<tag>``,
+    and for CRUST itself also the best epoch's accuracy and the selection time.
+    """
     mixup = (1.0, 0.1) if cfg.crust_mixup else None
+    proxy, weights = combo
     crust = CRUST(
-        t.x, t.noisy, fraction=cfg.crust_fraction, warmup_epochs=warm, mixup=mixup, seed=t.seed
-    )
+        t.x, t.noisy, fraction=cfg.crust_fraction, warmup_epochs=warm, mixup=mixup,
+        proxy=proxy, weights=weights, random=random, seed=t.seed,
+    )  # fmt: skip
     purity = CoresetPurity(crust, t.flipped)
     attach = crust.attach if cfg.crust_mixup else None
-    acc, hist = _fit(t, crust.train_data, hooks=(crust, purity), attach=attach, eval_test=True)
-    return {
-        "acc_crust": acc,
-        "best_crust": max(h["eval_accuracy"] for h in hist),
-        "coreset_clean": _stats(purity.clean)[0],
-        "coreset_clean_weighted": _stats(purity.clean_weighted)[0],
-        "crust_select_s": statistics.median([h["seconds"] for h in crust.history] or [0.0]),
+    acc, hist = _fit(t, crust.train_data, hooks=(crust, purity), attach=attach, eval_test=not tag)
+    out = {
+        f"acc_{arm}": acc,
+        f"coreset_clean{tag}": _stats(purity.clean)[0],
+        f"coreset_clean_weighted{tag}": _stats(purity.clean_weighted)[0],
     }
+    if not tag:
+        out["best_crust"] = max(h["eval_accuracy"] for h in hist)
+        out["crust_select_s"] = statistics.median([h["seconds"] for h in crust.history] or [0.0])
+    return out
 
 
 # ----------------------------------------------------------------------------- judging
@@ -300,9 +349,11 @@ def judge(m: dict[str, Any], cfg: NoisyLabelsConfig) -> Judgement:
         parts.append(f"AUM's F1 minus cleanlab's was {at}")
     if crust is not None:
         rnd = _pooled(m, SYM50, "acc_random_subset") - _pooled(m, SYM50, "acc_noisy")
+        abl = _pooled(m, SYM50, "acc_crust_ablation") - _pooled(m, SYM50, "acc_noisy")
+        also = f"; CRUST's ablation: {abl:+.3f}" if abl == abl else ""  # absent in older results
         parts.append(
             f"CRUST's test accuracy minus the noisy baseline's at symmetric 50% was "
-            f"{crust.measured_with_ci()} (a random subset of the same size: {rnd:+.3f})"
+            f"{crust.measured_with_ci()} (a random subset of the same size: {rnd:+.3f}{also})"
         )
     parts.append(f"AUM tracking added {100 * ov['overhead_cpu']:.1f}% to an epoch's CPU time")
     targets = [*aum.values(), *([crust] if crust else []), overhead]
@@ -390,7 +441,7 @@ def run(cfg: NoisyLabelsConfig) -> Result:
         claim=CLAIM,
         metrics=metrics,
         plots=_plots(cfg, runs, metrics),
-        notes=_notes(metrics, cfg.noises),
+        notes=_notes(metrics, cfg),
     )
 
 
@@ -476,8 +527,8 @@ def _plots(cfg: NoisyLabelsConfig, runs: dict, m: dict[str, Any]) -> list[dict[s
     return plots
 
 
-def _notes(m: dict[str, Any], noises: Sequence[Noise]) -> str:
-    """How the overhead was measured, and why CRUST's coresets stay noisy (numbers in metrics)."""
+def _notes(m: dict[str, Any], cfg: NoisyLabelsConfig) -> str:
+    """How the overhead was measured, and how clean CRUST's subsets were (numbers in metrics)."""
     ov = m["aum_overhead"]
     text = (
         f"AUM tracking adds {100 * ov['overhead_wall']:.1f}% wall clock on {ov['dataset']} "
@@ -485,14 +536,24 @@ def _notes(m: dict[str, Any], noises: Sequence[Noise]) -> str:
         f"target); a stopwatch inside its hooks puts it at {100 * ov['in_tracker_share']:.1f}% "
         "of the epoch."
     )
-    if SYM50 in noises:
-        clean, weighted = (100 * _pooled(m, SYM50, k) for k in MEAN_ONLY[:2])
+    if SYM50 in cfg.noises:
+        pct = {k: 100 * _pooled(m, SYM50, k) for k in MEAN_ONLY if k[:7] == "coreset"}
         text += (
-            f" At 50% symmetric noise CRUST's coresets hold {clean:.0f}% unflipped samples "
-            f"({weighted:.0f}% of the weight) vs 50% in the data: cluster-size weights reproduce "
-            "the label mix of the clusters they serve, so CRUST cleans only where noisy samples "
-            "share a cluster with clean ones. Picking the best epoch on the test set, as the "
-            f"official CRUST script reports, gives CRUST {_pooled(m, SYM50, 'best_crust'):.3f} "
-            f"and the noisy baseline {_pooled(m, SYM50, 'best_noisy'):.3f}."
+            f" At 50% symmetric noise CRUST's coresets ({cfg.crust_proxy} proxy, "
+            f"{cfg.crust_weights} weights) hold {pct['coreset_clean']:.0f}% unflipped samples "
+            f"({pct['coreset_clean_weighted']:.0f}% of the weight) vs 50% in the data; random "
+            f"subsets weighted the same way hold {pct['coreset_clean_random']:.0f}% "
+            f"({pct['coreset_clean_weighted_random']:.0f}% of the weight)"
+        )
+        if cfg.ablation:
+            text += (
+                f", and the ablation's coresets ({cfg.ablation[0]} proxy, {cfg.ablation[1]} "
+                f"weights) {pct['coreset_clean_ablation']:.0f}% "
+                f"({pct['coreset_clean_weighted_ablation']:.0f}% of the weight)"
+            )
+        text += (
+            ". Picking the best epoch on the test set, as the official CRUST script reports, "
+            f"gives CRUST {_pooled(m, SYM50, 'best_crust'):.3f} and the noisy baseline "
+            f"{_pooled(m, SYM50, 'best_noisy'):.3f}."
         )
     return text
