@@ -330,6 +330,35 @@ def test_ctrl_c_says_what_was_kept(tmp_path):
     assert not list(res.glob("**/*.json")) and not (tmp_path / "i.html").exists()
 
 
+def test_ctrl_c_inside_a_half_opened_archive_prints_one_line():
+    """Ctrl-C can land inside ``zipfile.ZipFile.__init__`` (loading a checkpoint or a dataset);
+    the half-built archive's finalizer must not add "Exception ignored" noise to the one line."""
+    code = (
+        "import sys, zipfile\n"
+        "from takeaways import cli\n"
+        "def half_open(args):\n"
+        "    def stop(*a, **k):\n"
+        "        raise KeyboardInterrupt\n"
+        "    zipfile.threading = type('T', (), {'RLock': stop})\n"
+        "    zipfile.ZipFile(sys.executable)\n"
+        "orig = cli.build_parser\n"
+        "def patched():\n"
+        "    p = orig()\n"
+        "    p.set_defaults(fn=half_open)\n"
+        "    for a in p._subparsers._group_actions[0].choices.values():\n"
+        "        a.set_defaults(fn=half_open)\n"
+        "    return p\n"
+        "cli.build_parser = patched\n"
+        "sys.exit(cli.main(['depth', '--width', '64']))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert r.returncode == 130
+    assert r.stderr == "takeaways: interrupted; nothing was written; a rerun starts over\n"
+
+
 @pytest.mark.skipif(os.name == "nt", reason="POSIX pipes")
 def test_a_closed_pipe_ends_quietly():
     read, write = os.pipe()

@@ -676,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # what a shell reports for a process ended by SIGPIPE
     except KeyboardInterrupt:
+        # An object the interrupt caught half-built (a zip archive being opened, say) complains
+        # from its finalizer when the frames are freed; that noise is not the user's business.
+        sys.unraisablehook = lambda _unraisable: None
         if _first_rank():
             print(f"takeaways: interrupted; {_kept_on_interrupt(args)}", file=sys.stderr)
         return 130
