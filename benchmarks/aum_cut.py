@@ -72,7 +72,9 @@ def cell(name: str, rate: float, epochs: int, seed: int, cleanlab: bool) -> dict
 
         from takeaways.train import cross_val_probs
 
-        probs = cross_val_probs(make, x, noisy, folds=5, epochs=epochs, batch_size=64, lr=1e-3, seed=seed)
+        probs = cross_val_probs(
+            make, x, noisy, folds=5, epochs=epochs, batch_size=64, lr=1e-3, seed=seed
+        )
         issues = find_label_issues(noisy, probs, n_jobs=1)
         p, r, _ = detection_scores(issues, flip)
         row["cleanlab"] = {"flagged": int(issues.sum()), "ratio": issues.sum() / max(1, flip.sum()),
@@ -125,7 +127,9 @@ def main() -> int:
         return f"{ok}/{len(cells)} within 0.5-2x (median {med:.2f}x)"
 
     summary = {
-        f"{rule}_at_{e}_epochs": within(rule, e) for rule in ("planted", "paper") for e in epochs_grid
+        f"{rule}_at_{e}_epochs": within(rule, e)
+        for rule in ("planted", "paper")
+        for e in epochs_grid
     }
     out = RESULTS / ("aum_cut-quick.json" if args.quick else "aum_cut.json")
     write_json_atomic(out, {"when": now_iso(), "machine": machine_info(), "seconds": time.perf_counter() - t0,

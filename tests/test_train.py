@@ -395,7 +395,9 @@ def test_a_tokenizers_batch_encoding_is_taken_like_a_dict():
     from takeaways.train import as_tensors
 
     ids = torch.randint(0, 10, (6, 4))
-    batch = UserDict({"input_ids": ids, "attention_mask": torch.ones_like(ids)})  # BatchEncoding's base
+    batch = UserDict(
+        {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    )  # BatchEncoding's base
     inputs, targets = as_tensors((batch, torch.arange(6) % 2))
     assert isinstance(inputs, dict) and set(inputs) == {"input_ids", "attention_mask"}
     assert torch.equal(inputs["input_ids"], ids) and targets.tolist() == [0, 1] * 3
