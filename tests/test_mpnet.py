@@ -139,11 +139,24 @@ def test_objectives_share_the_permutation_and_corruption():
     T, P = 30, round(30 * 0.15)
     assert all(torch.equal(outs["mpnet"][1], outs[o][1]) for o in outs)
     mp, plm, mlm = (outs[o][0]["input_ids"] for o in ("mpnet", "plm", "mlm"))
-    assert torch.equal(plm, mp[:, : T + P]) and plm.shape == (8, T + P)
+    assert torch.equal(plm[:, :T], mp[:, :T]) and plm.shape == (8, T + P)
     # mlm: the predicted tail is corrupted in place, in the same positions
     assert torch.equal(mlm[:, : T - P], mp[:, : T - P]) and torch.equal(
         mlm[:, T - P :], mp[:, T : T + P]
     )
+
+
+def test_plm_query_inputs_are_pure_mask():
+    """XLNet's PLM predicts from position alone: no query input is a random token or its own
+    target (80/10/10 would leave 10% of them equal to what they predict)."""
+    ids = _ids(64, 40, seed=5)
+    inputs, targets = _collate(ids, "plm", seed=0)
+    T, P = 40, round(40 * 0.15)
+    query = inputs["input_ids"][:, T:]
+    real = targets != -100
+    assert real.sum() > 300 and bool((query[real] == MASK).all())
+    mpnet_query = _collate(ids, "mpnet", seed=0)[0]["input_ids"][:, T + P :]
+    assert (mpnet_query[real] != MASK).float().mean() > 0.1  # MPNet keeps its 80/10/10
 
 
 def test_whole_word_permutation_keeps_words_together():

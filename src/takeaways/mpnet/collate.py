@@ -12,7 +12,9 @@ permutation of each sequence. As in the authors' fairseq code
 - ``objective="mpnet"``: ``input_ids = [permuted (T); M (P); M (P)]`` with positions
   ``[perm; perm[-P:]; perm[-P:]]``. The first ``M`` copy joins the content stream (so every
   token sees all ``T`` positions: position compensation), the second is the query stream;
-- ``objective="plm"``: ``[permuted (T); M (P)]``: XLNet's PLM, no [M] in the content stream;
+- ``objective="plm"``: ``[permuted (T); Q (P)]``: XLNet's PLM, no [M] in the content stream,
+  and the query stream ``Q`` is pure ``[MASK]`` (no 80/10/10: a query input that were its own
+  target would leak it; the official MPNet code's PLM does the same);
 - ``objective="mlm"``: ``[permuted[:-P] (T - P); M (P)]``: BERT's MLM of the *same* chosen
   positions. With full attention and true positions, the order of the tokens does not change
   the result, so this is BERT masking in place.
@@ -84,7 +86,8 @@ def permute_and_mask(
         pad_id: padding id, used only when ``attention_mask`` is None.
         pred_prob: share of ``T`` predicted per row: ``P = round(T * pred_prob)``.
         mask_prob, rand_prob: shares of the predicted inputs that become ``[MASK]`` / a random
-            token; the rest (``1 - mask_prob - rand_prob``) keep their token.
+            token; the rest (``1 - mask_prob - rand_prob``) keep their token. Not for plm,
+            whose query inputs are all ``[MASK]``.
         continuation: bool ``(vocab_size,)``, True for ``##`` word pieces: permute whole words.
         generator: torch RNG for reproducible permutations and corruption.
 
@@ -166,7 +169,8 @@ def permute_and_mask(
         input_ids = torch.cat([permuted[:, : T - P], corrupted], 1)  # (B, T)
         positions, mask = perm, real_perm
     elif objective == "plm":
-        input_ids = torch.cat([permuted, corrupted], 1)  # (B, T + P)
+        query = torch.where(tail_ok, torch.full_like(tail, mask_id), tail)  # (B, P) pure [MASK]
+        input_ids = torch.cat([permuted, query], 1)  # (B, T + P)
         positions = torch.cat([perm, tail_pos], 1)
         mask = torch.cat([real_perm, tail_real], 1)
     else:
@@ -203,7 +207,8 @@ class MPNetCollator:
         objective: ``"mpnet"``, ``"plm"`` or ``"mlm"``; one collator per objective, the same
             seed gives all three the same permutations and corruption.
         pred_prob: share of each padded row predicted (``P = round(T * pred_prob)``).
-        mask_prob, rand_prob, keep_prob: the 80/10/10 split of the predicted inputs; must sum to 1.
+        mask_prob, rand_prob, keep_prob: the 80/10/10 split of the predicted inputs (mpnet,
+            mlm; plm's query stream is always pure ``[MASK]``); must sum to 1.
         whole_word: permute whole words (a token and its ``##`` pieces) together.
         seed: seeds the collator's own generator (each call draws fresh permutations).
 
