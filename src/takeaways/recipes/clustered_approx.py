@@ -293,9 +293,7 @@ def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
     short = sweep[f"dense_first_{cfg.short}_tokens"]
     gap = _stored(short["diff_vs_dense"])  # short - dense
     checks = [
-        Check.that(
-            f"inputs are {cfg.length} tokens", tokens, ">=", 512, "mean tokens per passage"
-        ),
+        Check.that(f"inputs are {cfg.length} tokens", tokens, ">=", 512, "mean tokens per passage"),
         Check.that(
             f"queries per cluster at the largest C={max(cfg.clusters)}",
             tokens / max(cfg.clusters),
@@ -348,7 +346,9 @@ def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
         f"{diff['improved-clustered'].mean:+.3f} (95% CI {diff['improved-clustered'].lo:+.3f} "
         f"to {diff['improved-clustered'].hi:+.3f}) for improved-clustered and "
         f"{diff['clustered'].mean:+.3f} ({diff['clustered'].lo:+.3f} to "
-        f"{diff['clustered'].hi:+.3f}) for plain clustered at C={c}; the worst C was "
+        f"{diff['clustered'].hi:+.3f}) for plain clustered at C={c} (mean cosine to the dense "
+        f"embedding {sweep['improved-clustered']['cosine_mean'][i]:.4f} and "
+        f"{sweep['clustered']['cosine_mean'][i]:.4f}); the largest loss was "
         + "; ".join(f"{k} C={wc}: {w:+.3f}" for k, (wc, w) in worst.items())
         + f" (first-{cfg.short}-token baseline {short['accuracy']:.3f})"
     )
@@ -378,9 +378,7 @@ def _plot(sweep: dict, cfg: ClusteredConfig, tokens: float) -> dict:
     lines = []
     for k in KERNELS:
         diffs = sweep[k]["diff_vs_dense"]
-        lines.append(
-            series(k, xs, [d["mean"] for d in diffs], [1.96 * d["se"] for d in diffs])
-        )
+        lines.append(series(k, xs, [d["mean"] for d in diffs], [1.96 * d["se"] for d in diffs]))
     short = sweep[f"dense_first_{cfg.short}_tokens"]["diff_vs_dense"]["mean"]
     lines.append(series(f"dense, first {cfg.short} tokens", xs, [short] * len(xs)))
     lines.append(series("goal: -1 point", xs, [-0.01] * len(xs)))
@@ -407,7 +405,13 @@ def _plot(sweep: dict, cfg: ClusteredConfig, tokens: float) -> dict:
             "iterations": 3,
             "topk": 4,
         },
-        "demo": {"length": 256, "docs": 24, "passages_per_doc": 3, "timing_runs": 3},
+        "demo": {
+            "clusters": (10, 25, 50),
+            "length": 256,
+            "docs": 16,
+            "passages_per_doc": 3,
+            "timing_runs": 3,
+        },
         "full": {},
     },
     takeaway=9,
