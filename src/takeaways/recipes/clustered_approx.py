@@ -174,10 +174,13 @@ def _hits(emb: torch.Tensor, doc: np.ndarray) -> list[float]:
     return (doc[nearest] == doc).astype(float).tolist()
 
 
-def _paired(a: list[float], b: list[float]) -> dict:
-    """``paired_diff(a, b)`` as stored numbers (the judge rebuilds the Paired from them)."""
+DIFF_KEYS = ("diff_vs_dense", "diff_se", "diff_ci_lo", "diff_ci_hi")  # a stored Paired
+
+
+def _paired(a: list[float], b: list[float]) -> dict[str, float]:
+    """``paired_diff(a, b)`` (95%) as stored numbers; ``_stored`` rebuilds the Paired."""
     d = paired_diff(a, b)
-    return {"mean": d.mean, "se": d.se, "lo": d.lo, "hi": d.hi, "n": d.n}
+    return dict(zip(DIFF_KEYS, (d.mean, d.se, d.lo, d.hi)))
 
 
 def _options(name: str, c: int, cfg: ClusteredConfig) -> dict:
@@ -193,21 +196,20 @@ def _sweep(encoder, ids: torch.Tensor, doc: np.ndarray, cfg: ClusteredConfig) ->
     short = _hits(_embed(encoder, short_ids, cfg.batch_size), doc)
     out = {
         "dense": {"accuracy": float(np.mean(dense))},
-        f"dense_first_{cfg.short}_tokens": {
-            "accuracy": float(np.mean(short)),
-            "diff_vs_dense": _paired(short, dense),
-        },
+        f"dense_first_{cfg.short}_tokens": {"accuracy": float(np.mean(short))},
     }
+    out[f"dense_first_{cfg.short}_tokens"].update(_paired(short, dense))
     for name in KERNELS:
-        arm: dict[str, list] = {"accuracy": [], "diff_vs_dense": [], "cosine_mean": []}
-        arm["cosine_min"] = []
+        keys = ("accuracy", *DIFF_KEYS, "cosine_mean", "cosine_min")
+        arm: dict[str, list[float]] = {key: [] for key in keys}
         for c in cfg.clusters:
             with extended_attention(encoder, name, **_options(name, c, cfg)):
                 emb = _embed(encoder, ids, cfg.batch_size)
             hits = _hits(emb, doc)
             cos = (emb * dense_emb).sum(-1)
             arm["accuracy"].append(float(np.mean(hits)))
-            arm["diff_vs_dense"].append(_paired(hits, dense))
+            for key, value in _paired(hits, dense).items():
+                arm[key].append(value)
             arm["cosine_mean"].append(float(cos.mean()))
             arm["cosine_min"].append(float(cos.min()))
         out[name] = arm
@@ -274,9 +276,10 @@ def _c25(cfg: ClusteredConfig) -> tuple[int, int]:
     return i, cfg.clusters[i]
 
 
-def _stored(d: dict) -> Paired:
-    """A stored ``_paired`` dict back as a 95% ``Paired``."""
-    return Paired(d["mean"], d["se"], d["lo"], d["hi"], int(d["n"]), 0.95)
+def _stored(m: dict, arm: dict, i: int | None = None) -> Paired:
+    """The 95% ``Paired`` that ``_paired`` stored in ``arm`` (at C index ``i`` for a kernel)."""
+    mean, se, lo, hi = (arm[k] if i is None else arm[k][i] for k in DIFF_KEYS)
+    return Paired(mean, se, lo, hi, int(m["passages"]), 0.95)
 
 
 def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
@@ -291,7 +294,7 @@ def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
     sweep, tokens, n = m["retrieval"], m["tokens_per_passage_mean"], m["passages"]
     dense, chance = sweep["dense"]["accuracy"], m.get("chance_accuracy")
     short = sweep[f"dense_first_{cfg.short}_tokens"]
-    gap = _stored(short["diff_vs_dense"])  # short - dense
+    gap = _stored(m, short)  # short - dense
     checks = [
         Check.that(f"inputs are {cfg.length} tokens", tokens, ">=", 512, "mean tokens per passage"),
         Check.that(
@@ -327,16 +330,16 @@ def judge(m: dict, cfg: ClusteredConfig) -> Judgement:
     targets = [
         Target.beats(
             f"retrieval accuracy change, {k} C={c} vs dense (>= -1 point)",
-            _stored(sweep[k]["diff_vs_dense"][i]),
+            _stored(m, sweep[k], i),
             goal=-0.01,
             op=">",
         )
         for k in ("improved-clustered", "clustered")
     ]
-    diff = {k: _stored(sweep[k]["diff_vs_dense"][i]) for k in KERNELS}
+    diff = {k: _stored(m, sweep[k], i) for k in KERNELS}
     worst = {}  # kernel -> (C, its difference) where the kernel lost most
     for k in KERNELS:
-        means = [d["mean"] for d in sweep[k]["diff_vs_dense"]]
+        means = sweep[k]["diff_vs_dense"]
         j = int(np.argmin(means))
         worst[k] = (cfg.clusters[j], means[j])
     finding = (
@@ -377,9 +380,10 @@ def _plot(sweep: dict, cfg: ClusteredConfig, tokens: float) -> dict:
     xs = list(cfg.clusters)
     lines = []
     for k in KERNELS:
-        diffs = sweep[k]["diff_vs_dense"]
-        lines.append(series(k, xs, [d["mean"] for d in diffs], [1.96 * d["se"] for d in diffs]))
-    short = sweep[f"dense_first_{cfg.short}_tokens"]["diff_vs_dense"]["mean"]
+        arm = sweep[k]
+        half = [(hi - lo) / 2 for lo, hi in zip(arm["diff_ci_lo"], arm["diff_ci_hi"])]
+        lines.append(series(k, xs, arm["diff_vs_dense"], half))
+    short = sweep[f"dense_first_{cfg.short}_tokens"]["diff_vs_dense"]
     lines.append(series(f"dense, first {cfg.short} tokens", xs, [short] * len(xs)))
     lines.append(series("goal: -1 point", xs, [-0.01] * len(xs)))
     return line_plot(
