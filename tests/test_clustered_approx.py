@@ -87,7 +87,7 @@ def test_judge_checks_fail_where_a_drop_could_not_show():
     j = get_recipe("clustered-approx").judge(m, _cfg())
     failed = {c.name for c in j.checks if not c.passed}
     assert failed == {
-        "inputs are 512 tokens",
+        "inputs reach 512 tokens (MiniLM's position limit)",
         "queries per cluster at the largest C=100",  # 2.56 < 5
         "dense retrieval leaves room for a drop",
         "dense on 512 tokens beats dense on the first 64",
