@@ -1,52 +1,47 @@
-"""The clustered-approx recipe: its passages, its retrieval score and its judge on made-up metrics."""
+"""The clustered-approx recipe through the registry: its passages (facts) and its judge on made-up metrics."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
-import torch
 
 from takeaways import data
-from takeaways.recipes import clustered_approx as ca
 from takeaways.recipes import get_recipe, resolve_config
 
+DIFF_KEYS = ("diff_vs_dense", "diff_se", "diff_ci_lo", "diff_ci_hi")  # a stored paired diff
 
-def _cfg(**over) -> ca.ClusteredConfig:
+
+def _cfg(**over):
     return dataclasses.replace(resolve_config(get_recipe("clustered-approx"), "full"), **over)
 
 
-def test_passages_are_disjoint_full_length_and_spread_through_their_article():
+def test_facts_count_the_passages_each_article_gives():
+    # Counted here from the word pieces: an article of n whole 38-piece passages (40 tokens
+    # with [CLS] and [SEP]) gives min(n, 4); articles with fewer than 2 are skipped.
     tok = data.minilm_tokenizer()
-    cfg = _cfg(length=40, docs=3, passages_per_doc=4)
-    ids, doc = ca._passages(cfg, tok)
-    assert ids.shape == (len(doc), 40) and doc.tolist() == sorted(doc.tolist())
-    assert set(doc.tolist()) == {0, 1, 2} and np.bincount(doc).max() <= 4
-    cls, sep = tok.backend.token_to_id("[CLS]"), tok.backend.token_to_id("[SEP]")
-    assert (ids[:, 0] == cls).all() and (ids[:, -1] == sep).all()
-    # The first article's passages are its own word pieces, cut at multiples of 38, first to last.
-    text = str(data.load("wiki").train.x[0])
     tok.backend.no_truncation()
-    pieces = tok.backend.encode(text, add_special_tokens=False).ids
-    n = len(pieces) // 38
-    starts = np.unique(np.linspace(0, n - 1, min(n, 4)).round()).astype(int) * 38
-    expect = [pieces[s : s + 38] for s in starts]
-    assert [r[1:-1] for r in ids[doc == 0].tolist()] == expect
-    assert starts[-1] == (n - 1) * 38  # the last whole passage is used: spread, not a prefix
-
-
-def test_hits_and_chance_on_planted_embeddings():
-    doc = np.array([0, 0, 1, 1, 2, 2])
-    emb = torch.eye(3)[doc] + 0.01 * torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
-    assert ca._hits(torch.nn.functional.normalize(emb, dim=-1), doc) == [1.0] * 6
-    swapped = emb[[0, 2, 1, 3, 4, 5]]  # passages 1 and 2 trade places: their articles miss
-    assert ca._hits(torch.nn.functional.normalize(swapped, dim=-1), doc) == [0, 0, 0, 0, 1, 1]
-    assert ca._chance(doc) == pytest.approx(1 / 5)
+    wiki = data.load("wiki")
+    counts = []
+    for text in [*wiki.train.x, *wiki.test.x]:
+        n = len(tok.backend.encode(str(text), add_special_tokens=False).ids) // 38
+        if n >= 2:
+            counts.append(min(n, 4))
+        if len(counts) == 3:
+            break
+    facts = get_recipe("clustered-approx").facts(_cfg(length=40, docs=3, passages_per_doc=4))
+    total = sum(counts)
+    chance = sum(c * (c - 1) for c in counts) / total / (total - 1)
+    assert facts == {
+        "passages": total,
+        "articles": 3,
+        "tokens_per_passage_mean": 40.0,
+        "chance_accuracy": pytest.approx(chance),
+    }
 
 
 def _diff(mean: float, half: float) -> dict:
-    return dict(zip(ca.DIFF_KEYS, (mean, half / 1.96, mean - half, mean + half)))
+    return dict(zip(DIFF_KEYS, (mean, half / 1.96, mean - half, mean + half)))
 
 
 def _metrics(improved: float, plain: float, dense: float = 0.9, short_gap: float = -0.2) -> dict:
