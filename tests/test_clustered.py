@@ -39,7 +39,7 @@ def test_matmul_kmeans_equals_packed_popcount_kmeans(pad):
     q, k, _ = qkv(N=70)
     mask = padding(pad, 2, 70)
     bits = cl._hash_bits(q, 12, seed=3)  # few bits: many ties, which both must break alike
-    real = cl._real_queries(q, k, mask)
+    real = cl._real_queries(q, mask, self_attention=True)
     for C in (1, 6, 70):
         fast = cl._kmeans(bits, real, C, iterations=5)
         assert torch.equal(fast, cl._kmeans_packed(bits, real, C, iterations=5))
@@ -79,9 +79,10 @@ def test_one_cluster_per_query_is_dense_attention(pad):
 def test_topk_all_keys_is_dense_attention(pad):
     q, k, v = qkv(N=33, Nk=50)
     mask = padding(pad, 2, 50)
-    out = improved_clustered_attention(q, k, v, clusters=3, topk=50, key_padding_mask=mask)
+    opts = {"clusters": 3, "key_padding_mask": mask, "self_attention": False}
+    out = improved_clustered_attention(q, k, v, topk=50, **opts)
     torch.testing.assert_close(out, dense_attention(q, k, v, key_padding_mask=mask))
-    big = improved_clustered_attention(q, k, v, clusters=3, topk=500, key_padding_mask=mask)
+    big = improved_clustered_attention(q, k, v, topk=500, **opts)
     torch.testing.assert_close(big, out)  # topk > N_k is capped, not an error
 
 
@@ -92,11 +93,46 @@ def test_padded_keys_get_zero_weight(kernel):
     k2, v2 = k.clone(), v.clone()
     k2[1, :, 31:] = 100.0  # whatever sits at padded positions must not matter
     v2[1, :, 31:] = -1e4
-    a = kernel(q, k, v, clusters=4, key_padding_mask=mask)
-    b = kernel(q, k2, v2, clusters=4, key_padding_mask=mask)
+    a = kernel(q, k, v, clusters=4, key_padding_mask=mask, self_attention=False)
+    b = kernel(q, k2, v2, clusters=4, key_padding_mask=mask, self_attention=False)
     torch.testing.assert_close(a, b)
     empty = torch.zeros(2, 40, dtype=torch.bool)
-    assert kernel(q, k, v, clusters=4, key_padding_mask=empty).abs().max() == 0
+    out = kernel(q, k, v, clusters=4, key_padding_mask=empty, self_attention=False)
+    assert out.abs().max() == 0
+
+
+@pytest.mark.parametrize("N", [40, 37])
+@pytest.mark.parametrize("topk", [None, 6])
+def test_equal_length_cross_attention_keeps_every_query(N, topk):
+    # Cross-attention with as many queries as keys: the key padding mask must not drop
+    # queries. With one cluster per query it is dense attention on every row, including
+    # the rows at padded key positions (which self-attention treats as padded queries).
+    q, k, v = qkv(N=N, grad=True, seed=4)
+    mask = padding("right", 2, N)
+    opts = {"bits": 63, "key_padding_mask": mask, "self_attention": False, "seed": 2}
+    ref = clustered_attention_reference(q, k, v, clusters=9, topk=topk, **opts)
+    kernel = clustered_attention if topk is None else improved_clustered_attention
+    extra = {} if topk is None else {"topk": topk}
+    out = kernel(q, k, v, clusters=9, **extra, **opts)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(out)
+    for a, b in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    exact = clustered_attention(q, k, v, clusters=N, **opts)
+    torch.testing.assert_close(exact, dense_attention(q, k, v, key_padding_mask=mask))
+    # Self-attention (the default) leaves the padded queries out of clustering, which moves
+    # the real rows of the padded sequence too: the flag is what decides it, not N_q == N_k.
+    as_self = kernel(q, k, v, clusters=9, **extra, **{**opts, "self_attention": True})
+    assert not torch.allclose(as_self[1, :, : N - 9], out[1, :, : N - 9])
+    torch.testing.assert_close(as_self[0], out[0])  # no padding in row 0: the same
+
+
+def test_self_attention_flag_is_checked():
+    q, k, v = qkv(N=30, Nk=40)
+    with pytest.raises(ValueError, match="pass self_attention=False for cross-attention"):
+        clustered_attention(q, k, v, clusters=4)
+    with pytest.raises(TypeError, match="self_attention must be True or False"):
+        improved_clustered_attention(q, k, v, clusters=4, self_attention=None)
 
 
 def test_planted_clusters_are_approximated_and_improved_is_closer():

@@ -21,8 +21,10 @@ Speed: the K-means runs on bits as +-1 floats, where the Hamming distance is
 matmul and a vote is one ``index_add``; no Python loop over clusters. The naive reference
 (``clustered_attention_reference``) packs the bits into int64, counts differing bits with a
 vectorised popcount and builds explicit one-hot matrices; tests check both give the same
-clusters and outputs. Padded queries (self-attention with a ``key_padding_mask``) neither
-seed nor vote nor enter centroid means; their rows get their nearest cluster's output.
+clusters and outputs. Padded queries (``self_attention=True``, the default, with a
+``key_padding_mask``) neither seed nor vote nor enter centroid means; their rows get their
+nearest cluster's output. Cross-attention says ``self_attention=False``: the mask then marks
+padded keys only, whatever the lengths (the kernels do not guess it from ``N_q == N_k``).
 
 Example:
     >>> q, k, v = torch.randn(3, 1, 8, 4096, 64).unbind(0)
@@ -54,8 +56,16 @@ def _check(
     iterations: int,
     seed: int,
     topk: int | None,
+    self_attention: bool,
 ) -> None:
     check_shapes(q, k, v, mask)
+    if not isinstance(self_attention, bool):
+        raise TypeError(f"self_attention must be True or False, got {self_attention!r}")
+    if self_attention and q.shape[2] != k.shape[2]:
+        raise ValueError(
+            f"self_attention=True needs as many queries as keys, got N_q={q.shape[2]} and "
+            f"N_k={k.shape[2]}; pass self_attention=False for cross-attention"
+        )
     for name, value, low, high in (
         ("clusters", clusters, 1, None),
         ("bits", bits, 1, 63),
@@ -78,9 +88,14 @@ def _hash_bits(q: Tensor, bits: int, seed: int) -> Tensor:
     return proj > planes[:, D]
 
 
-def _real_queries(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
-    """bool ``(B, N_q)``: queries that take part in clustering (self-attention padding is out)."""
-    if mask is not None and q.shape[2] == k.shape[2]:
+def _real_queries(q: Tensor, mask: Tensor | None, self_attention: bool) -> Tensor:
+    """bool ``(B, N_q)``: queries that take part in clustering.
+
+    In self-attention the key padding mask is also the query mask (padded queries are out);
+    in cross-attention it says nothing about the queries, which all take part, even when
+    there happen to be as many queries as keys.
+    """
+    if mask is not None and self_attention:
         return mask
     return torch.ones(q.shape[0], q.shape[2], dtype=torch.bool, device=q.device)
 
@@ -161,12 +176,12 @@ def _cpu_fp32(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return q, k, v
 
 
-def _prepare(q, k, v, key_padding_mask, clusters, bits, iterations, seed, topk):
+def _prepare(q, k, v, key_padding_mask, clusters, bits, iterations, seed, topk, self_attention):
     """Validate, cluster the queries and form centroid queries; shared by both kernels."""
-    _check(q, k, v, key_padding_mask, clusters, bits, iterations, seed, topk)
+    _check(q, k, v, key_padding_mask, clusters, bits, iterations, seed, topk, self_attention)
     B, H, N, D = q.shape
     C = min(clusters, N)
-    real = _real_queries(q, k, key_padding_mask)
+    real = _real_queries(q, key_padding_mask, self_attention)
     assign = _kmeans(_hash_bits(q, bits, seed), real, C, iterations)  # (B, H, N)
     offsets = (torch.arange(B * H, device=q.device) * C).view(B, H, 1)
     flat = (assign + offsets).reshape(-1)  # (B*H*N,) row of each query's cluster
@@ -189,6 +204,7 @@ def clustered_attention(
     bits: int = 32,
     iterations: int = 10,
     key_padding_mask: Tensor | None = None,
+    self_attention: bool = True,
     seed: int = 0,
     layer_index: int = 0,
 ) -> Tensor:
@@ -203,6 +219,10 @@ def clustered_attention(
         bits: hash bits per query (1..63).
         iterations: Lloyd iterations of the Hamming K-means.
         key_padding_mask: bool ``(B, N_k)``, True = real token; padded keys get zero weight.
+        self_attention: True (default) when q and k come from the same sequence: the key
+            padding mask then also marks the padded queries, which neither seed nor vote nor
+            enter centroid means. Pass False for cross-attention (also at equal lengths):
+            every query takes part and the mask applies to the keys only.
         seed: seeds the hyperplanes; ``layer_index`` is added so layers hash differently.
         layer_index: the encoder passes each layer's index.
 
@@ -211,13 +231,23 @@ def clustered_attention(
         q (through the centroid means), k and v; the assignment itself is not differentiated.
 
     Raises:
-        ValueError: disagreeing shapes, a mask of the wrong shape, clusters/bits out of range.
-        TypeError: if ``key_padding_mask`` is not bool.
+        ValueError: disagreeing shapes, a mask of the wrong shape, clusters/bits out of range,
+            ``self_attention=True`` with ``N_q != N_k``.
+        TypeError: if ``key_padding_mask`` is not bool or ``self_attention`` not a bool.
     """
     dtype = q.dtype
     q, k, v = _cpu_fp32(q, k, v)
     q_c, flat, keep, C = _prepare(
-        q, k, v, key_padding_mask, clusters, bits, iterations, seed + layer_index, None
+        q,
+        k,
+        v,
+        key_padding_mask,
+        clusters,
+        bits,
+        iterations,
+        seed + layer_index,
+        None,
+        self_attention,
     )
     B, H, N, D = q.shape
     attn = _masked_softmax(q_c @ k.transpose(-1, -2), keep)  # (B, H, C, N_k)
@@ -235,6 +265,7 @@ def improved_clustered_attention(
     iterations: int = 10,
     topk: int = 32,
     key_padding_mask: Tensor | None = None,
+    self_attention: bool = True,
     seed: int = 0,
     layer_index: int = 0,
 ) -> Tensor:
@@ -245,8 +276,8 @@ def improved_clustered_attention(
     A_c[j] v_j`` with ``m_c = sum_{j in T_c} A_c[j]``. ``topk >= N_k`` is exact attention.
 
     Args:
-        q, k, v, clusters, bits, iterations, key_padding_mask, seed, layer_index: as
-            ``clustered_attention``.
+        q, k, v, clusters, bits, iterations, key_padding_mask, self_attention, seed,
+            layer_index: as ``clustered_attention``.
         topk: keys per cluster that get exact attention (capped at ``N_k``).
 
     Returns:
@@ -259,7 +290,16 @@ def improved_clustered_attention(
     dtype = q.dtype
     q, k, v = _cpu_fp32(q, k, v)
     q_c, flat, keep, C = _prepare(
-        q, k, v, key_padding_mask, clusters, bits, iterations, seed + layer_index, topk
+        q,
+        k,
+        v,
+        key_padding_mask,
+        clusters,
+        bits,
+        iterations,
+        seed + layer_index,
+        topk,
+        self_attention,
     )
     B, H, N, D = q.shape
     Nk = k.shape[2]
@@ -362,6 +402,7 @@ def clustered_attention_reference(
     iterations: int = 10,
     topk: int | None = None,
     key_padding_mask: Tensor | None = None,
+    self_attention: bool = True,
     seed: int = 0,
     layer_index: int = 0,
 ) -> Tensor:
@@ -370,10 +411,21 @@ def clustered_attention_reference(
     Packed-int64 codes with popcount K-means, explicit one-hot membership ``(B, H, N, C)``
     and dense ``(N_q, N_k)`` weights. Same arguments and output as the fast kernels.
     """
-    _check(q, k, v, key_padding_mask, clusters, bits, iterations, seed + layer_index, topk)
+    _check(
+        q,
+        k,
+        v,
+        key_padding_mask,
+        clusters,
+        bits,
+        iterations,
+        seed + layer_index,
+        topk,
+        self_attention,
+    )
     B, H, N, D = q.shape
     C = min(clusters, N)
-    real = _real_queries(q, k, key_padding_mask)
+    real = _real_queries(q, key_padding_mask, self_attention)
     code_bits = _hash_bits(q, bits, seed + layer_index)
     member = torch.nn.functional.one_hot(_kmeans_packed(code_bits, real, C, iterations), C)
     member = member.to(q.dtype)  # (B, H, N, C)
