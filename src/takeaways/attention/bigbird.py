@@ -80,13 +80,18 @@ class BlockPattern:
 def _check_options(block_size: int, window: int, global_: int, random: int, seed: int) -> None:
     for name, value, low in (
         ("block_size", block_size, 1),
-        ("window_blocks", window, 1),
+        ("window_blocks", window, 0),
         ("global_blocks", global_, 0),
         ("random_blocks", random, 0),
         ("seed", seed, 0),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if window + global_ + random == 0:
+        raise ValueError(
+            "window_blocks, global_blocks and random_blocks are all 0: no query could attend "
+            "to any key; keep at least one block of some kind"
+        )
 
 
 @lru_cache(maxsize=64)
@@ -266,7 +271,8 @@ def _blocked_rows(
         k_aug = k.new_zeros(B, H, Np + block, D + 1)
         k_aug[:, :, :Np, :D] = k
         if kpm is not None:
-            k_aug[:, :, :Np, D] = torch.where(kpm, 0.0, neg)[:, None, :]
+            bias = torch.where(kpm, q.new_zeros(()), q.new_full((), neg))  # (B, Np), q's dtype
+            k_aug[:, :, :Np, D] = bias[:, None, :]
         k_aug[:, :, Np:, D] = neg
         q = torch.cat([q, q.new_ones(B, H * nm, block, 1)], dim=-1)  # (B, M, b, D+1)
         k_rows = p.table.masked_fill(~p.valid, nb) + heads * (nb + 1)
