@@ -3,12 +3,12 @@ marked-review document.
 
 ``needle_task`` makes sequences whose label depends on two tokens up to the whole length
 apart, the long-range case BigBird (arXiv 2007.14062) and clustered attention (arXiv
-2007.04825) are meant for. ``recall_task`` is the harder long-range case: a key marker
-and its value sit at a random place, the question at another, and the value tokens fill
-the haystack too, so the answer is a *binding* of two adjacent tokens that must travel to
-a third, far away (see its docstring for why each sparse pattern's parts matter). ``marked_review_task`` builds long documents from real text:
-many reviews in a row, one of them wrapped in markers at a uniformly random position, the
-label being that review's sentiment.
+2007.04825) are meant for. ``recall_task`` is that case with no global read-out: a key
+marker and its value sit at one random place, the question at another, so the answer must
+travel far to where it is read (its docstring says what each part of a sparse pattern can
+do). ``marked_review_task`` builds long documents from real text: many reviews in a row,
+one of them wrapped in markers at a uniformly random position, the label being that
+review's sentiment.
 
 Example:
     >>> x, y = needle_task(4, 512, values=8, seed=0)
@@ -133,33 +133,36 @@ def recall_task(
     edge: int = 0,
     seed: int = 0,
 ) -> Recall:
-    """``n`` associative-recall sequences: which value follows the key marker? Asked far away.
+    """``n`` recall sequences: which value follows the key marker? Asked far away, at the query.
 
-    Every token is drawn uniformly from the ``values`` value tokens and ``filler`` filler
-    symbols; then one key marker goes at a uniform index ``p`` in ``[edge, seq_len - edge -
-    2]`` with its value (the label) at ``p + 1``, and one query marker at a uniform index
-    ``q`` in ``[edge, seq_len - edge - 1]`` other than ``p, p + 1``. A model reads its
+    Haystack tokens are filler symbols, each a value token instead with probability
+    ``value_rate``; then one key marker goes at a uniform index ``p`` in ``[edge, seq_len -
+    edge - 2]`` with its value (the label) at ``p + 1``, and one query marker at a uniform
+    index ``q`` in ``[edge, seq_len - edge - 1]`` other than ``p, p + 1``. A model reads its
     answer at ``q``. With ``edge = block_size``, no marker or answer touches BigBird's global
     blocks (the first and last block), so:
 
-    - the answer's token also occurs ~``seq_len / (values + filler)`` times as a distractor:
-      only its neighbour (the key marker) tells it apart, a binding that needs the two
-      adjacent positions to meet (a sliding window does it; global tokens alone cannot, they
-      see both tokens but not which follows which, short of learning position arithmetic);
-    - the bound answer must then travel ``|q - p|`` tokens (uniform over the sequence, a
-      third of it on average) to the query: a sliding window moves it one window per layer;
-      global or random blocks move it anywhere in one or two hops;
-    - a dense model cut to ``keep`` tokens around the query sees the key with probability
-      ``~keep / seq_len`` and otherwise guesses (chance ``1 / values``).
+    - the answer must travel ``|q - p|`` tokens (uniform over the sequence, a third of it on
+      average) to a query that is not global: a sliding window moves it one window per
+      layer; global or random blocks move it anywhere in one or two hops;
+    - a dense model cut to ``keep`` tokens around the query (``recall_window``) sees the key
+      with probability ``~keep / seq_len`` and otherwise guesses (chance ``1 / values``);
+    - with ``value_rate > 0`` the answer's token also occurs as a distractor, and only its
+      neighbour (the key marker) tells it apart: a binding of two adjacent tokens that global
+      tokens alone cannot make (they see both, not which follows which). Small models learn
+      that binding slowly (an induction-style circuit); ``value_rate = 0`` keeps the value
+      unique.
 
-    Compared with the passkey task (``needle_task``: a value token that occurs once, read at
-    [CLS], which sits in a global block), no global token can shortcut the binding.
+    Compared with the passkey task (``needle_task``: read at [CLS], which sits in a global
+    block and so sees every token in every layer), no read-out is global here.
 
     Args:
         n: sequences.
         seq_len: tokens per sequence (>= ``2 * edge + 3``).
         values: classes (>= 2); value token ``3 + i`` is label ``i``.
-        filler: extra haystack symbols that are never an answer (0: the haystack is values).
+        filler: filler symbols, never an answer (0: the haystack is all value tokens).
+        value_rate: probability that a haystack token is a value token (ignored, 1, when
+            ``filler = 0``).
         edge: tokens at each end that hold no marker and no answer.
         seed: the generator's seed; the same arguments give the same tensors.
 
@@ -167,8 +170,8 @@ def recall_task(
         ``Recall(inputs, labels, key, query)``; vocabulary ``recall_vocab_size(values, filler)``.
 
     Raises:
-        ValueError: for ``n < 1``, ``values < 2``, ``filler < 0``, ``edge < 0`` or a
-            ``seq_len`` too short for the edges and three markers.
+        ValueError: for ``n < 1``, ``values < 2``, ``filler < 0``, ``edge < 0``, a
+            ``value_rate`` outside [0, 1] or a ``seq_len`` too short for the edges and markers.
 
     Example:
         >>> r = recall_task(4, 2048, values=16, edge=64, seed=0)
@@ -176,10 +179,11 @@ def recall_task(
         >>> bool((ids[torch.arange(4), r.key + 1] == 3 + r.labels).all())
         True
     """
-    if n < 1 or values < 2 or filler < 0 or edge < 0:
+    if n < 1 or values < 2 or filler < 0 or edge < 0 or not 0.0 <= value_rate <= 1.0:
         raise ValueError(
-            f"recall_task needs n >= 1, values >= 2, filler >= 0, edge >= 0; got n={n}, "
-            f"values={values}, filler={filler}, edge={edge}"
+            f"recall_task needs n >= 1, values >= 2, filler >= 0, edge >= 0 and value_rate in "
+            f"[0, 1]; got n={n}, values={values}, filler={filler}, edge={edge}, "
+            f"value_rate={value_rate}"
         )
     if seq_len < 2 * edge + 3:
         raise ValueError(

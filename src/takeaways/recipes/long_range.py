@@ -357,9 +357,7 @@ def judge(m: dict, cfg: LongRangeConfig) -> Judgement:
             ">=",
             1.5,
         ),
-        Target.check(
-            "length ratio at materialized dense's memory (paper: 8x)", ratio, ">=", 8.0
-        ),
+        Target.check("length ratio at materialized dense's memory (paper: 8x)", ratio, ">=", 8.0),
     ]
     abl = ", ".join(f"{k} {acc[k]:.3f}" for k in ABLATIONS)
     warm = m["warm_start_accuracy"]
