@@ -60,6 +60,90 @@ def test_pattern_table_lists_each_block_once_and_is_cached():
             assert len(real) == len(set(real)) == int(p.adjacency[h, i + p.front].sum())
 
 
+# The ablations of the long-range recipe: each part of the pattern switched off.
+ABLATIONS = {
+    "global only": {"window_blocks": 0, "random_blocks": 0},
+    "window only": {"global_blocks": 0, "random_blocks": 0},
+    "window + random": {"global_blocks": 0, "random_blocks": 2},
+    "random only": {"window_blocks": 0, "global_blocks": 0, "random_blocks": 2},
+}
+
+
+def naive_block_mask(nb: int, window: int, glob: int, rand_blocks: torch.Tensor) -> torch.Tensor:
+    """The block pattern spelled out with loops: ``rand_blocks`` (H, nb, nb) are the random
+    blocks the kernel drew (checked separately), the rest follows from the definition."""
+    H = rand_blocks.shape[0]
+    front, back = (glob + 1) // 2, glob // 2
+    out = torch.zeros(H, nb, nb, dtype=torch.bool)
+    for h in range(H):
+        for i in range(nb):
+            for j in range(nb):
+                in_window = -((window - 1) // 2) <= j - i <= window // 2 if window else False
+                is_global = j < front or j >= nb - back or i < front or i >= nb - back
+                out[h, i, j] = in_window or is_global or bool(rand_blocks[h, i, j])
+    return out
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_ablation_masks_are_what_they_claim(name):
+    nb, b, H = 11, 4, 3
+    opts = {"window_blocks": 3, "global_blocks": 2, "random_blocks": 2, **ABLATIONS[name]}
+    m = bigbird_mask(nb * b - 3, block_size=b, heads=H, seed=7, **opts)  # odd length
+    blocks = bigbird_mask(nb * b, block_size=b, heads=H, seed=7, **opts)[:, ::b, ::b]
+    assert torch.equal(m, blocks.repeat_interleave(b, 1).repeat_interleave(b, 2)[:, :-3, :-3])
+    window, glob, r = opts["window_blocks"], opts["global_blocks"], opts["random_blocks"]
+    fixed = naive_block_mask(nb, window, glob, torch.zeros(H, nb, nb, dtype=torch.bool))
+    rand = blocks & ~fixed  # what is neither window nor global must be the random blocks
+    front, back = (glob + 1) // 2, glob // 2
+    middle = range(front, nb - back)
+    for h in range(H):
+        for i in middle:
+            assert int(rand[h, i].sum()) == min(r, int((~fixed[h, i]).sum()))
+    assert torch.equal(blocks, naive_block_mask(nb, window, glob, rand))
+    if name == "global only":  # a middle block sees the two global blocks, not even itself
+        assert all(blocks[:, i].nonzero()[:, 1].unique().tolist() == [0, nb - 1] for i in middle)
+        assert blocks[:, [0, -1]].all()  # global rows see everything
+    if name == "window only":  # a band: |i - j| <= 1 block, nothing else
+        i, j = torch.meshgrid(torch.arange(nb), torch.arange(nb), indexing="ij")
+        assert torch.equal(blocks, ((i - j).abs() <= 1).expand(H, nb, nb))
+    if glob == 0:  # no block is global: no row or column is full
+        assert not blocks.all(dim=-1).any() and not blocks.all(dim=-2).any()
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+@pytest.mark.parametrize("N", [200, 93])
+@pytest.mark.parametrize("pad", [None, "right", "left"])
+@pytest.mark.parametrize("backend", ["gather", "dense"])
+def test_ablations_fast_paths_equal_reference(name, N, pad, backend):
+    q, k, v = qkv(N=N, grad=True, seed=N)
+    opts = {**OPTS, **ABLATIONS[name]}
+    mask = padding(pad, 2, N)
+    ref = bigbird_attention_reference(q, k, v, key_padding_mask=mask, **opts)
+    out = bigbird_attention(q, k, v, key_padding_mask=mask, backend=backend, **opts)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(out)
+    for a, b in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pad", [None, "right", "left"])
+def test_float64_with_padding_matches_reference_and_passes_gradcheck(pad):
+    q, k, v = qkv(N=93, dtype=torch.float64, grad=True)
+    mask = padding(pad, 2, 93)
+    out = bigbird_attention(q, k, v, key_padding_mask=mask, backend="gather", **OPTS)
+    assert out.dtype == torch.float64
+    ref = bigbird_attention_reference(q, k, v, key_padding_mask=mask, **OPTS)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+    small = [t[:1, :1, :40].detach().clone().requires_grad_() for t in (q, k, v)]
+    small_mask = None if mask is None else mask[1:, :40]
+    opts = {**OPTS, "block_size": 8}
+
+    def fn(a, b, c):
+        return bigbird_attention(a, b, c, key_padding_mask=small_mask, backend="gather", **opts)
+
+    assert torch.autograd.gradcheck(fn, small)
+
+
 # ----------------------------------------------------------------------------- fast == reference
 
 
@@ -191,7 +275,8 @@ def test_encoder_trains_with_bigbird_attention():
         ({"v": torch.zeros(2, 3, 199, 8)}, "k and v must agree"),
         ({"k": torch.zeros(2, 3, 199, 8), "v": torch.zeros(2, 3, 199, 8)}, "same shape"),
         ({"block_size": 0}, "block_size must be an int >= 1"),
-        ({"window_blocks": 0}, "window_blocks must be an int >= 1"),
+        ({"window_blocks": -1}, "window_blocks must be an int >= 0"),
+        ({"window_blocks": 0, "global_blocks": 0, "random_blocks": 0}, "all 0"),
         ({"random_blocks": -1}, "random_blocks must be an int >= 0"),
         (
             {"key_padding_mask": torch.ones(2, 199, dtype=torch.bool)},

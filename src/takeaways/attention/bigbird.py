@@ -10,6 +10,10 @@ and every rank; a layer passes its own ``layer_index`` and gets ``seed + layer_i
 Unlike the Hugging Face implementation (see the research note), random blocks never repeat a
 window or global block, evaluation sees the same pattern as training, padding may sit on
 either side, ``random_blocks=0`` works and any ``N`` works (padded to whole blocks inside).
+Any part may be switched off for ablations (at least one must stay): ``window_blocks=0,
+random_blocks=0`` is global-only (a non-global query block sees only the global blocks, not
+even itself), ``global_blocks=0, random_blocks=0`` window-only, ``global_blocks=0``
+window + random.
 
 Read top to bottom: the pattern (``bigbird_mask``), the naive reference (dense scores + that
 mask), then the fast paths. The blocked gather trains on CPU and GPU: each non-global query
@@ -80,13 +84,18 @@ class BlockPattern:
 def _check_options(block_size: int, window: int, global_: int, random: int, seed: int) -> None:
     for name, value, low in (
         ("block_size", block_size, 1),
-        ("window_blocks", window, 1),
+        ("window_blocks", window, 0),
         ("global_blocks", global_, 0),
         ("random_blocks", random, 0),
         ("seed", seed, 0),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if window + global_ + random == 0:
+        raise ValueError(
+            "window_blocks, global_blocks and random_blocks are all 0: no query could attend "
+            "to any key; keep at least one block of some kind"
+        )
 
 
 @lru_cache(maxsize=64)
@@ -154,7 +163,7 @@ def bigbird_mask(
     Args:
         n: sequence length (any; the last block may be partial).
         block_size: tokens per block.
-        window_blocks: blocks in each query block's sliding window (itself included).
+        window_blocks: blocks in each query block's sliding window (itself included); 0: none.
         global_blocks: global blocks, split between the start and the end.
         random_blocks: random key blocks per (head, query block), never window or global.
         seed: seeds the random blocks (``bigbird_attention`` uses ``seed + layer_index``).
@@ -164,7 +173,8 @@ def bigbird_mask(
         bool ``(heads, n, n)``; ``[h, i, j]`` is True when query ``i`` may attend to key ``j``.
 
     Raises:
-        ValueError: for ``n < 1``, ``heads < 1`` or an option out of range.
+        ValueError: for ``n < 1``, ``heads < 1``, an option out of range or all three of
+            window, global and random blocks 0.
     """
     _check_options(block_size, window_blocks, global_blocks, random_blocks, seed)
     if not isinstance(n, int) or n < 1 or not isinstance(heads, int) or heads < 1:
@@ -266,7 +276,8 @@ def _blocked_rows(
         k_aug = k.new_zeros(B, H, Np + block, D + 1)
         k_aug[:, :, :Np, :D] = k
         if kpm is not None:
-            k_aug[:, :, :Np, D] = torch.where(kpm, 0.0, neg)[:, None, :]
+            bias = torch.where(kpm, q.new_zeros(()), q.new_full((), neg))  # (B, Np), q's dtype
+            k_aug[:, :, :Np, D] = bias[:, None, :]
         k_aug[:, :, Np:, D] = neg
         q = torch.cat([q, q.new_ones(B, H * nm, block, 1)], dim=-1)  # (B, M, b, D+1)
         k_rows = p.table.masked_fill(~p.valid, nb) + heads * (nb + 1)
@@ -474,7 +485,8 @@ def bigbird_attention(
         k: keys ``(B, H, N, D)``.
         v: values ``(B, H, N, D)``.
         block_size: tokens per block (64 in the paper's ITC setting).
-        window_blocks: blocks in each query block's sliding window, itself included (3).
+        window_blocks: blocks in each query block's sliding window, itself included (3); 0
+            for none (global-only or random-only ablations).
         global_blocks: global blocks, first ``ceil(g/2)`` and last ``floor(g/2)`` (2).
         random_blocks: random key blocks per (head, query block), never window/global (3).
         seed: seeds the random blocks; the pattern is fixed across steps, devices and ranks.
@@ -489,7 +501,8 @@ def bigbird_attention(
 
     Raises:
         ValueError: for disagreeing shapes, q/k head-size mismatch, a mask of the wrong
-            shape, an option out of range, an unknown backend or flex backward on CPU.
+            shape, an option out of range (or window, global and random all 0), an unknown
+            backend or flex backward on CPU.
         TypeError: if ``key_padding_mask`` is not bool.
     """
     _check_bigbird_inputs(q, k, v, key_padding_mask)

@@ -1,5 +1,5 @@
 """Data for takeaways: embedded offline datasets, user-data loaders, planted label
-noise and long tails, WordPiece tokenizers, and generated tasks (the passkey task, marked-review documents)."""
+noise and long tails, WordPiece tokenizers, and generated tasks (the passkey task, associative recall, marked-review documents)."""
 
 from takeaways.data.embedded import (
     Bundle,
@@ -20,7 +20,16 @@ from takeaways.data.noise import (
     long_tail,
     parse_noise,
 )
-from takeaways.data.tasks import MarkedDocs, marked_review_task, needle_task, needle_vocab_size
+from takeaways.data.tasks import (
+    MarkedDocs,
+    Recall,
+    marked_review_task,
+    needle_task,
+    needle_vocab_size,
+    recall_task,
+    recall_vocab_size,
+    recall_window,
+)
 from takeaways.data.tokenize import Tokenizer, minilm_tokenizer, train_wordpiece
 from takeaways.data.user import Rows, load_csv, load_image_folder, load_npz, load_text, read_rows
 
@@ -53,4 +62,8 @@ __all__ = [
     "MarkedDocs",
     "marked_review_task",
     "needle_vocab_size",
+    "Recall",
+    "recall_task",
+    "recall_vocab_size",
+    "recall_window",
 ]

