@@ -19,9 +19,12 @@ majority-class predictors.
 
 Choices: depth over width (embedding, MLM head and optimizer cost the same whatever is
 dropped); ``theta`` saturates at the paper's 2.5% of training; one learning rate for both
-runs (the paper gave PLD a larger one); a 512-piece WordPiece and MPNet's relative-position
-bias (with 1,024 pieces and absolute positions the loss stayed on the plateau); bf16 is
-measured, not used.
+runs (the paper gave PLD a larger one); MPNet's relative-position bias; bf16 is measured, not
+used. The full preset asks for 128 pieces, which leaves WordPiece at wiki's alphabet (451
+symbols): character-level MLM. Pilots on one thread, 12 layers of width 128, 64-symbol rows,
+1,200 steps of 32: at lr 5e-4 the loss ends 0.76 nats below the unigram loss; at lr 1e-3 0.07
+(PLD at 1e-3: 0.15); with a 512-piece WordPiece at lr 2e-3 (the previous full preset) it
+stayed on the plateau for 1,000 steps. Reviews are then read as 160 characters.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ PRESETS = {
     },
     "demo": {},
     "full": {
-        "dim": 128, "steps": 1000, "lr": 2e-3, "eval_every": 50, "eval_rows": 128,
-        "ft_train": 3000, "ft_test": 2562, "bf16_steps": 3,
+        "dim": 128, "vocab": 128, "steps": 1200, "lr": 5e-4, "eval_every": 50, "eval_rows": 128,
+        "ft_len": 160, "ft_train": 3000, "ft_test": 2562, "bf16_steps": 3,
     },
 }  # fmt: skip
 
