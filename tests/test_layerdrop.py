@@ -509,7 +509,7 @@ def test_sublayer_form_branches_deepcopy_and_bad_input():
 
 def test_recipe_config_errors_are_one_line():
     recipe = get_recipe("layer-drop")
-    assert resolve_config(recipe, "full").gamma_eff == pytest.approx(0.2)
+    assert resolve_config(recipe, "full").gamma_eff == pytest.approx(0.2 * 1000 / 1200)  # 1,200 steps
     assert resolve_config(recipe, "demo", ["gamma=0.05"]).gamma_eff == 0.05
     for bad, match in (
         ("theta_bar=1.5", "theta_bar must be in"),
