@@ -7,6 +7,8 @@ callers never branch.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 
 import torch
@@ -37,9 +39,18 @@ def init_distributed() -> bool:
         return False
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend=backend)
+    # Leave the group before the interpreter tears down: a gloo group left to the finalizers
+    # can abort a rank (SIGABRT) when its peer has already exited.
+    atexit.register(_leave_group)
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return dist.get_world_size() > 1
+
+
+def _leave_group() -> None:
+    if dist.is_initialized():
+        with contextlib.suppress(Exception):  # at exit a peer may be gone already
+            dist.destroy_process_group()
 
 
 def is_distributed() -> bool:
