@@ -509,13 +509,18 @@ def test_sublayer_form_branches_deepcopy_and_bad_input():
 
 def test_recipe_config_errors_are_one_line():
     recipe = get_recipe("layer-drop")
-    assert resolve_config(recipe, "full").gamma_eff == pytest.approx(0.2 * 1000 / 1200)  # 1,200 steps
+    assert resolve_config(recipe, "full").gamma_eff == pytest.approx(
+        0.2 * 1000 / 1200
+    )  # 1,200 steps
+    assert resolve_config(recipe, "full").ft_seeds == 3
     assert resolve_config(recipe, "demo", ["gamma=0.05"]).gamma_eff == 0.05
     for bad, match in (
         ("theta_bar=1.5", "theta_bar must be in"),
         ("theta_bar=0", "theta_bar must be in"),
         ("gamma=-1", "gamma must be >= 0"),
         ("heads=3", "not divisible"),
+        ("ft_task=wiki", "ft_task must be reviews or tweets"),
+        ("pld_lr_factor=0", "pld_lr_factor"),
     ):
         with pytest.raises(ValueError, match=match) as err:
             resolve_config(recipe, "demo", [bad])
@@ -526,21 +531,30 @@ def test_recipe_smoke_numbers_and_judge(tmp_path):
     result, _ = run_recipe("layer-drop", preset="smoke", out_dir=tmp_path)
     assert [t.name for t in result.targets] == [
         "PLD time per sample: baseline / PLD",
-        "time to the baseline's final val loss: baseline / PLD",
-        "reviews accuracy, PLD minus baseline (points)",
+        "time to the baseline's final val loss: baseline / PLD at the same lr",
+        "time to the baseline's final val loss: baseline / PLD at 2x lr",
+        "tweets accuracy, PLD minus baseline (points; within 1)",
+        "tweets accuracy, PLD at 2x lr minus baseline (points; within 1)",
     ]
     m = result.metrics
-    for key in ("baseline samples/s", "PLD samples/s", "time per sample, baseline / PLD",
-                "baseline final val loss", "unigram val loss", "reviews accuracy, baseline",
-                "reviews accuracy, PLD"):  # fmt: skip
+    for key in ("baseline samples/s", "PLD samples/s", "PLD, higher lr samples/s",
+                "time per sample, baseline / PLD", "baseline final val loss", "unigram val loss"):  # fmt: skip
         assert math.isfinite(m[key]) and m[key] > 0, key
+    assert m["learning rates"] == {"baseline": 2e-3, "PLD": 2e-3, "PLD, higher lr": 4e-3}
+    acc = m["downstream accuracy per seed"]
+    assert set(acc) == {"baseline", "PLD", "PLD, higher lr", "scratch"}
+    assert all(len(v) == 1 and 0 <= v[0] <= 1 for v in acc.values())
+    assert 0.33 <= m["downstream majority-class accuracy"] <= 1.0  # three tweet classes
     assert result.targets[0].measured == pytest.approx(m["time per sample, baseline / PLD"])
     # smoke: 6 steps, 4 layers, theta 1 -> 0.5; the top layer is dropped, the curves line up
     assert m["gamma (scaled)"] == pytest.approx(0.001 * 200_000 / 6)
     assert 0.5 < m["PLD share of layer calls run"] < 1.0
     c = m["curves"]
-    assert c["baseline"]["steps"] == c["PLD"]["steps"] == [0, 2, 4, 6]
+    assert (
+        c["baseline"]["steps"] == c["PLD"]["steps"] == c["PLD, higher lr"]["steps"] == [0, 2, 4, 6]
+    )
     assert c["baseline"]["val_loss"][0] == pytest.approx(c["PLD"]["val_loss"][0])  # same init
+    assert c["PLD"]["val_loss"][1] != pytest.approx(c["PLD, higher lr"]["val_loss"][1])
     assert all(b > a for a, b in zip(c["PLD"]["seconds"], c["PLD"]["seconds"][1:]))
     bf16 = m["bf16"]
     assert bf16["fp32 seconds per step"] > 0 and bf16["bf16 seconds per step"] > 0
@@ -549,20 +563,34 @@ def test_recipe_smoke_numbers_and_judge(tmp_path):
     # the judge: smoke runs sit on the plateau and at the majority class, so checks fail ...
     judge, cfg = get_recipe("layer-drop").judge, resolve_config(get_recipe("layer-drop"), "smoke")
     assert not all(c.passed for c in result.checks)
-    # ... and pass once both runs are 0.1 nats under the unigram loss and 1 point over majority
-    good = dict(m, **{"baseline final val loss": m["unigram val loss"] - 0.2,
-                      "PLD final val loss": m["unigram val loss"] - 0.15,
-                      "reviews accuracy, baseline": m["reviews majority-class accuracy"] + 0.05,
-                      "reviews accuracy, PLD": m["reviews majority-class accuracy"] + 0.02,
-                      "time to the baseline's final val loss, baseline / PLD": 1.1})  # fmt: skip
+    # ... and pass once both runs are 0.5 nats under the unigram loss, every fine-tune is a
+    # point over the majority class and the pre-trained baseline beats scratch on every seed
+    major, uni = m["downstream majority-class accuracy"], m["unigram val loss"]
+    per_seed = {"baseline": [major + 0.10, major + 0.12, major + 0.11],
+                "PLD": [major + 0.095, major + 0.118, major + 0.107],
+                "PLD, higher lr": [major + 0.05, major + 0.06, major + 0.04],
+                "scratch": [major + 0.01, major + 0.02, major + 0.00]}  # fmt: skip
+    good = dict(m, **{"baseline final val loss": uni - 0.9, "PLD final val loss": uni - 0.6,
+                      "downstream accuracy": {a: sum(v) / 3 for a, v in per_seed.items()},
+                      "downstream accuracy per seed": per_seed,
+                      "time to the baseline's final val loss, baseline / PLD": 1.1,
+                      "time to the baseline's final val loss, baseline / PLD, higher lr": None})  # fmt: skip
     j = judge(good, cfg)
     assert all(c.passed for c in j.checks), j.checks
+    assert [t.met for t in j.targets][1:] == [False, False, True, False]  # high lr: -5.7 points
+    assert j.targets[3].interval[0] > -1 and j.targets[4].interval[1] < -1
     assert j.finding and j.advice.startswith("Do not expect to reach")  # ratio < 1.5
-    faster = dict(good, **{"time to the baseline's final val loss, baseline / PLD": 2.0})
+    assert "never reached it" in j.finding
+    faster = dict(good, **{"time to the baseline's final val loss, baseline / PLD, higher lr": 2.0})
     assert judge(faster, cfg).advice.startswith("Use it when")
-    edge = dict(good, **{"PLD final val loss": m["unigram val loss"] - 0.05})
+    edge = dict(good, **{"PLD final val loss": uni - 0.4})
     failed = [c.name for c in judge(edge, cfg).checks if not c.passed]
     assert failed == ["PLD pre-training left the unigram plateau (nats below the unigram loss)"]
+    no_gain = dict(
+        good, **{"downstream accuracy per seed": dict(per_seed, scratch=per_seed["baseline"])}
+    )
+    failed = [c.name for c in judge(no_gain, cfg).checks if not c.passed]
+    assert len(failed) == 1 and failed[0].startswith("pre-training helped downstream")
 
 
 # ----------------------------------------------------------------------------- a HF Pre-LN model
