@@ -368,19 +368,21 @@ def test_recipe_config_errors_are_one_line():
         assert "\n" not in str(err.value)
 
 
-def _metrics(mpnet, mlm, scratch, *, loss=4.3, majority=0.55):
+def _metrics(mpnet, mlm, scratch, *, loss=4.0, majority=0.55, plm=None):
     """Recipe metrics, as stored in JSON, for one task and three seeds."""
     arm = lambda xs: {"mean": sum(xs) / len(xs), "per_seed": xs}  # noqa: E731
+    arms = ("mlm", "plm", "mpnet", "mlm, equal compute")
     return {
         "accuracy": {
             "reviews": {
                 "scratch": arm(scratch),
                 "mlm": arm(mlm),
-                "plm": arm(mlm),
+                "plm": arm(plm or mlm),
                 "mpnet": arm(mpnet),
+                "mlm, equal compute": arm(mlm),
             }
         },  # fmt: skip
-        "val_loss": {o: arm([loss] * 3) for o in ("mlm", "plm", "mpnet")},
+        "val_loss": {o: arm([loss] * 3) for o in arms},
         "unigram_val_loss": 4.6,
         "majority_class_accuracy": {"reviews": majority},
     }
@@ -394,18 +396,37 @@ def test_recipe_judge_checks_before_the_paired_target():
     good = _metrics([0.66, 0.68, 0.67], [0.63, 0.64, 0.645], [0.60, 0.61, 0.60])
     j = recipe.judge(good, cfg)
     assert all(c.passed for c in j.checks), j.checks
-    (target,) = j.targets
+    assert [t.name.split(" accuracy")[0] for t in j.targets] == [
+        "reviews: MPNet minus MLM, equal steps",
+        "reviews: MPNet minus PLM, equal steps",
+        "reviews: MPNet minus MLM, equal compute",
+    ]
+    target = j.targets[0]
     assert target.met and target.interval[0] > 0 and target.measured == pytest.approx(9.5 / 3)
-    assert j.advice.startswith("Use it when")
+    assert all(t.met for t in j.targets) and j.advice.startswith("Use it when")
+    # PLM ahead of MPNet: that target is missed, the others still met
+    plm_ahead = _metrics([0.66, 0.68, 0.67], [0.63, 0.64, 0.645], [0.60, 0.61, 0.60],
+                         plm=[0.67, 0.69, 0.68])  # fmt: skip
+    assert [t.met for t in recipe.judge(plm_ahead, cfg).targets] == [True, False, True]
+    # a result without the equal-compute arm cannot meet that target
+    old_arms = dict(good, accuracy={"reviews": dict(good["accuracy"]["reviews"])})
+    del old_arms["accuracy"]["reviews"]["mlm, equal compute"]
+    missing = recipe.judge(old_arms, cfg).targets[2]
+    assert not missing.met and "rerun the full preset" in missing.rule
     # a mean gain inside the seed spread: the paired interval includes 0, the target is missed
     noisy = _metrics([0.66, 0.62, 0.65], [0.63, 0.64, 0.645], [0.60, 0.61, 0.60])
     assert not recipe.judge(noisy, cfg).targets[0].met
     # pre-training that loses to a random init, or stays on the unigram plateau, fails a check
     failed = lambda m: [c.name for c in recipe.judge(m, cfg).checks if not c.passed]  # noqa: E731
-    assert failed(_metrics([0.66] * 3, [0.63] * 3, [0.7] * 3)) == [
-        "reviews: every pre-trained arm beat a randomly initialized encoder (points, worst arm)"
-    ]
-    assert len(failed(_metrics([0.66] * 3, [0.63] * 3, [0.6] * 3, loss=4.55))) == 3
+    beat_scratch = (
+        "reviews: every pre-trained arm beat a randomly initialized encoder (points, worst arm; "
+        "the paired interval must lie above 0)"
+    )
+    assert failed(_metrics([0.66] * 3, [0.63] * 3, [0.7] * 3)) == [beat_scratch]
+    # ahead of scratch on average but inside the seed spread: the interval includes 0
+    assert failed(_metrics([0.66] * 3, [0.63, 0.58, 0.66], [0.60, 0.61, 0.60])) == [beat_scratch]
+    # 0.4 nats under the unigram loss is not off the plateau (margin 0.5): all four runs fail
+    assert len(failed(_metrics([0.66] * 3, [0.63] * 3, [0.6] * 3, loss=4.2))) == 4
     assert failed(_metrics([0.66] * 3, [0.63] * 3, [0.6] * 3, majority=0.625)) == [
         "reviews: every pre-trained arm beat the majority class (points, worst arm)"
     ]
