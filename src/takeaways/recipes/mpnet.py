@@ -84,7 +84,7 @@ PRESETS = {
     "full": {
         "vocab": 128, "dim": 128, "depth": 4, "heads": 2, "seq_len": 64, "steps": 1200,
         "lr": 1e-3, "warmup": 0.05, "eval_rows": 256, "ft_len": 128, "ft_train": 2000,
-        "ft_test": 2000, "ft_epochs": 3, "tasks": ("tweets",), "seeds": 3,
+        "ft_test": 2000, "ft_epochs": 3, "ft_lr": 5e-4, "tasks": ("tweets",), "seeds": 3,
     },
 }  # fmt: skip
 
