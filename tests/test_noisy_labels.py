@@ -327,3 +327,21 @@ def test_published_full_result_rejudges_inconclusive_without_per_seed_values(tmp
     assert r.verdict.startswith("inconclusive: per-(dataset, seed) values")
     assert [c.passed for c in r.checks] == [False, True, True]
     assert [t.met for t in r.targets] == [False, False, False, True]  # no interval, no beat
+
+
+def test_finding_says_per_dataset_where_aum_cleaning_helped_and_hurt():
+    from takeaways.recipes.noisy_labels import _aum_cleaning
+
+    m = {
+        "digits symmetric 20%": {"acc_aum_seeds": [0.80, 0.82, 0.81], "acc_noisy_seeds": [0.75, 0.76, 0.76]},
+        "mnist symmetric 20%": {"acc_aum_seeds": [0.70, 0.71, 0.69], "acc_noisy_seeds": [0.74, 0.74, 0.73]},
+        "digits symmetric 50%": {"acc_aum_seeds": [0.60, 0.70, 0.65], "acc_noisy_seeds": [0.65, 0.64, 0.66]},
+    }  # fmt: skip
+    text = _aum_cleaning(m, _cfg())
+    helped, hurt, unclear = (
+        text.split(f"{w} on ")[1].split(";")[0] for w in ("helped", "hurt", "noise")
+    )
+    assert helped.startswith("digits symmetric 20% +5.3 [")
+    assert hurt.startswith("mnist symmetric 20% -3.7 [")
+    assert unclear.startswith("digits symmetric 50% +0.0 [")
+    assert _aum_cleaning({}, _cfg()) == ""  # a result without per-seed values says nothing

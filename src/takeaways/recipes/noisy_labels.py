@@ -356,8 +356,33 @@ def judge(m: dict[str, Any], cfg: NoisyLabelsConfig) -> Judgement:
             f"{crust.measured_with_ci()} (a random subset of the same size: {rnd:+.3f}{also})"
         )
     parts.append(f"AUM tracking added {100 * ov['overhead_cpu']:.1f}% to an epoch's CPU time")
+    if cleaning := _aum_cleaning(m, cfg):
+        parts.append(cleaning)
     targets = [*aum.values(), *([crust] if crust else []), overhead]
     return Judgement(_checks(m, cfg), targets, "; ".join(parts) + ".", _advice(aum, crust))
+
+
+def _aum_cleaning(m: dict[str, Any], cfg: NoisyLabelsConfig) -> str:
+    """Per dataset and noise, where retraining without AUM's flagged rows helped and where it
+    hurt: the paired difference over seeds of test accuracy, AUM-cleaned minus noisy."""
+    helped, hurt, unclear = [], [], []
+    for d in cfg.datasets:
+        for n in cfg.noises:
+            row = m.get(f"{d} {n.label}", {})
+            a, b = row.get("acc_aum_seeds"), row.get("acc_noisy_seeds")
+            if not a or not b or len(a) != len(b):
+                continue
+            diff = results.paired_diff([100 * x for x in a], [100 * x for x in b])
+            item = f"{d} {n.label} {diff.mean:+.1f} [{diff.lo:+.1f}, {diff.hi:+.1f}]"
+            (helped if diff.lo > 0 else hurt if diff.hi < 0 else unclear).append(item)
+    if not (helped or hurt or unclear):
+        return ""
+    say = lambda xs: "; ".join(xs) or "none"  # noqa: E731
+    return (
+        "retraining without AUM's flagged rows, minus the noisy baseline (test accuracy points, "
+        f"paired 95% CI over seeds): helped on {say(helped)}; hurt on {say(hurt)}; within seed "
+        f"noise on {say(unclear)}"
+    )
 
 
 def _advice(aum: dict[Noise, Target], crust: Target | None) -> str:
