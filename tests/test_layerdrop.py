@@ -553,7 +553,10 @@ def test_recipe_smoke_numbers_and_judge(tmp_path):
     assert (
         c["baseline"]["steps"] == c["PLD"]["steps"] == c["PLD, higher lr"]["steps"] == [0, 2, 4, 6]
     )
-    assert c["baseline"]["val_loss"][0] == pytest.approx(c["PLD"]["val_loss"][0])  # same init
+    assert c["baseline"]["val_loss"][0] == pytest.approx(c["PLD"]["val_loss"][0])  # same start
+    assert m["shared prefix"]["steps"] == 2 and m["shared prefix"]["val loss"] == pytest.approx(
+        c["PLD"]["val_loss"][0]
+    )
     assert c["PLD"]["val_loss"][1] != pytest.approx(c["PLD, higher lr"]["val_loss"][1])
     assert all(b > a for a, b in zip(c["PLD"]["seconds"], c["PLD"]["seconds"][1:]))
     bf16 = m["bf16"]

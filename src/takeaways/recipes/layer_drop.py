@@ -6,14 +6,16 @@ BERT's layers each step, more so deeper in and later in training (``takeaways.la
 The 2.5x includes a larger learning rate that PLD tolerates (its run used Adam at 1e-3,
 DeepSpeed's tutorial).
 
-Three MLM runs on ``wiki`` (``nn.mlm.wiki_rows``, ``mlm_sets``) share architecture, initial
+Three MLM runs on ``wiki`` (``nn.mlm.wiki_rows``, ``mlm_sets``) share architecture, starting
 weights, data order, masks and steps: the baseline, PLD at the baseline's learning rate, and
-PLD at ``pld_lr_factor`` times it. A ``measure.TrainClock`` evaluates every ``eval_every``
-steps off the clock (CPU time, so other jobs on shared cores do not inflate it), giving
-samples/s and the time to the baseline's final loss (``measure.time_to_loss``). Each encoder,
-and the same encoder randomly initialised, is then fine-tuned on ``ft_train`` labelled
-``ft_task`` rows with PLD detached, ``ft_seeds`` times (head init and data order per seed,
-paired across arms); ``measure.bf16_vs_fp32`` times the baseline's step.
+PLD at ``pld_lr_factor`` times it. With ``shared_steps`` all three continue from the same
+baseline prefix of that many steps (warm-up, then the peak rate), and PLD's schedule starts
+there at theta 1. A ``measure.TrainClock`` evaluates every ``eval_every`` steps off the clock
+(CPU time, so other jobs on shared cores do not inflate it), giving samples/s and the time to
+the baseline's final loss (``measure.time_to_loss``). Each encoder, and the same encoder
+randomly initialised, is then fine-tuned on ``ft_train`` labelled ``ft_task`` rows with PLD
+detached, ``ft_seeds`` times (head init and data order per seed, paired across arms);
+``measure.bf16_vs_fp32`` times the baseline's step.
 
 The judge's checks: the runs trained the same steps; the baseline and PLD at its rate each
 ended ``PLATEAU_MARGIN`` nats under the unigram loss; every fine-tune beat the majority class;
@@ -21,14 +23,22 @@ the pre-trained baseline beat the scratch encoder downstream (paired interval ab
 Otherwise the time-to-loss ratio times a plateau and the downstream comparison says nothing
 about pre-training.
 
+Why the shared prefix: the schedule is scaled so theta reaches its floor at the paper's 2.5% of
+training (``scaled_gamma``), 30 of 1,200 steps here. A small MLM sits on the unigram plateau for
+its first ~500 steps (the baseline's training loss was 3.37 at step 406, 2.86 at 558, unigram
+3.53), a share of training that is negligible in BERT's 200K steps; run from step 0 at lr 1e-3,
+PLD never left it (training loss 3.49 at step 1,180 vs the baseline's 2.64; at 2e-3, 3.44 at
+step 1,044; full preset of commit 0c584d1 without a prefix). So every run starts from a
+600-step baseline prefix that has left the plateau, the regime the paper's schedule acts in.
+
 Choices, from one-thread pilots (width 128, 64-symbol wiki rows, batch 32): character-level
 MLM (``vocab=128`` leaves WordPiece at wiki's 451-symbol alphabet), since a 512-piece WordPiece
 stayed on the plateau for 1,000 steps at lr 2e-3; 6 layers at lr 1e-3 (12 layers ended 0.58
-nats under the unigram loss at lr 5e-4 and PLD 0.29, too close to judge against); tweets as
-the downstream task, since reviews sentiment sits at the majority class for a character
-model of this size whether pre-trained or not (2,000 labels: 57.3% vs 58.2%, majority 57.5%),
-while on tweets a 4-layer pre-trained encoder fine-tuned on 4,000 labels reached 65.0%
-(majority 42.9%). ``theta`` saturates at the paper's 2.5% of training; MPNet's
+nats under the unigram loss at lr 5e-4 and PLD 0.29); tweets as the downstream task, since
+reviews sentiment sits at the majority class for a character model of this size whether
+pre-trained or not (2,000 labels: 57.3% vs 58.2%, majority 57.5%), while on tweets a 4-layer
+MLM-pre-trained encoder fine-tuned on 4,000 labels reached 65.0% against 61.2% from scratch
+(majority 42.9%, one seed). ``theta`` saturates at the paper's 2.5% of training; MPNet's
 relative-position bias; bf16 is measured, not used.
 """
 
@@ -83,7 +93,7 @@ CLAIM = Claim(
 
 PRESETS = {
     "smoke": {
-        "dim": 32, "depth": 4, "heads": 2, "seq_len": 16, "vocab": 256, "steps": 6,
+        "dim": 32, "depth": 4, "heads": 2, "seq_len": 16, "vocab": 256, "steps": 6, "shared_steps": 2,
         "batch_size": 8, "eval_every": 2, "eval_rows": 16, "ft_train": 16, "ft_test": 16,
         "ft_len": 16, "ft_batch": 8, "bf16_steps": 2,
     },
@@ -91,8 +101,8 @@ PRESETS = {
     # full: about 35 CPU-minutes on one thread (three pre-training runs of ~4 minutes, twelve
     # fine-tunes of ~1.5 minutes, evaluations and the bf16 timing)
     "full": {
-        "dim": 128, "depth": 6, "vocab": 128, "steps": 1200, "lr": 1e-3, "eval_every": 50,
-        "eval_rows": 128, "ft_len": 128, "ft_train": 2000, "ft_test": 2000, "ft_epochs": 3,
+        "dim": 128, "depth": 6, "vocab": 128, "steps": 1200, "shared_steps": 600, "lr": 1e-3,
+        "eval_every": 50, "eval_rows": 128, "ft_len": 128, "ft_train": 2000, "ft_test": 2000, "ft_epochs": 3,
         "ft_seeds": 3, "bf16_steps": 3,
     },
 }  # fmt: skip
@@ -106,7 +116,8 @@ class LayerDropConfig:
     seq_len: int = 64  # tokens per pre-training row (wiki text, documents joined by [SEP])
     vocab: int = 512  # WordPiece vocabulary trained on the wiki training split (small: see above)
     rel_buckets: int = 32  # shared relative-position bias buckets (MPNet/T5); 0 = off
-    steps: int = 50  # pre-training optimizer steps of each run
+    steps: int = 50  # pre-training optimizer steps of each run (after the shared prefix)
+    shared_steps: int = 0  # baseline steps every run starts from (0 = each run from its init)
     batch_size: int = 32  # rows per pre-training step
     lr: float = 2e-3  # AdamW peak of the baseline and PLD; warm-up, then cosine decay to 0
     pld_lr_factor: float = 2.0  # a third run: PLD at lr x this (the paper's PLD took a larger rate)
@@ -132,6 +143,8 @@ class LayerDropConfig:
         pld_theta(0, theta_bar=self.theta_bar, gamma=self.gamma or 0.0)  # one-line errors
         if min(self.dim, self.depth, self.heads, self.steps, self.batch_size) < 1:
             raise ValueError("dim, depth, heads, steps and batch_size must be >= 1")
+        if self.shared_steps < 0:
+            raise ValueError(f"shared_steps must be >= 0, got {self.shared_steps}")
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
         if self.seq_len < 8 or self.vocab < 64 or self.ft_len < 4:
@@ -275,10 +288,11 @@ def _advice(m: dict[str, Any], checks: list[Check], targets: list[Target]) -> st
 def run(cfg: LayerDropConfig) -> Result:
     t_start = time.perf_counter()
     tok, rows, val_rows = wiki_rows(cfg.vocab, cfg.seq_len, cfg.eval_rows)
-    samples = cfg.steps * cfg.batch_size
+    shared, samples = cfg.shared_steps * cfg.batch_size, cfg.steps * cfg.batch_size
     train_set, val_set, unigram = mlm_sets(
-        tok, rows, val_rows, samples=samples, rate=cfg.mask_rate, seed=cfg.seed
+        tok, rows, val_rows, samples=shared + samples, rate=cfg.mask_rate, seed=cfg.seed
     )
+    prefix_set, train_set = _rows(train_set, 0, shared), _rows(train_set, shared, None)
     # what every pre-training fit() shares; one epoch covers the steps (mlm_sets made the copies)
     epochs = math.ceil(samples / len(train_set[1]))
     schedule = dict(
@@ -291,14 +305,13 @@ def run(cfg: LayerDropConfig) -> Result:
         _model(cfg, tok.vocab_size), train_set, epochs=1, max_steps=1,
         batch_size=cfg.batch_size, seed=cfg.seed, progress=False,
     )  # fmt: skip
+    start, prefix = _shared_prefix(cfg, tok.vocab_size, prefix_set, val_set)
+    pretrain = partial(_pretrain, cfg, tok.vocab_size, train_set, val_set, start=start)
     runs = {
-        "baseline": _pretrain(cfg, tok.vocab_size, train_set, val_set, schedule, pld=False),
-        "PLD": _pretrain(cfg, tok.vocab_size, train_set, val_set, schedule, pld=True),
-        HIGH: _pretrain(
-            cfg, tok.vocab_size, train_set, val_set,
-            {**schedule, "lr": cfg.lr * cfg.pld_lr_factor}, pld=True,
-        ),
-    }  # fmt: skip
+        "baseline": pretrain(schedule, pld=False),
+        "PLD": pretrain(schedule, pld=True),
+        HIGH: pretrain({**schedule, "lr": cfg.lr * cfg.pld_lr_factor}, pld=True),
+    }
     t_pretrain = time.perf_counter() - t_start
 
     task = data.load(cfg.ft_task)
@@ -331,6 +344,7 @@ def run(cfg: LayerDropConfig) -> Result:
         "process CPU (all threads)": time.process_time(),
     }
     metrics = _metrics(cfg, runs, unigram, acc, majority)
+    metrics["shared prefix"] = prefix
     metrics.update(bf16=bf16, vocab=tok.vocab_size, seconds=seconds)
     plots, notes = _plots(cfg, metrics), _notes(cfg, metrics)
     return Result(recipe="layer-drop", claim=CLAIM, metrics=metrics, plots=plots, notes=notes)
@@ -348,9 +362,39 @@ def _model(cfg: LayerDropConfig, vocab: int) -> GatheredMLM:
     return GatheredMLM(nn.MaskedLM(enc))
 
 
-def _pretrain(cfg: LayerDropConfig, vocab: int, train_set, val_set, schedule: dict, *, pld: bool):
-    """One timed pre-training run: its loss curve against training seconds, and the encoder."""
+def _rows(dataset, start: int, stop: int | None):
+    """Rows ``start:stop`` of an ``(inputs dict, targets)`` training set."""
+    inputs, targets = dataset
+    return {k: v[start:stop] for k, v in inputs.items()}, targets[start:stop]
+
+
+def _shared_prefix(cfg: LayerDropConfig, vocab: int, prefix_set, val_set):
+    """The baseline's first ``shared_steps`` steps (warm-up, then the peak rate), which every
+    run continues from: (its weights or None, a summary for the metrics)."""
+    if not cfg.shared_steps:
+        return None, {"steps": 0}
     model = _model(cfg, vocab)
+    t0 = clock_for(cfg.threads)()
+    train.fit(
+        model, prefix_set, epochs=1, max_steps=cfg.shared_steps, batch_size=cfg.batch_size,
+        lr=cfg.lr, warmup=min(0.5, cfg.warmup * cfg.steps / cfg.shared_steps), schedule="constant",
+        seed=cfg.seed, desc="pre-train shared prefix (baseline)",
+    )  # fmt: skip
+    seconds = clock_for(cfg.threads)() - t0
+    loss = train.evaluate(model, val_set, batch_size=256)["loss"]
+    return copy.deepcopy(model.state_dict()), {
+        "steps": cfg.shared_steps, "val loss": loss, "training seconds": seconds,
+    }  # fmt: skip
+
+
+def _pretrain(
+    cfg: LayerDropConfig, vocab: int, train_set, val_set, schedule: dict, *, pld: bool, start=None
+):
+    """One timed pre-training run (from ``start``'s weights if given): its loss curve against
+    training seconds, and the encoder."""
+    model = _model(cfg, vocab)
+    if start is not None:
+        model.load_state_dict(start)
     gates = dict(theta_bar=cfg.theta_bar, gamma=cfg.gamma_eff, seed=cfg.seed)
     handle = prepare_layer_drop(model.mlm.encoder.layers, **gates) if pld else None
     clock = TrainClock(
@@ -473,7 +517,10 @@ def _notes(cfg: LayerDropConfig, m: dict[str, Any]) -> str:
         f"Downstream: {cfg.ft_task}, {cfg.ft_train:,} labelled rows of {cfg.ft_len} symbols, "
         f"{cfg.ft_epochs} epochs, {cfg.ft_test:,} scored; the intervals pair the arms over "
         f"{cfg.ft_seeds} fine-tune seeds of one pre-training run each, so they cover fine-tuning "
-        "noise, not pre-training seeds. 'PLD, higher lr' is PLD at "
+        "noise, not pre-training seeds. Every run continued from a shared "
+        f"{m['shared prefix']['steps']}-step baseline prefix (val loss "
+        f"{m['shared prefix'].get('val loss', float('nan')):.3f}); the times count from there. "
+        "'PLD, higher lr' is PLD at "
         f"{cfg.pld_lr_factor:g}x the baseline's rate; the paper's PLD run used Adam at 1e-3 "
         "(DeepSpeed tutorial)."
     )
