@@ -340,14 +340,16 @@ def _row(v: list[float], *, flat: float = 0.02, edge: bool = False) -> dict:
     }
 
 
-def _metrics(budgets: dict[int, dict[int, list[float]]], *, unigram=3.5, over=None) -> dict:
+def _metrics(
+    budgets: dict[int, dict[int, list[float]]], *, unigram=3.5, over=None, long=None
+) -> dict:
     """Stored-JSON-shaped metrics: per budget, per depth, the per-seed scored losses."""
     sweep, summary = {}, {}
     for b, per_seed in budgets.items():
         rows = {str(L): _row(v, **(over or {}).get((b, L), {})) for L, v in per_seed.items()}
         best = min(per_seed, key=lambda L: rows[str(L)]["val_loss"])
         sweep[str(b)], summary[str(b)] = rows, {"best_depth": best, "threshold_depth": 3.8}
-    return {"sweep": sweep, "summary": summary, "unigram_val_loss": unigram}
+    return {"sweep": sweep, "summary": summary, "unigram_val_loss": unigram, "long_check": long}
 
 
 def _judge(m: dict, **cfg):
@@ -361,8 +363,11 @@ RISING = {
 }
 
 
+LONG = {"steps": 2400, "1": 2.10, "4": 2.02}  # depth 1 minus 4: 0.08 (seed 0 at 800: 0.10)
+
+
 def test_judge_passes_a_resolved_deeper_win_whose_best_depth_rises():
-    j = _judge(_metrics(RISING))
+    j = _judge(_metrics(RISING, long=LONG))
     assert all(c.passed for c in j.checks), j.checks
     assert [t.met for t in j.targets] == [True, True, True, True]
     assert j.targets[1].measured == pytest.approx(0.1) and j.targets[1].interval[0] > 0
@@ -371,15 +376,18 @@ def test_judge_passes_a_resolved_deeper_win_whose_best_depth_rises():
 
 
 def test_judge_is_inconclusive_when_a_curve_is_still_falling_or_a_rate_is_at_the_edge():
-    m = _metrics(RISING, over={(225_000, 4): {"flat": 0.15}, (25_000, 2): {"edge": True}})
+    m = _metrics(
+        RISING, over={(225_000, 4): {"flat": 0.15}, (25_000, 2): {"edge": True}}, long=LONG
+    )
     passed = {c.name: c.passed for c in _judge(m).checks}
     assert passed == {
         "every run left the unigram solution": True,
         "every run's validation curve flattened": False,  # 0.15 of the drop in the last 20%
         "the rate grid brackets every shape's best rate": False,
         "depth 1 vs the best deeper depth differ beyond the seed spread": True,
+        "the order survives longer training": True,
     }
-    j = _judge(_metrics(RISING, unigram=2.6))  # 2.6 - 2.52 < 0.25
+    j = _judge(_metrics(RISING, unigram=2.6, long=LONG))  # 2.6 - 2.52 < 0.25
     assert not j.checks[0].passed and "stayed near the unigram loss" in j.advice
 
 
@@ -391,8 +399,23 @@ def test_judge_calls_a_noisy_order_unresolved_and_a_shallow_win_a_negative():
         25_000: {1: [2.40, 2.41, 2.42], 2: [2.50, 2.52, 2.51]},
         225_000: {1: [2.20, 2.21, 2.22], 2: [2.30, 2.32, 2.31]},
     }
-    j = _judge(_metrics(shallow))
+    j = _judge(_metrics(shallow, long={"steps": 2400, "1": 2.30, "2": 2.38}))
     assert all(c.passed for c in j.checks)  # a conclusive negative
     assert not any(t.met for t in j.targets)
     assert j.targets[0].measured == pytest.approx(-0.1)
     assert j.advice.startswith("Do not expect extra depth to pay")
+
+
+def test_judge_fails_the_longer_training_check_when_the_gap_closes_or_is_missing():
+    shallow = {225_000: {1: [2.58, 2.59, 2.58], 2: [2.65, 2.66, 2.65]}}  # seed 0 gap -0.07
+    closing = {"steps": 2400, "1": 2.447, "2": 2.455}  # -0.008: under half the gap
+    j = _judge(_metrics(shallow, long=closing))
+    assert [c.passed for c in j.checks] == [True, True, True, True, False]
+    assert "-0.070 after the sweep's steps, -0.008 after 2400 steps" in j.checks[4].detail
+    assert "not shown to survive longer training" in j.advice
+    kept = {"steps": 2400, "1": 2.40, "2": 2.45}  # -0.05: kept
+    assert _judge(_metrics(shallow, long=kept)).checks[4].passed
+    flipped = {"steps": 2400, "1": 2.50, "2": 2.40}
+    assert not _judge(_metrics(shallow, long=flipped)).checks[4].passed
+    missing = _judge(_metrics(shallow)).checks[4]
+    assert not missing.passed and "rerun the full preset" in missing.detail

@@ -20,11 +20,17 @@ following ``eval_rows`` test windows, disjoint from the validation split.
 every scored run's validation curve flattened (the last ``FLAT_TAIL`` of the steps improved the
 loss by under ``FLAT_FRACTION`` of the improvement since the first curve point); every shape's
 chosen rate has a tried rate on both sides; at the largest budget, depth 1 and the best deeper
-depth differ beyond the seed spread (paired t-interval).
+depth differ beyond the seed spread (paired t-interval); and their order is not a training-length
+artifact: retrained ``long_check`` times as long (seed 0, chosen rates), their gap keeps its sign
+and at least ``LONG_KEEP`` of its size. A curve under cosine decay flattens by itself, so the
+flattened check alone cannot tell a converged order from one that longer training closes: a
+pilot at 225K total parameters and 3x the steps (seed 0) cut depth 1's lead over depth 2 from
+0.073 to 0.008 nats (over depth 3: 0.095 to 0.046) while their losses fell by 0.14-0.20 nats.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -54,6 +60,7 @@ from takeaways.results import (
 UNIGRAM_MARGIN = 0.25  # nats a scored run's loss must lie below the unigram loss
 FLAT_TAIL = 0.2  # the last fraction of the steps whose improvement decides "flattened"
 FLAT_FRACTION = 0.1  # ... must be under this fraction of the drop since the first point (step/10)
+LONG_KEEP = 0.5  # share of the seed-0 gap the longer retraining must keep (same sign)
 CURVE_POINTS = 10  # validation evaluations along each run (at 1/10, 2/10, ... of the steps)
 
 
@@ -71,6 +78,7 @@ class DepthConfig:
     lr_width: int | None = 46  # shapes' base rate is lr * lr_width / width (muP); None: lr
     lr_grid: tuple[float, ...] = (1.0,)  # multiples of the base rate tried (seed 0, validation)
     lr_extend: int = 1  # times the grid is extended by its spacing when the best is at an edge
+    long_check: int = 0  # largest budget: depth 1 and best deeper retrained x this many steps
     warmup: float = 0.1  # fraction of the steps spent warming up
     mask_rate: float = 0.15  # mlm only: fraction of each sequence predicted (80/10/10)
     val_rows: int = 256  # test windows that choose the rate and draw the curves
@@ -88,8 +96,8 @@ class DepthConfig:
             raise ValueError("depths must be >= 1")
         if min(self.steps, self.batch_size, self.seeds, self.eval_rows, self.threads) < 1:
             raise ValueError("steps, batch_size, seeds, eval_rows and threads must be >= 1")
-        if self.val_rows < 1 or self.lr_extend < 0:
-            raise ValueError("val_rows must be >= 1 and lr_extend >= 0")
+        if self.val_rows < 1 or self.lr_extend < 0 or self.long_check < 0:
+            raise ValueError("val_rows must be >= 1, lr_extend and long_check >= 0")
         if self.seq_len < 8 or self.vocab < 16 or self.pieces < 10:
             raise ValueError("seq_len must be >= 8, vocab >= 16 and pieces >= 10")
         if not 0.0 < self.mask_rate <= 1.0:
@@ -228,6 +236,7 @@ def judge(m: dict, cfg: DepthConfig) -> Judgement:
         _flat_check(m),
         _bracket_check(m),
         Check(spread, diff.excludes(0.0), resolved),
+        _long_check(m, top, shallow, rival),
     ]
     targets = []
     for b in budgets:
@@ -280,6 +289,23 @@ def _flat_check(m: dict) -> Check:
     return Check.that(name, worst, "<", FLAT_FRACTION, detail)
 
 
+def _long_check(m: dict, top: str, shallow: int, rival: int | None) -> Check:
+    """Depth 1 minus the best deeper depth (seed 0) when trained longer keeps its sign and size."""
+    name = "the order survives longer training"
+    long = m.get("long_check") or {}
+    if rival is None or any(str(L) not in long for L in (shallow, rival)):
+        return Check.missing(name, f"the longer retraining of depths {shallow} and {rival}")
+    rows = _rows(m, top)
+    short = _seeds(rows[shallow])[0] - _seeds(rows[rival])[0]
+    gap = long[str(shallow)] - long[str(rival)]
+    detail = (
+        f"depth {shallow} minus depth {rival} at seed 0: {short:+.3f} after the sweep's steps, "
+        f"{gap:+.3f} after {long.get('steps', '?')} steps (losses {long[str(shallow)]:.3f}, "
+        f"{long[str(rival)]:.3f}); same sign and at least {LONG_KEEP:.0%} of the size required"
+    )
+    return Check(name, gap * short > 0 and abs(gap) >= LONG_KEEP * abs(short), detail)
+
+
 def _bracket_check(m: dict) -> Check:
     edge = [f"depth {L} at {int(b):,}" for b, rows in m["sweep"].items() for L, r in rows.items()
             if r.get("lr_at_edge", True)]  # fmt: skip
@@ -312,6 +338,7 @@ def _finding_advice(m: dict, cfg, budgets, diff: Paired, rival, checks) -> tuple
         "the curves had not flattened",
         "a shape's best rate lies at the edge of the grid",
         "one seed: no spread to compare with" if diff.n < 2 else "within the seed spread",
+        "the order was not shown to survive longer training",
     ]
     failed = [w for w, c in zip(why, checks) if not c.passed]
     if failed:
@@ -346,14 +373,16 @@ def _finding_advice(m: dict, cfg, budgets, diff: Paired, rival, checks) -> tuple
             "val_rows": 32,
         },  # fmt: skip
         "demo": {},
-        # about 50 CPU-minutes on one thread of this machine (2 shared cores): 3 budgets x 6
-        # depths x (3 rates + an extension at an edge + 2 more seeds) x STEPS steps
+        # about 48 CPU-minutes on one thread of this machine (2 shared cores): 3 budgets x 6
+        # depths x (3 rates + an extension at an edge + 2 more seeds) x 800 steps took 39 CPU-
+        # minutes (2,565 s wall); the 3x retraining of two 225K shapes about 4 more
         "full": {
             "budgets": (25_000, 75_000, 225_000),
             "depths": (1, 2, 3, 4, 6, 8),
             "steps": 800,
             "lr_grid": (1 / 3, 1.0, 3.0),
             "seeds": 3,
+            "long_check": 3,
         },
     },
     takeaway=10,
@@ -392,12 +421,25 @@ def run(cfg: DepthConfig) -> Result:
         summary[b]["threshold_depth"] = sweep[b][summary[b]["best_depth"]]["threshold"]
         summary[b]["tied_with_best"] = _tied_with_best(sweep[b], summary[b]["best_depth"])
 
+    # is the order of depth 1 and the best deeper depth at the largest budget a length artifact?
+    long_check: dict[str, Any] = {}
+    if cfg.long_check:
+        rows = sweep[budgets[-1]]
+        longer = dataclasses.replace(cfg, steps=cfg.steps * cfg.long_check)
+        long_check["steps"] = longer.steps
+        for L in sorted({depths[0], best_deeper(rows) or depths[0]}):
+            r = rows[L]
+            run = _train_one(longer, vocab, sets, r["width"], L, r["heads"], r["lr"], cfg.seed)
+            long_check[str(L)], long_check[f"curve_{L}"] = run["score"], run["curve"]
+            rows[L]["cpu_s"] += run["cpu_s"]
+
     unigram = unigram_loss(train_set[1], score_set[1], vocab)
     totals = [sweep[b][L]["total_params"] / b - 1 for b in budgets for L in depths]
     cpu = sum(sweep[b][L]["cpu_s"] for b in budgets for L in depths)
     metrics = {
         "sweep": {str(b): {str(L): sweep[b][L] for L in depths} for b in budgets},
         "summary": {str(b): summary[b] for b in budgets},
+        "long_check": long_check,
         "vocab": vocab,
         "unk_rate": float((train_set[1] == lookup[tok.unk_id]).float().mean()),
         "train_sequences": len(train_set[1]),
