@@ -15,9 +15,12 @@ from takeaways.depth import (
     depth_threshold,
     parameter_count,
     shape_for_budget,
+    shape_for_total,
     suggest_architecture,
 )
+from takeaways.depth.sweep import shape_lm
 from takeaways.recipes import get_recipe, resolve_config
+from takeaways.recipes.depth import tail_improvement
 
 # ----------------------------------------------------------------------------- threshold
 
@@ -293,21 +296,60 @@ def test_shape_for_budget_keeps_layer_params_near_the_budget(budget):
         assert abs(layer / budget - 1) < 0.12, (depth, width, layer)
 
 
+@pytest.mark.parametrize("budget", [25_000, 75_000, 225_000])
+@pytest.mark.parametrize("vocab", [96, 300])
+def test_shape_for_total_counts_the_real_model_and_fills_the_budget(budget, vocab):
+    for depth in (1, 2, 3, 4, 6, 8):
+        width, heads, total = shape_for_total(budget, depth, vocab=vocab, max_len=64)
+        model = shape_lm(vocab, width, depth, heads, max_len=64)
+        assert total == sum(p.numel() for p in model.parameters())  # embeddings and head too
+        assert width % heads == 0
+        # the nearest integer width: within half a width step, under 1 / width of the budget
+        assert abs(total / budget - 1) < 1 / width, (depth, width, total)
+        if width >= 20:
+            assert abs(total / budget - 1) < 0.05
+
+
+def test_shape_for_total_gives_deeper_shapes_narrower_widths_and_refuses_a_tiny_budget():
+    widths = [shape_for_total(75_000, L, vocab=96, max_len=64)[0] for L in (1, 2, 4, 8)]
+    assert widths == sorted(widths, reverse=True) and widths[0] > 2 * widths[-1]
+    with pytest.raises(ValueError, match="no width"):
+        shape_for_total(-5, 2, vocab=96, max_len=64)
+
+
 # ----------------------------------------------------------------------------- the recipe's judge
 
 
-def _metrics(per_seed: dict[int, list[float]], *, unigram=5.8, lr_check=None) -> dict:
-    """Stored-JSON-shaped metrics of one budget (200,000) with these per-seed losses."""
-    rows = {
-        str(L): {"val_loss": sum(v) / len(v), "val_loss_per_seed": v} for L, v in per_seed.items()
-    }
-    best = min(per_seed, key=lambda L: rows[str(L)]["val_loss"])
+def test_tail_improvement_is_the_last_stretch_over_the_drop_since_the_first_point():
+    curve = [(s, 4.0 - 0.1 * s) for s in range(1, 11)]  # still falling at the same pace
+    assert tail_improvement(curve, 0.2) == pytest.approx(0.2 / 0.9)
+    flat = [(1, 4.0), (2, 3.0), (4, 2.5), (8, 2.41), (10, 2.4)]
+    assert tail_improvement(flat, 0.2) == pytest.approx(0.01 / 1.6)
+    assert math.isnan(tail_improvement([(1, 3.0), (2, 3.1), (3, 3.2)], 0.2))  # never improved
+    assert math.isnan(tail_improvement([(1, 3.0), (2, 2.0)], 0.2))
+
+
+def _row(v: list[float], *, flat: float = 0.02, edge: bool = False) -> dict:
     return {
-        "sweep": {"200000": rows},
-        "summary": {"200000": {"best_depth": best, "threshold_depth": 3.8}},
-        "lr_check": lr_check or {},
-        "unigram_val_loss": unigram,
+        "width": 40,
+        "val_loss": sum(v) / len(v),
+        "val_loss_std": 0.01,
+        "val_loss_per_seed": v,
+        "flat_per_seed": [flat] * len(v),
+        "lr_at_edge": edge,
     }
+
+
+def _metrics(
+    budgets: dict[int, dict[int, list[float]]], *, unigram=3.5, over=None, long=None
+) -> dict:
+    """Stored-JSON-shaped metrics: per budget, per depth, the per-seed scored losses."""
+    sweep, summary = {}, {}
+    for b, per_seed in budgets.items():
+        rows = {str(L): _row(v, **(over or {}).get((b, L), {})) for L, v in per_seed.items()}
+        best = min(per_seed, key=lambda L: rows[str(L)]["val_loss"])
+        sweep[str(b)], summary[str(b)] = rows, {"best_depth": best, "threshold_depth": 3.8}
+    return {"sweep": sweep, "summary": summary, "unigram_val_loss": unigram, "long_check": long}
 
 
 def _judge(m: dict, **cfg):
@@ -315,37 +357,65 @@ def _judge(m: dict, **cfg):
     return recipe.judge(m, dataclasses.replace(resolve_config(recipe, "full"), **cfg))
 
 
-def test_judge_passes_a_resolved_deeper_win_that_survives_the_rate_check():
-    per_seed = {1: [5.0, 5.1, 5.05], 2: [4.9, 4.98, 4.95], 4: [4.6, 4.7, 4.66]}
-    lr = {"1": {"1": 5.0, "0.3333": 5.2, "3": 5.1}, "4": {"1": 4.6, "0.3333": 4.8, "3": 4.5}}
-    j = _judge(_metrics(per_seed, lr_check=lr))
+RISING = {
+    25_000: {1: [2.50, 2.52, 2.51], 2: [2.45, 2.46, 2.46], 4: [2.48, 2.49, 2.50]},
+    225_000: {1: [2.30, 2.31, 2.32], 2: [2.25, 2.27, 2.26], 4: [2.20, 2.22, 2.21]},
+}
+
+
+LONG = {"steps": 2400, "1": 2.10, "4": 2.02}  # depth 1 minus 4: 0.08 (seed 0 at 800: 0.10)
+
+
+def test_judge_passes_a_resolved_deeper_win_whose_best_depth_rises():
+    j = _judge(_metrics(RISING, long=LONG))
     assert all(c.passed for c in j.checks), j.checks
     assert [t.met for t in j.targets] == [True, True, True, True]
-    assert j.targets[1].interval[0] > 0 and j.targets[3].measured == pytest.approx(0.5)
+    assert j.targets[1].measured == pytest.approx(0.1) and j.targets[1].interval[0] > 0
+    assert j.targets[2].measured == 2  # best depth 2 -> 4
     assert j.advice.startswith("Use depth past 1")
 
 
-def test_judge_is_inconclusive_on_the_unigram_plateau_and_within_seed_noise():
-    # deeper wins on the mean, but one seed disagrees: the paired interval straddles 0
-    per_seed = {1: [5.75, 5.70], 2: [5.60, 5.72]}
-    lr = {"1": {"1": 5.75, "3": 5.8}, "2": {"1": 5.6, "3": 5.7}}
-    j = _judge(_metrics(per_seed, unigram=5.79, lr_check=lr))
-    passed = {c.name: c.passed for c in j.checks}
+def test_judge_is_inconclusive_when_a_curve_is_still_falling_or_a_rate_is_at_the_edge():
+    m = _metrics(
+        RISING, over={(225_000, 4): {"flat": 0.15}, (25_000, 2): {"edge": True}}, long=LONG
+    )
+    passed = {c.name: c.passed for c in _judge(m).checks}
     assert passed == {
-        "every run left the unigram solution": False,  # 5.79 - 5.75 < 0.1
-        "depth 1 vs the best deeper depth differ beyond the seed spread": False,
-        "the order is not a learning-rate artifact": True,
+        "every run left the unigram solution": True,
+        "every run's validation curve flattened": False,  # 0.15 of the drop in the last 20%
+        "the rate grid brackets every shape's best rate": False,
+        "depth 1 vs the best deeper depth differ beyond the seed spread": True,
+        "the order survives longer training": True,
     }
-    assert j.targets[0].met and not j.targets[1].met  # the mean's winner is not a paired win
-    assert "stayed near the unigram loss" in j.advice  # the first failed check is named
+    j = _judge(_metrics(RISING, unigram=2.6, long=LONG))  # 2.6 - 2.52 < 0.25
+    assert not j.checks[0].passed and "stayed near the unigram loss" in j.advice
 
 
-def test_judge_fails_the_rate_check_when_the_result_lacks_it():
-    per_seed = {1: [4.8, 4.9], 2: [5.0, 5.15]}
-    j = _judge(_metrics(per_seed, lr_check={"1": {"1": 4.8, "3": 5.3}}))
-    rate = j.checks[2]
-    assert not rate.passed and "not in this result; rerun the full preset" in rate.detail
-    assert math.isnan(j.targets[3].measured) and not j.targets[3].met
-    # with one seed there is no interval: never resolved
-    one = _judge(_metrics({1: [4.8], 2: [5.0]}), seeds=1)
-    assert not one.checks[1].passed and not one.targets[1].met
+def test_judge_calls_a_noisy_order_unresolved_and_a_shallow_win_a_negative():
+    noisy = {225_000: {1: [2.30, 2.20], 2: [2.25, 2.26]}}  # seeds disagree on the order
+    j = _judge(_metrics(noisy), seeds=2)
+    assert not j.checks[3].passed and not j.targets[0].met
+    shallow = {
+        25_000: {1: [2.40, 2.41, 2.42], 2: [2.50, 2.52, 2.51]},
+        225_000: {1: [2.20, 2.21, 2.22], 2: [2.30, 2.32, 2.31]},
+    }
+    j = _judge(_metrics(shallow, long={"steps": 2400, "1": 2.30, "2": 2.38}))
+    assert all(c.passed for c in j.checks)  # a conclusive negative
+    assert not any(t.met for t in j.targets)
+    assert j.targets[0].measured == pytest.approx(-0.1)
+    assert j.advice.startswith("Do not expect extra depth to pay")
+
+
+def test_judge_fails_the_longer_training_check_when_the_gap_closes_or_is_missing():
+    shallow = {225_000: {1: [2.58, 2.59, 2.58], 2: [2.65, 2.66, 2.65]}}  # seed 0 gap -0.07
+    closing = {"steps": 2400, "1": 2.447, "2": 2.455}  # -0.008: under half the gap
+    j = _judge(_metrics(shallow, long=closing))
+    assert [c.passed for c in j.checks] == [True, True, True, True, False]
+    assert "-0.070 after the sweep's steps, -0.008 after 2400 steps" in j.checks[4].detail
+    assert "not shown to survive longer training" in j.advice
+    kept = {"steps": 2400, "1": 2.40, "2": 2.45}  # -0.05: kept
+    assert _judge(_metrics(shallow, long=kept)).checks[4].passed
+    flipped = {"steps": 2400, "1": 2.50, "2": 2.40}
+    assert not _judge(_metrics(shallow, long=flipped)).checks[4].passed
+    missing = _judge(_metrics(shallow)).checks[4]
+    assert not missing.passed and "rerun the full preset" in missing.detail

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from takeaways.data import train_wordpiece
-from takeaways.depth.sweep import best_deeper, lm_task, shape_lm, summarise_sweep
+from takeaways.depth.sweep import best_deeper, frequent_ids, lm_task, shape_lm, summarise_sweep
 from takeaways.train import IGNORE_INDEX
 
 TEXTS = [f"the cat number {i} sat on the mat and looked at dog {i % 7}" for i in range(60)]
@@ -55,3 +55,12 @@ def test_summarise_sweep_finds_the_best_and_where_deeper_stops_helping():
     assert s["threshold_depth"] > 1
     assert summarise_sweep({1: _row(5.0, 0, 9), 2: _row(4.0, 0, 7)}, 50_000)["stop_depth"] == 2
     assert best_deeper(rows) == 4 and best_deeper({1: rows[1]}) is None
+
+
+def test_frequent_ids_keeps_the_most_frequent_and_folds_the_rest_into_unk():
+    # planted frequencies: id 7 x5, id 9 x4, id 3 x3, id 5 x2, id 8 x1; [UNK] = 1 never occurs
+    rows = torch.tensor([[7, 7, 7, 7, 7, 9, 9, 9, 9, 3, 3, 3, 5, 5, 8]])
+    lookup = frequent_ids(rows, 4, unk_id=1)
+    assert lookup.tolist() == [0, 0, 0, 3, 0, 0, 0, 1, 0, 2]  # [UNK] -> 0, then 7, 9, 3
+    assert set(lookup[rows].flatten().tolist()) == {0, 1, 2, 3}
+    assert (lookup[rows] == lookup[1]).sum() == 3  # the two 5s and the 8 became [UNK]

@@ -73,6 +73,7 @@ from takeaways.depth.shapes import (  # noqa: F401
     Suggestion,
     fitted_for_budget,
     shape_for_budget,
+    shape_for_total,
     threshold_for_budget,
 )
 from takeaways.depth.theory import (  # noqa: F401

@@ -5,7 +5,8 @@ threshold ``log3(width)``, its regime and the depth the fit pairs with its
 width. The solvers find, for a parameter budget, the depth on the fitted curve
 (``fitted_for_budget``), the depth at which depth equals ``log3(width)``
 (``threshold_for_budget``), and the trainable shape of a given depth whose layers
-fill the budget (``shape_for_budget``, what the ``depth`` recipe sweeps) (Levine et
+fill the budget (``shape_for_budget``), or whose whole language model (embeddings and head included)
+fills it (``shape_for_total``, what the ``depth`` recipe sweeps) (Levine et
 al., arXiv 2006.12467).
 """
 
@@ -22,6 +23,7 @@ __all__ = [
     "Suggestion",
     "fitted_for_budget",
     "shape_for_budget",
+    "shape_for_total",
     "threshold_for_budget",
 ]
 
@@ -152,3 +154,41 @@ def shape_for_budget(budget: int, depth: int) -> tuple[int, int, int]:
     while width % heads:
         heads -= 1
     return width, heads, layer(width)
+
+
+def shape_for_total(budget: int, depth: int, *, vocab: int, max_len: int) -> tuple[int, int, int]:
+    """The shape of ``depth`` blocks whose whole language model comes closest to ``budget``.
+
+    Counts everything a ``MaskedLM(TransformerEncoder(...))`` holds (``sweep.shape_lm``):
+    token and position embeddings, the blocks, the final norm and the LM head (dense, norm,
+    tied decoder with a bias per token), i.e. ``parameter_count(depth, width, vocab=vocab,
+    max_len=max_len, head="mlm")``, which is exact for that model. The width is the integer
+    nearest the real solution of that count, so the total is within half a width step of the
+    budget (about ``1 / width`` of it; under 5% from width 20). Heads as ``shape_for_budget``.
+
+    Args:
+        budget: total parameters to hold fixed, e.g. ``100_000``.
+        depth: blocks, >= 1.
+        vocab: token-embedding rows (the tied decoder reuses them).
+        max_len: learned position-embedding rows.
+
+    Returns:
+        ``(width, heads, total_params)``; ``total_params`` is the shape's exact count.
+
+    Raises:
+        ValueError: if even width 1 exceeds the budget.
+
+    Example:
+        >>> shape_for_total(100_000, 2, vocab=96, max_len=64)
+        (60, 1, 101556)
+    """
+    conv = Conventions(vocab=vocab, max_len=max_len, ffn_ratio=4, head="mlm")
+    w = conv.width_for(depth, budget)
+    if w is None or w < 1:
+        raise ValueError(f"no width >= 1 fits {budget:,} parameters at depth {depth}")
+    total = lambda w: parameter_count(depth, w, vocab=vocab, max_len=max_len, head="mlm")  # noqa: E731
+    width = min({max(1, math.floor(w)), math.ceil(w)}, key=lambda c: abs(total(c) - budget))
+    heads = max(1, width // 32)
+    while width % heads:
+        heads -= 1
+    return width, heads, total(width)

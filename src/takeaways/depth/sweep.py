@@ -5,7 +5,9 @@ What the ``depth`` recipe trains at each (depth, width) of a fixed parameter bud
 (``"clm"``) or BERT-masked windows (``"mlm"``); ``shape_lm`` builds the
 ``TransformerEncoder`` + ``MaskedLM`` head of one shape for that objective; ``summarise_sweep``
 reads the validation losses of one budget's sweep (best depth, where deeper stops helping
-beyond the seed range, the threshold depth, the paper's fit).
+beyond the seed range, the threshold depth, the paper's fit). ``frequent_ids`` shrinks a
+vocabulary to its most frequent ids (the rest become [UNK]), so that at small parameter budgets
+the embedding does not eat the budget.
 
 Example:
     >>> x, y = lm_task(tok, texts, 64, objective="clm")  # doctest: +SKIP
@@ -24,7 +26,7 @@ from takeaways import nn
 from takeaways.depth.advisor import suggest_architecture
 from takeaways.nn.mlm import GatheredMLM, masked_copies, pack_rows
 
-__all__ = ["best_deeper", "lm_task", "shape_lm", "summarise_sweep"]
+__all__ = ["best_deeper", "frequent_ids", "lm_task", "shape_lm", "summarise_sweep"]
 
 Objective = Literal["clm", "mlm"]
 
@@ -59,6 +61,31 @@ def lm_task(
     rows = pack_rows(tok, texts, seq_len)[:max_rows]
     copies = max(1, math.ceil(min_rows / len(rows)))
     return masked_copies(tok, rows, copies, mask_rate, seed)
+
+
+def frequent_ids(rows: torch.Tensor, size: int, *, unk_id: int) -> torch.Tensor:
+    """A lookup ``old id -> new id`` keeping the ``size`` most frequent ids of ``rows``.
+
+    The kept ids are renumbered ``0 .. size - 1`` by falling frequency (ties: lower id first);
+    ``unk_id`` is always kept, and every other id maps to its new number. Apply it as
+    ``lookup[rows]``.
+
+    Args:
+        rows: token ids ``(R, N)`` the frequencies are counted on (the training split).
+        size: ids to keep, >= 2.
+        unk_id: the id that absorbs the dropped ones.
+
+    Returns:
+        ``(max(rows.max(), unk_id) + 1,)`` long tensor with values in ``[0, size)``.
+    """
+    if size < 2:
+        raise ValueError(f"size must be >= 2, got {size}")
+    counts = torch.bincount(rows.flatten(), minlength=max(int(rows.max()), unk_id) + 1)
+    counts[unk_id] = counts.max() + 1  # always kept
+    order = sorted(range(len(counts)), key=lambda i: (-int(counts[i]), i))[:size]
+    lookup = torch.full((len(counts),), -1, dtype=torch.long)
+    lookup[order] = torch.arange(len(order))
+    return torch.where(lookup < 0, lookup[unk_id], lookup)
 
 
 def shape_lm(
