@@ -416,6 +416,83 @@ def test_recipe_rejects_bad_config():
         resolve_config(recipe, "smoke", ["datasets=digits"])
     with pytest.raises(ValueError, match="balancing must be"):
         resolve_config(recipe, "smoke", ["balancing=none"])
+    with pytest.raises(ValueError, match="pools must be among balanced, imbalanced"):
+        resolve_config(recipe, "smoke", ["pools=rest"])
+    with pytest.raises(ValueError, match="pool_factor must be > 0"):
+        resolve_config(recipe, "smoke", ["pool_factor=0"])
+
+
+# ----------------------------------------------------------------------------- unlabeled pools
+
+
+def _labels_with_spare(train: int = 400, spare: int = 2100, seed: int = 0) -> np.ndarray:
+    """Shuffled labels of a balanced train split (``train`` per class) then spare rows."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.permutation(np.repeat(np.arange(10), n)) for n in (train, spare)])
+
+
+@pytest.mark.parametrize(
+    ("ratio", "pool"), [(100, "balanced"), (100, "imbalanced"), (10, "imbalanced")]
+)
+def test_unlabeled_pool_is_disjoint_sized_and_mixed_as_the_setting_says(ratio, pool):
+    from takeaways.data import long_tail, pool_counts, unlabeled_pool
+
+    y = _labels_with_spare()
+    lab, _ = long_tail(y[:4000], imbalance_ratio=ratio, seed=3)  # labeled rows: train split only
+    rho_u = 1.0 if pool == "balanced" else ratio
+    idx = unlabeled_pool(y, lab, size=5 * len(lab), imbalance_ratio=rho_u, seed=3)
+    assert len(idx) == 5 * len(lab) == len(np.unique(idx))  # 5x the labeled set, no repeats
+    assert np.intersect1d(idx, lab).size == 0  # never a labeled row
+    counts, lab_counts = np.bincount(y[idx], minlength=10), np.bincount(y[lab], minlength=10)
+    assert counts.tolist() == pool_counts(5 * len(lab), 10, rho_u).tolist()
+    if pool == "balanced":
+        assert counts.max() - counts.min() <= 1
+    else:  # the labeled set's class mix, to rounding
+        np.testing.assert_allclose(counts / counts.sum(), lab_counts / lab_counts.sum(), atol=3e-3)
+        assert counts[0] / counts[-1] == pytest.approx(ratio, rel=0.05)
+    again = unlabeled_pool(y, lab, size=5 * len(lab), imbalance_ratio=rho_u, seed=3)
+    other = unlabeled_pool(y, lab, size=5 * len(lab), imbalance_ratio=rho_u, seed=4)
+    assert np.array_equal(idx, again) and not np.array_equal(idx, other)
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 4861])
+@pytest.mark.parametrize("ratio", [1.0, 10.0, 100.0])
+def test_pool_counts_sum_to_the_size_and_fall_towards_the_tail(size, ratio):
+    from takeaways.data import pool_counts
+
+    c = pool_counts(size, 10, ratio)
+    assert c.sum() == size and (c >= 0).all()
+    exact = size * ratio ** -(np.arange(10) / 9)
+    exact = exact / exact.sum() * size if size else exact * 0
+    assert np.abs(c - exact).max() < 1  # largest-remainder rounding of the profile
+
+
+def test_unlabeled_pool_errors_name_the_short_class():
+    from takeaways.data import long_tail, unlabeled_pool
+
+    y = _labels_with_spare(train=100, spare=0)
+    lab, _ = long_tail(y, imbalance_ratio=10, seed=0)  # uses up all of class 0
+    with pytest.raises(ValueError, match="class 0 needs 50 pool samples but has 0"):
+        unlabeled_pool(y, lab, size=500, imbalance_ratio=1.0)
+    with pytest.raises(ValueError, match="imbalance_ratio >= 1"):
+        unlabeled_pool(y, lab, size=10, imbalance_ratio=0.5)
+
+
+def test_recipe_pool_source_extends_the_train_split_with_fresh_mnist1d_signals():
+    from takeaways.recipes import get_recipe, resolve_config
+    from takeaways.recipes.imbalance import _load
+
+    cfg = resolve_config(get_recipe("imbalance"), "smoke", ["datasets=mnist1d"])
+    train, test, source = _load("mnist1d", cfg)
+    n = len(train.y)
+    assert np.array_equal(source.x[:n], train.x) and np.array_equal(source.y[:n], train.y)
+    extra = source.x[n:]
+    head = np.bincount(train.y).max()
+    assert (np.bincount(source.y[n:]) >= cfg.pool_factor * head).all()  # room for rho_U = ratio
+    # fresh signals: none repeats a training or test signal
+    for other in (train.x, test.x):
+        d = ((extra[:, None, :] - other[None, :, :]) ** 2).sum(-1)
+        assert d.min() > 1e-6
 
 
 def test_recipe_smoke_gains_are_paired_differences_and_ce_long_is_step_matched(tmp_path):
@@ -431,8 +508,16 @@ def test_recipe_smoke_gains_are_paired_differences_and_ce_long_is_step_matched(t
     assert m[f"{k}_ce_ssp_vs_ce_gain_points"] == pytest.approx(
         100 * (m[f"{k}_ce_ssp_balanced_accuracy"] - m[f"{k}_ce_balanced_accuracy"])
     )
-    assert m[f"{k}_labeled"] + m[f"{k}_unlabeled"] == 300
-    for arm in ("ce", "ce_long", "ce_self_training", "class_balanced", "ce_ssp"):
+    labeled = m[f"{k}_labeled"]
+    assert m[f"{k}_pool_size"] == 5 * labeled  # pool_factor 5, as in the paper
+    assert sum(m[f"{k}_labeled_class_counts"]) == labeled
+    for pool in ("balanced", "imbalanced"):
+        counts = m[f"{k}_{pool}_pool_class_counts"]
+        assert sum(counts) == 5 * labeled and m[f"{k}_{pool}_pool_overlap_per_seed"] == [0]
+    bal, imb = m[f"{k}_balanced_pool_class_counts"], m[f"{k}_imbalanced_pool_class_counts"]
+    assert max(bal) - min(bal) <= 1 and imb[0] / imb[-1] == pytest.approx(10, rel=0.1)
+    pool_arms = ("ce_self_training_on_balanced_pool", "ce_self_training_on_imbalanced_pool")
+    for arm in ("ce", "ce_long", *pool_arms, "class_balanced", "ce_ssp"):
         assert m[f"{k}_{arm}_balanced_accuracy_per_seed"] == [m[f"{k}_{arm}_balanced_accuracy"]]
     # CE long runs the pretext's steps as supervised ones: as many steps as CE + SSP
     pretext = m[f"{k}_ssp_pretext_steps_per_seed"][0]
@@ -440,25 +525,33 @@ def test_recipe_smoke_gains_are_paired_differences_and_ce_long_is_step_matched(t
     assert m[f"{k}_ce_ssp_steps_per_seed"][0] == pretext + m[f"{k}_ce_steps_per_seed"][0]
     matched = [c for c in result.checks if c.name.startswith("CE long is step-matched")]
     assert len(matched) == 1 and matched[0].passed
-    t_st, t_ssp = result.targets
-    assert t_st.measured == pytest.approx(m[f"{k}_ce_self_training_vs_ce_gain_points"])
+    disjoint = [c for c in result.checks if "disjoint from the labeled set" in c.name]
+    assert len(disjoint) == 2 and all(c.passed for c in disjoint)
+    t_bal, t_imb, t_ssp = result.targets
+    for t, arm in zip((t_bal, t_imb), pool_arms):
+        assert t.measured == pytest.approx(m[f"{k}_{arm}_vs_ce_gain_points"])
+        assert t.goal == 3.0 and not t.met  # one seed: no interval
     assert t_ssp.measured == pytest.approx(m[f"{k}_ce_ssp_vs_ce_long_gain_points"])
-    assert (t_st.goal, t_ssp.goal) == (3.0, 1.0) and not t_st.met  # one seed: no interval
+    assert t_ssp.goal == 1.0 and "balanced pool" in t_bal.name and "imbalanced" in t_imb.name
 
 
 def _stored_metrics(seeds: dict[str, list[float]], k: str = "mnist_r100") -> dict:
     """A result's metrics as the judge sees them, from per-seed balanced accuracies per arm."""
     from takeaways.results import mean_std
 
-    slug = {"CE": "ce", "CE long": "ce_long", "CE + self-training": "ce_self_training",
+    slug = {"CE": "ce", "CE long": "ce_long",
+            "CE + self-training on balanced pool": "ce_self_training_on_balanced_pool",
+            "CE + self-training on imbalanced pool": "ce_self_training_on_imbalanced_pool",
             "class-balanced": "class_balanced", "CE + SSP": "ce_ssp",
             "class-balanced + SSP": "class_balanced_ssp"}  # fmt: skip
-    m = {}
+    n = len(next(iter(seeds.values())))
+    m = {f"{k}_{p}_pool_overlap_per_seed": [0] * n for p in ("balanced", "imbalanced")}
     for arm, v in seeds.items():
         m[f"{k}_{slug[arm]}_balanced_accuracy"], _ = mean_std(v)
         m[f"{k}_{slug[arm]}_balanced_accuracy_per_seed"] = v
         m[f"{k}_{slug[arm]}_steps_per_seed"] = [100] * len(v)
-    for a, b in (("CE + self-training", "CE"), ("CE + SSP", "CE long"), ("CE + SSP", "CE")):
+    st = ("CE + self-training on balanced pool", "CE + self-training on imbalanced pool")
+    for a, b in ((st[0], "CE"), (st[1], "CE"), ("CE + SSP", "CE long"), ("CE + SSP", "CE")):
         g = [100 * (x - y) for x, y in zip(seeds[a], seeds[b])]
         name = f"{k}_{slug[a]}_vs_{slug[b]}_gain_points"
         m[name], m[f"{name}_std"] = mean_std(g)
@@ -469,19 +562,29 @@ def test_judge_scores_ssp_against_the_step_matched_control_over_seeds():
     from takeaways.recipes import get_recipe, resolve_config
 
     recipe = get_recipe("imbalance")
-    cfg = resolve_config(recipe, "full", ["datasets=mnist", "ratios=100"])
+    cfg = resolve_config(recipe, "full", ["datasets=mnist", "ratios=100", "seeds=3"])
     ce = [0.80, 0.82, 0.81]
-    arms = {"CE": ce, "CE long": [0.84, 0.85, 0.845], "CE + self-training": [0.85, 0.87, 0.86],
+    arms = {"CE": ce, "CE long": [0.84, 0.85, 0.845],
+            "CE + self-training on balanced pool": [0.85, 0.87, 0.86],
+            "CE + self-training on imbalanced pool": [0.81, 0.83, 0.82],
             "class-balanced": ce, "CE + SSP": [0.845, 0.855, 0.85],
             "class-balanced + SSP": ce}  # fmt: skip
     j = recipe.judge(_stored_metrics(arms), cfg)
     assert all(c.passed for c in j.checks), j.checks
-    st, ssp = j.targets
+    st, st_imb, ssp = j.targets
     assert st.met and st.measured == pytest.approx(5.0)  # +5 points on every seed
+    assert not st_imb.met and st_imb.measured == pytest.approx(1.0)  # +1 point: short of 3
     # +4 points over CE, but only +0.5 over CE long: the control decides, and it falls short
     assert ssp.measured == pytest.approx(0.5) and not ssp.met
     assert ssp.interval[0] < 1.0 and "CE long" in ssp.name
-    assert "Do not expect SSP" in j.advice and "+0.5" in j.finding
+    assert "do not expect SSP" in j.advice and "+0.5" in j.finding
+    assert "expect self-training to gain 3 points over ce: it cleared" in j.advice.lower()
+
+    # a labeled sample in a pool makes the comparison inconclusive
+    m = _stored_metrics(arms)
+    m["mnist_r100_imbalanced_pool_overlap_per_seed"] = [0, 2, 0]
+    failed = [c.name for c in recipe.judge(m, cfg).checks if not c.passed]
+    assert failed == ["imbalanced pool disjoint from the labeled set, mnist ratio 100"]
 
     # a control trained for fewer steps than CE + SSP makes the comparison inconclusive
     m = _stored_metrics(arms)
@@ -499,14 +602,17 @@ def test_judge_of_a_result_without_per_seed_values_asks_for_a_rerun():
     from takeaways.recipes import get_recipe, resolve_config
 
     recipe = get_recipe("imbalance")
-    cfg = resolve_config(recipe, "full", ["datasets=mnist", "ratios=100"])
+    cfg = resolve_config(recipe, "full", ["datasets=mnist", "ratios=100", "seeds=3"])
     m = {k: v for k, v in _stored_metrics({a: [0.8, 0.85, 0.9] for a in (
-        "CE", "CE long", "CE + self-training", "class-balanced", "CE + SSP",
+        "CE", "CE long", "CE + self-training on balanced pool",
+        "CE + self-training on imbalanced pool", "class-balanced", "CE + SSP",
         "class-balanced + SSP")}).items() if "per_seed" not in k}  # fmt: skip
     j = recipe.judge(m, cfg)
     failed = {c.name: c.detail for c in j.checks if not c.passed}
     assert set(failed) == {
         "CE long is step-matched to CE + SSP, mnist ratio 100",
+        "balanced pool disjoint from the labeled set, mnist ratio 100",
+        "imbalanced pool disjoint from the labeled set, mnist ratio 100",
         "per-seed values of every arm, mnist ratio 100",
     }
     assert all("rerun the full preset" in d for d in failed.values())

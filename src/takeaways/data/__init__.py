@@ -19,6 +19,8 @@ from takeaways.data.noise import (
     detection_scores,
     long_tail,
     parse_noise,
+    pool_counts,
+    unlabeled_pool,
 )
 from takeaways.data.tasks import (
     MarkedDocs,
@@ -54,6 +56,8 @@ __all__ = [
     "parse_noise",
     "detection_scores",
     "long_tail",
+    "unlabeled_pool",
+    "pool_counts",
     "ASYMMETRIC_MNIST",
     "Tokenizer",
     "train_wordpiece",

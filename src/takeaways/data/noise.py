@@ -6,7 +6,10 @@ detector's precision and recall can be measured against a known mask.
 "symmetric:0.2"; `detection_scores` rates a detector's flags against the mask.
 `long_tail` keeps an exponentially decaying number of samples per class, the
 long-tailed profile of Cui et al. 2019 (arXiv:1901.05555) used by Yang & Xu
-2020 (arXiv:2006.07529); the rest becomes an unlabeled pool.
+2020 (arXiv:2006.07529); the rest becomes an unlabeled pool. `unlabeled_pool`
+draws the paper's unlabeled set instead: a given size (5x the labeled set in the
+paper), balanced or following the labeled imbalance, from samples the labeled set
+never touches.
 
 Example:
     >>> y = np.repeat(np.arange(10), 100)
@@ -16,6 +19,10 @@ Example:
     >>> labeled, unlabeled = long_tail(y, imbalance_ratio=10)
     >>> np.bincount(y[labeled]).tolist()
     [100, 77, 59, 46, 35, 27, 21, 16, 12, 10]
+    >>> more = np.tile(y, 2)  # rows 1000.. are data the labeled set never saw
+    >>> pool = unlabeled_pool(more, labeled, size=200, imbalance_ratio=1)
+    >>> np.bincount(more[pool]).tolist(), bool(np.intersect1d(pool, labeled).size)
+    ([20, 20, 20, 20, 20, 20, 20, 20, 20, 20], False)
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ __all__ = [
     "parse_noise",
     "detection_scores",
     "long_tail",
+    "unlabeled_pool",
+    "pool_counts",
     "ASYMMETRIC_MNIST",
 ]
 
@@ -273,3 +282,77 @@ def long_tail(
     mask = np.zeros(len(y), dtype=bool)
     mask[labeled] = True
     return np.flatnonzero(mask), np.flatnonzero(~mask)
+
+
+def pool_counts(size: int, num_classes: int, imbalance_ratio: float) -> np.ndarray:
+    """Per-class counts (C,) that sum to ``size`` and fall as ratio^(-c / (C - 1)) from class 0.
+
+    Largest-remainder rounding of size * p_c, p_c proportional to ratio^(-c / (C - 1)); ratio 1
+    gives a balanced split (the first size % C classes get one more).
+    """
+    if size < 0 or num_classes < 1 or not imbalance_ratio >= 1.0:
+        raise ValueError(
+            f"need size >= 0, num_classes >= 1, imbalance_ratio >= 1; "
+            f"got {size}, {num_classes}, {imbalance_ratio}"
+        )
+    c = np.arange(num_classes)
+    p = float(imbalance_ratio) ** -(c / (num_classes - 1) if num_classes > 1 else c * 0.0)
+    exact = size * p / p.sum()
+    counts = np.floor(exact + 1e-9).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")  # largest remainders first
+    counts[order[: size - int(counts.sum())]] += 1
+    return counts
+
+
+def unlabeled_pool(
+    y: np.ndarray,
+    labeled: np.ndarray,
+    *,
+    size: int,
+    imbalance_ratio: float = 1.0,
+    num_classes: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices of an unlabeled pool of ``size`` samples, disjoint from ``labeled``.
+
+    Yang & Xu (arXiv 2006.07529, Sec. 3; ``unlabel_size_factor=5`` in their code) add 5x as
+    many unlabeled samples as labeled ones, drawn from a separate source, with per-class
+    counts following imbalance ratio rho_U: 1 (balanced) or the labeled set's own ratio.
+    Here class c gets ``pool_counts(size, C, imbalance_ratio)[c]`` samples drawn at random
+    from the rows of class c that are not in ``labeled``. ``y`` holds the true classes of
+    every candidate row (the pool's labels are hidden from the technique, not from the
+    experimenter who builds it).
+
+    Args:
+        y: (N,) class ids of every row the pool and the labeled set are indices into.
+        labeled: indices of the labeled set; none of them enters the pool.
+        size: the pool's size (e.g. ``5 * len(labeled)``).
+        imbalance_ratio: rho_U = n_0 / n_{C-1} of the pool; 1 is balanced.
+        num_classes: C (default max(y) + 1).
+        seed: seeds which rows of each class are drawn.
+
+    Returns:
+        sorted int64 indices into ``y``, ``size`` of them, none in ``labeled``.
+
+    Raises:
+        ValueError: a class without enough rows outside the labeled set (the message says
+            how many it needs and has), ratio < 1, indices out of range.
+    """
+    y, c = _labels(y, num_classes)
+    labeled = np.asarray(labeled, dtype=np.int64)
+    if labeled.size and (labeled.min() < 0 or labeled.max() >= len(y)):
+        raise ValueError(f"labeled indices must lie in 0..{len(y) - 1}")
+    counts = pool_counts(int(size), c, imbalance_ratio)
+    free = np.ones(len(y), dtype=bool)
+    free[labeled] = False
+    rng = np.random.default_rng(seed)
+    picks = []
+    for k in range(c):
+        rows = np.flatnonzero(free & (y == k))
+        if len(rows) < counts[k]:
+            raise ValueError(
+                f"class {k} needs {counts[k]} pool samples but has {len(rows)} outside the "
+                f"labeled set; add unlabeled data or lower the pool size or imbalance_ratio"
+            )
+        picks.append(rng.choice(rows, size=int(counts[k]), replace=False))
+    return np.sort(np.concatenate(picks)) if picks else np.zeros(0, dtype=np.int64)
