@@ -18,9 +18,8 @@ from takeaways.depth import (
     shape_for_total,
     suggest_architecture,
 )
-from takeaways.depth.sweep import shape_lm
+from takeaways.depth.sweep import shape_lm, tail_improvement
 from takeaways.recipes import get_recipe, resolve_config
-from takeaways.recipes.depth import tail_improvement
 
 # ----------------------------------------------------------------------------- threshold
 

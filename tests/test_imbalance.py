@@ -478,21 +478,18 @@ def test_unlabeled_pool_errors_name_the_short_class():
         unlabeled_pool(y, lab, size=10, imbalance_ratio=0.5)
 
 
-def test_recipe_pool_source_extends_the_train_split_with_fresh_mnist1d_signals():
-    from takeaways.recipes import get_recipe, resolve_config
-    from takeaways.recipes.imbalance import _load
+def test_fresh_mnist1d_signals_repeat_no_embedded_signal():
+    from takeaways import data
 
-    cfg = resolve_config(get_recipe("imbalance"), "smoke", ["datasets=mnist1d"])
-    train, test, source = _load("mnist1d", cfg)
-    n = len(train.y)
-    assert np.array_equal(source.x[:n], train.x) and np.array_equal(source.y[:n], train.y)
-    extra = source.x[n:]
-    head = np.bincount(train.y).max()
-    assert (np.bincount(source.y[n:]) >= cfg.pool_factor * head).all()  # room for rho_U = ratio
-    # fresh signals: none repeats a training or test signal
-    for other in (train.x, test.x):
-        d = ((extra[:, None, :] - other[None, :, :]) ** 2).sum(-1)
+    b = data.load("mnist1d")
+    extra = data.fresh_mnist1d(30, seed=1)
+    assert extra.x.shape == (300, b.train.x.shape[1]) and (np.bincount(extra.y) == 30).all()
+    for other in (b.train.x, b.test.x):  # fresh: none repeats a training or test signal
+        d = ((extra.x[:, None, :] - other[None, :, :]) ** 2).sum(-1)
         assert d.min() > 1e-6
+    assert np.array_equal(data.fresh_mnist1d(30, seed=1).x, extra.x)  # seeded
+    with pytest.raises(ValueError, match="per_class must be >= 1"):
+        data.fresh_mnist1d(0)
 
 
 def test_recipe_smoke_gains_are_paired_differences_and_ce_long_is_step_matched(tmp_path):

@@ -330,18 +330,20 @@ def test_published_full_result_rejudges_inconclusive_without_per_seed_values(tmp
 
 
 def test_finding_says_per_dataset_where_aum_cleaning_helped_and_hurt():
-    from takeaways.recipes.noisy_labels import _aum_cleaning
-
-    m = {
-        "digits symmetric 20%": {"acc_aum_seeds": [0.80, 0.82, 0.81], "acc_noisy_seeds": [0.75, 0.76, 0.76]},
-        "mnist symmetric 20%": {"acc_aum_seeds": [0.70, 0.71, 0.69], "acc_noisy_seeds": [0.74, 0.74, 0.73]},
-        "digits symmetric 50%": {"acc_aum_seeds": [0.60, 0.70, 0.65], "acc_noisy_seeds": [0.65, 0.64, 0.66]},
-    }  # fmt: skip
-    text = _aum_cleaning(m, _cfg())
+    noisy = [0.70, 0.72, 0.71, 0.80, 0.82, 0.78]
+    m = _metrics(noisy, noisy, noisy, noisy)
+    rows = {"digits symmetric 20%": [0.75, 0.77, 0.76], "mnist symmetric 20%": [0.76, 0.78, 0.75],
+            "digits symmetric 50%": [0.65, 0.77, 0.71]}  # fmt: skip
+    for key, aum in rows.items():
+        m[key]["acc_aum_seeds"] = aum
+    finding = _recipe().judge(m, _cfg()).finding
     helped, hurt, unclear = (
-        text.split(f"{w} on ")[1].split(";")[0] for w in ("helped", "hurt", "noise")
+        finding.split(f"{w} on ")[1].split(";")[0] for w in ("helped", "hurt", "noise")
     )
-    assert helped.startswith("digits symmetric 20% +5.3 [")
-    assert hurt.startswith("mnist symmetric 20% -3.7 [")
+    assert helped == "digits symmetric 20% +5.0 [+5.0, +5.0]"
+    assert hurt == "mnist symmetric 20% -3.7 [-5.1, -2.2]"
     assert unclear.startswith("digits symmetric 50% +0.0 [")
-    assert _aum_cleaning({}, _cfg()) == ""  # a result without per-seed values says nothing
+    assert (
+        "AUM's flagged rows"
+        not in _recipe().judge(_metrics(noisy, noisy, noisy, noisy), _cfg()).finding
+    )

@@ -6,6 +6,7 @@ from takeaways.data.embedded import (
     DatasetInfo,
     Split,
     cache_dir,
+    fresh_mnist1d,
     list_datasets,
     load,
     sample_indices,
@@ -36,6 +37,7 @@ from takeaways.data.tokenize import Tokenizer, minilm_tokenizer, train_wordpiece
 from takeaways.data.user import Rows, load_csv, load_image_folder, load_npz, load_text, read_rows
 
 __all__ = [
+    "fresh_mnist1d",
     "Bundle",
     "DatasetInfo",
     "Split",

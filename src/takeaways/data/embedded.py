@@ -213,6 +213,21 @@ def _build_mnist1d() -> tuple[Split, Split]:
     )
 
 
+def fresh_mnist1d(per_class: int, *, seed: int = 1) -> Split:
+    """``per_class`` new MNIST-1D signals of each of the 10 classes, from the generator under
+    ``seed`` (the embedded set uses 42) with its default arguments otherwise; each call
+    standardizes its own signals, as the embedded set's did. Sets numpy's global seed, as the
+    generator does. For pools that must not repeat the embedded signals."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    args = get_dataset_args()
+    args.num_samples, args.train_split, args.seed = 10 * per_class, 1.0, seed
+    d = make_dataset(args)
+    return Split(d["x"].astype(np.float32), d["y"].astype(np.int64))
+
+
 _WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 _MIN_DOC_CHARS = 200  # redirects and stubs below this are dropped
 

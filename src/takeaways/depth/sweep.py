@@ -26,7 +26,14 @@ from takeaways import nn
 from takeaways.depth.advisor import suggest_architecture
 from takeaways.nn.mlm import GatheredMLM, masked_copies, pack_rows
 
-__all__ = ["best_deeper", "frequent_ids", "lm_task", "shape_lm", "summarise_sweep"]
+__all__ = [
+    "best_deeper",
+    "frequent_ids",
+    "lm_task",
+    "shape_lm",
+    "summarise_sweep",
+    "tail_improvement",
+]
 
 Objective = Literal["clm", "mlm"]
 
@@ -147,3 +154,18 @@ def best_deeper(rows: dict[int, dict]) -> int | None:
     """The depth past the shallowest with the lowest ``val_loss`` (None with one depth)."""
     depths = sorted(rows)
     return min(depths[1:], key=lambda L: rows[L]["val_loss"]) if len(depths) > 1 else None
+
+
+def tail_improvement(curve: list[tuple[int, float]], tail: float) -> float:
+    """The loss drop over the last ``tail`` of the steps over the drop since the first point.
+
+    ``curve`` is ``[(step, loss), ...]`` ascending in step; the tail starts at the last point
+    at or before ``(1 - tail) * last step``. nan when the curve has under three points or did
+    not improve from its first point.
+    """
+    if len(curve) < 3:
+        return math.nan
+    end_step, end = curve[-1]
+    start = max((p for p in curve if p[0] <= (1 - tail) * end_step), key=lambda p: p[0])
+    total = curve[0][1] - end
+    return (start[1] - end) / total if total > 0 else math.nan

@@ -41,7 +41,14 @@ import torch
 
 from takeaways import data, train
 from takeaways.depth import depth_threshold, parameter_count, shape_for_total
-from takeaways.depth.sweep import best_deeper, frequent_ids, lm_task, shape_lm, summarise_sweep
+from takeaways.depth.sweep import (
+    best_deeper,
+    frequent_ids,
+    lm_task,
+    shape_lm,
+    summarise_sweep,
+    tail_improvement,
+)
 from takeaways.nn.mlm import pack_rows, unigram_loss
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
@@ -184,21 +191,6 @@ def _shape_row(cfg: DepthConfig, train_one, budget: int, depth: int) -> dict[str
         "flat_per_seed": [tail_improvement(r["curve"], FLAT_TAIL) for r in runs],
         "cpu_s": sum(r["cpu_s"] for r in sweep.values()) + sum(r["cpu_s"] for r in runs[1:]),
     }
-
-
-def tail_improvement(curve: list[tuple[int, float]], tail: float) -> float:
-    """The loss drop over the last ``tail`` of the steps over the drop since the first point.
-
-    ``curve`` is ``[(step, loss), ...]`` ascending in step; the tail starts at the last point
-    at or before ``(1 - tail) * last step``. nan when the curve has under three points or did
-    not improve from its first point.
-    """
-    if len(curve) < 3:
-        return math.nan
-    end_step, end = curve[-1]
-    start = max((p for p in curve if p[0] <= (1 - tail) * end_step), key=lambda p: p[0])
-    total = curve[0][1] - end
-    return (start[1] - end) / total if total > 0 else math.nan
 
 
 # ----------------------------------------------------------------------------- judge

@@ -153,18 +153,6 @@ def _model(name: str, cfg: ImbalanceConfig) -> tnn.Module:
     return nn.SmallCNN1d(num_classes=NUM_CLASSES, width=cfg.signal_width)
 
 
-def _mnist1d_signals(per_class: int) -> data.Split:
-    """``per_class`` fresh MNIST-1D signals of each class from the generator under another seed
-    (its default arguments otherwise; each call standardizes its own signals, as the embedded
-    set's did). Sets numpy's global seed, as the generator does."""
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    args.num_samples, args.train_split, args.seed = NUM_CLASSES * per_class, 1.0, MNIST1D_POOL_SEED
-    d = make_dataset(args)
-    return data.Split(d["x"].astype(np.float32), d["y"].astype(np.int64))
-
-
 def _load(name: str, cfg: ImbalanceConfig) -> tuple[data.Split, data.Split, data.Split]:
     """Train, test and pool-source splits. The train split is cut to max_train and the test split
     to max_test; the pool source is the train split plus, for MNIST-1D, enough generated signals
@@ -180,7 +168,7 @@ def _load(name: str, cfg: ImbalanceConfig) -> tuple[data.Split, data.Split, data
     source = train
     if name == "mnist1d":
         head = int(np.bincount(train.y, minlength=NUM_CLASSES).max())
-        extra = _mnist1d_signals(int(np.ceil(cfg.pool_factor * head)) + 1)
+        extra = data.fresh_mnist1d(int(np.ceil(cfg.pool_factor * head)) + 1, seed=MNIST1D_POOL_SEED)
         source = data.Split(np.concatenate([train.x, extra.x]), np.concatenate([train.y, extra.y]))
     return train, test, source
 
