@@ -509,9 +509,8 @@ def test_sublayer_form_branches_deepcopy_and_bad_input():
 
 def test_recipe_config_errors_are_one_line():
     recipe = get_recipe("layer-drop")
-    assert resolve_config(recipe, "full").gamma_eff == pytest.approx(
-        0.2 * 1000 / 1200
-    )  # 1,200 steps
+    full = resolve_config(recipe, "full")
+    assert full.gamma_eff == pytest.approx(0.2 * 1000 / 1800)  # theta floor at 2.5% of 1,800 steps
     assert resolve_config(recipe, "full").ft_seeds == 3
     assert resolve_config(recipe, "demo", ["gamma=0.05"]).gamma_eff == 0.05
     for bad, match in (
