@@ -211,11 +211,8 @@ def judge(m: dict[str, Any], cfg: MPNetConfig) -> Judgement:
             if other in acc[t]:
                 targets.append(Target.beats(name, _points(acc[t]["mpnet"], acc[t][other])))
             elif other == MATCHED and cfg.equal_compute:
-                targets.append(
-                    Target(
-                        name, float("nan"), 0.0, ">", False, None, f"no equal-compute arm {RERUN}"
-                    )
-                )
+                missing = f"the equal-compute arm is {RERUN}"
+                targets.append(Target(name, float("nan"), 0.0, ">", False, None, missing))
     return Judgement(checks, targets, _finding(m, cfg), _advice(m, cfg, checks, targets))
 
 
