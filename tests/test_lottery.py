@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from takeaways.lottery import Ticket, find_ticket, prunable_weights
-from takeaways.lottery.imp import sparsity_schedule
+from takeaways.lottery.imp import sparsity_schedule, train_controls
 from takeaways.lottery.metrics import by_sparsity, compared_sparsity, ticket_metrics
 from takeaways.lottery.ticket import smallest_k, smallest_k_reference
 
@@ -453,3 +453,71 @@ def test_compared_sparsity_prefers_the_highest_controlled_at_or_below_the_matchi
     assert compared_sparsity(imp, {49.0: 0.7, 59.0: 0.6}, 0.9) == 49.0  # none below: lowest
     low = {20.0: 0.5, 36.0: 0.4}
     assert compared_sparsity(low, {20.0: 0.3, 36.0: 0.2}, 0.9) == 20.0  # none match: first round
+
+
+def test_deviation_is_zero_only_for_the_mask_found_on_the_weights_it_was_found_on():
+    """A ticket found on one model, transferred into another with the same body and other
+    names: the receiving model then holds exactly found-weights x mask; other weights or
+    another mask of the same sparsity show up as a deviation."""
+    source = nn.Sequential()
+    source.add_module("body", _mlp(seed=0))
+    found_on = copy.deepcopy(source.state_dict())
+    ticket = Ticket.magnitude(source, 0.6)
+    assert set(ticket.levels) == {"body.0.weight", "body.2.weight"}
+
+    receiver = nn.Module()  # a classifier-like wrapper: longer names, its own head
+    receiver.encoder = nn.Module()
+    receiver.encoder.body = copy.deepcopy(source.body)
+    receiver.head = nn.Linear(3, 2)
+    handle = ticket.transfer(receiver)
+    assert ticket.deviation(receiver, found_on) == 0.0
+    handle.remove()
+
+    other = nn.Module()
+    other.encoder = nn.Module()
+    other.encoder.body = _mlp(seed=1)  # the same shapes, other weights
+    ticket.transfer(other).remove()
+    assert ticket.deviation(other, found_on) > 0.1
+
+    again = nn.Module()
+    again.encoder = nn.Module()
+    again.encoder.body = copy.deepcopy(source.body)
+    ticket.random_like(seed=0).transfer(again).remove()  # same layer sparsity, other places
+    assert ticket.deviation(again, found_on) > 0.1
+    with pytest.raises(ValueError, match="found_on has no tensor 'body.0.weight'"):
+        ticket.deviation(receiver, {})
+
+
+def test_train_controls_runs_only_the_arms_asked_for():
+    model = _mlp()
+    start = copy.deepcopy(model.state_dict())
+    ticket = find_ticket(model, lambda m: None, lambda m: 0.0, rate=0.25, rounds=2)
+    calls = []
+    out = train_controls(
+        model, ticket, [1, 2], calls.append, lambda m: float(len(calls)),
+        start=start, trained=None, seed=lambda k: k, arms=("random",),
+    )  # fmt: skip
+    assert out == {"random": {1: 1.0, 2: 2.0}} and len(calls) == 2
+    with pytest.raises(ValueError, match="one-shot control needs the trained dense state"):
+        train_controls(model, ticket, [1], calls.append, float, start=start, trained=None,
+                       seed=int)  # fmt: skip
+    with pytest.raises(ValueError, match="arms must be a non-empty subset"):
+        train_controls(model, ticket, [1], calls.append, float, start=start, trained=start,
+                       seed=int, arms=("magnitude",))  # fmt: skip
+
+
+def test_published_lottery_bert_without_per_seed_values_rejudges_inconclusive(tmp_path):
+    """One seed scored on test cannot decide "matches dense": a result without per-seed
+    validation and test accuracies (as the one-seed runs wrote it) is inconclusive."""
+    import json
+    from pathlib import Path
+
+    from takeaways.recipes import rejudge
+
+    src = Path(__file__).resolve().parents[1] / "results" / "full" / "lottery-bert.json"
+    raw = json.loads(src.read_text())
+    raw["metrics"].pop("per seed", None)
+    (tmp_path / "lottery-bert.json").write_text(json.dumps(raw))
+    r = rejudge(tmp_path / "lottery-bert.json")
+    assert r.verdict.startswith("inconclusive: every arm has per-seed accuracies")
+    assert [c.passed for c in r.checks] == [False]

@@ -36,6 +36,7 @@ from takeaways.lottery.ticket import (
 __all__ = ["find_ticket", "sparsity_schedule", "train_controls"]
 
 SCHEDULES = ("linear", "geometric")
+CONTROLS = ("random", "one-shot")  # the paper's two controls of a ticket
 
 
 def sparsity_schedule(schedule: str, rate: float, rounds: int) -> list[float]:
@@ -202,9 +203,10 @@ def train_controls(
     evaluate: Callable[[nn.Module], float],
     *,
     start: Mapping[str, Any],
-    trained: Mapping[str, Any],
+    trained: Mapping[str, Any] | None,
     seed: Callable[[int], int],
     scope: Literal["global", "layer"] = "global",
+    arms: Iterable[str] = CONTROLS,
 ) -> dict[str, dict[int, float]]:
     """The paper's two controls for the tickets of ``rounds``, each trained like a ticket.
 
@@ -219,20 +221,34 @@ def train_controls(
         rounds: the rounds to control (1..len(ticket.history) - 1).
         train, evaluate: as for ``find_ticket``.
         start: the state IMP rewinds to (e.g. the pre-trained weights).
-        trained: the state after round 0's training (the dense fine-tune).
+        trained: the state after round 0's training (the dense fine-tune); None when
+            ``arms`` leaves out ``"one-shot"``.
         seed: the random control's mask seed for round k.
         scope: of the one-shot pruning (``"global"`` or ``"layer"``).
+        arms: which controls to train, a subset of ``("random", "one-shot")``.
 
     Returns:
-        ``{"random": {k: score}, "one-shot": {k: score}}``.
+        ``{arm: {k: score}}`` for each requested arm.
+
+    Raises:
+        ValueError: an unknown arm, or ``"one-shot"`` without ``trained``.
     """
-    out: dict[str, dict[int, float]] = {"random": {}, "one-shot": {}}
+    arms = tuple(arms)
+    unknown = [a for a in arms if a not in CONTROLS]
+    if unknown or not arms:
+        raise ValueError(f"arms must be a non-empty subset of {CONTROLS}; got {arms}")
+    if "one-shot" in arms and trained is None:
+        raise ValueError("the one-shot control needs the trained dense state (trained=)")
+    out: dict[str, dict[int, float]] = {a: {} for a in arms}
     for k in rounds:
-        model.load_state_dict(start)
-        handle = ticket.at_round(k).random_like(seed=seed(k)).apply(model)
-        train(model)
-        out["random"][k] = float(evaluate(model))
-        handle.remove()
+        if "random" in arms:
+            model.load_state_dict(start)
+            handle = ticket.at_round(k).random_like(seed=seed(k)).apply(model)
+            train(model)
+            out["random"][k] = float(evaluate(model))
+            handle.remove()
+        if "one-shot" not in arms:
+            continue
         model.load_state_dict(trained)
         sparsity = ticket.at_round(k).sparsity
         handle = Ticket.magnitude(model, sparsity, scope=scope).apply(model)

@@ -309,6 +309,45 @@ class Ticket:
                     "the ticket was found on a different architecture"
                 )
 
+    def _mapping(self, params: Mapping[str, Tensor], owner: str) -> dict[str, str]:
+        """The model parameter each ticket tensor goes to: the one whose dotted name equals
+        it, ends it, or is ended by it."""
+        mapping: dict[str, str] = {}
+        for ours in self.levels:
+            hits = [
+                p for p in params if p == ours or p.endswith("." + ours) or ours.endswith("." + p)
+            ]
+            if len(hits) != 1:
+                why = "no parameter" if not hits else f"{len(hits)} parameters ({hits[:3]})"
+                raise ValueError(
+                    f"the ticket's tensor {ours!r} matches {why} of {owner}; "
+                    "transfer needs one parameter whose name ends with it"
+                )
+            mapping[ours] = hits[0]
+        self._check(params, mapping)
+        return mapping
+
+    def deviation(self, model: nn.Module, found_on: Mapping[str, Tensor]) -> float:
+        """Largest ``|w - w0 * mask|`` over the ticket's tensors of ``model`` (names matched as
+        in ``transfer``), where ``w0`` is ``found_on[name]``: the weights the ticket was found
+        with (e.g. the pre-trained state IMP rewound to). 0.0 means the model holds exactly
+        those weights under exactly this mask, e.g. right after ``transfer``.
+
+        Raises:
+            ValueError: a ticket tensor missing from ``found_on`` or unmatched in ``model``.
+        """
+        missing = [n for n in self.levels if n not in found_on]
+        if missing:
+            raise ValueError(f"found_on has no tensor {missing[0]!r} of the ticket")
+        params = dict(model.named_parameters())
+        mapping = self._mapping(params, type(model).__name__)
+        masks = self.masks
+        with torch.no_grad():
+            return max(
+                float((params[theirs] - found_on[ours] * masks[ours]).abs().max())
+                for ours, theirs in mapping.items()
+            )
+
     def apply(self, model: nn.Module) -> MaskHandle:
         """Zero the pruned weights of ``model`` and keep them zero through further training.
 
@@ -335,19 +374,7 @@ class Ticket:
             ValueError: a ticket tensor with no match, an ambiguous match, or a shape mismatch.
         """
         params = dict(model.named_parameters())
-        mapping: dict[str, str] = {}
-        for ours in self.levels:
-            hits = [
-                p for p in params if p == ours or p.endswith("." + ours) or ours.endswith("." + p)
-            ]
-            if len(hits) != 1:
-                why = "no parameter" if not hits else f"{len(hits)} parameters ({hits[:3]})"
-                raise ValueError(
-                    f"the ticket's tensor {ours!r} matches {why} of {type(model).__name__}; "
-                    "transfer needs one parameter whose name ends with it"
-                )
-            mapping[ours] = hits[0]
-        self._check(params, mapping)
+        mapping = self._mapping(params, type(model).__name__)
         return attach_masks(model, {mapping[n]: m for n, m in self.masks.items()})
 
     # -- files
