@@ -448,3 +448,15 @@ def test_static_collations_are_successive_draws_stacked():
     for k in inputs:
         assert torch.equal(inputs[k], torch.cat([first[0][k], second[0][k]]))
     assert torch.equal(targets, torch.cat([first[1], second[1]]))
+
+
+def test_the_judged_measure_must_be_one_the_run_scores():
+    from takeaways.recipes import get_recipe, resolve_config
+
+    recipe = get_recipe("mpnet")
+    with pytest.raises(ValueError, match="judged='probe' needs probe=true"):
+        resolve_config(recipe, "smoke", ["judged=probe"])
+    with pytest.raises(ValueError, match="judged='finetune' needs finetune=true"):
+        resolve_config(recipe, "smoke", ["finetune=false", "probe=true"])
+    cfg = resolve_config(recipe, "smoke", ["probe=true", "judged=probe", "finetune=false"])
+    assert (cfg.probe, cfg.judged, cfg.finetune) == (True, "probe", False)

@@ -11,7 +11,15 @@ from torch import nn
 
 from takeaways import data
 from takeaways import nn as tnn
-from takeaways.train import BatchInfo, evaluate, fit, lr_factor, seed_everything
+from takeaways.train import (
+    BatchInfo,
+    evaluate,
+    fit,
+    lr_factor,
+    pooled_features,
+    probe_score,
+    seed_everything,
+)
 
 
 def blobs(n: int = 256, classes: int = 3, dim: int = 8, seed: int = 0):
@@ -401,3 +409,49 @@ def test_a_tokenizers_batch_encoding_is_taken_like_a_dict():
     inputs, targets = as_tensors((batch, torch.arange(6) % 2))
     assert isinstance(inputs, dict) and set(inputs) == {"input_ids", "attention_mask"}
     assert torch.equal(inputs["input_ids"], ids) and targets.tolist() == [0, 1] * 3
+
+
+# ----------------------------------------------------------------------------- linear probe
+
+
+class _BagOfTokens(nn.Module):
+    """A frozen 'encoder' whose outputs are one-hot tokens: its mean-pooled features are the
+    rows' token frequencies, so what a probe on them can learn is known exactly."""
+
+    dim = 8
+
+    def forward(self, input_ids, attention_mask=None):
+        return torch.nn.functional.one_hot(input_ids, self.dim).float()
+
+
+def _token_rows(n: int, seed: int, *, signal: bool):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 7, (n, 12), generator=g)
+    y = torch.randint(0, 2, (n,), generator=g)
+    if signal:  # class 1 rows carry token 7 somewhere; class 0 rows never do
+        ids[y == 1, 3] = 7
+    lengths = torch.randint(6, 13, (n,), generator=g)
+    mask = (torch.arange(12)[None] < lengths[:, None]).long()
+    ids = ids * mask  # padding id 0 after each row's length (odd lengths)
+    return {"input_ids": ids, "attention_mask": mask}, y
+
+
+def test_pooled_features_ignore_padding_and_batching():
+    x, _ = _token_rows(37, 0, signal=False)
+    enc = _BagOfTokens()
+    f = pooled_features(enc, x, batch_size=5)
+    assert np.allclose(f, pooled_features(enc, x, batch_size=256))
+    lengths = x["attention_mask"].sum(1).numpy()
+    assert np.allclose(f[:, 0], 0.0)  # the padding token never enters the mean
+    assert np.allclose(f.sum(1), 1.0)  # frequencies over each row's own length
+    first = x["input_ids"][0, : lengths[0]]
+    assert np.allclose(f[0], np.bincount(first.numpy(), minlength=8) / lengths[0])
+
+
+def test_probe_score_finds_a_planted_feature_and_stays_at_chance_without_one():
+    enc = _BagOfTokens()
+    planted = probe_score(enc, _token_rows(400, 1, signal=True), _token_rows(400, 2, signal=True))
+    assert planted > 0.95
+    noise = probe_score(enc, _token_rows(400, 1, signal=False), _token_rows(400, 2, signal=False))
+    assert 0.4 < noise < 0.6
+    assert enc.training  # the mode is restored

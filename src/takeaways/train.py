@@ -711,6 +711,58 @@ def fit_score(
     return evaluate(model, test_set, batch_size=eval_batch)["accuracy"]
 
 
+@torch.no_grad()
+def pooled_features(encoder: nn.Module, x: Any, *, batch_size: int = 256) -> np.ndarray:
+    """Frozen features: ``encoder``'s outputs mean-pooled over each row's real positions.
+
+    Args:
+        encoder: called as ``encoder(input_ids, attention_mask=...) -> (B, N, C)``.
+        x: ``{"input_ids": (N, L), "attention_mask": (N, L)}`` (``Tokenizer.encode``), or ids.
+
+    Returns:
+        ``(N, C)`` float64 features, computed in eval mode (the mode is restored).
+    """
+    from takeaways.nn.transformer import mean_pool
+
+    inputs = x if isinstance(x, Mapping) else {"input_ids": x}
+    ids, mask = inputs["input_ids"], inputs.get("attention_mask")
+    was_training, device = encoder.training, _model_device(encoder)
+    encoder.eval()
+    try:
+        out = []
+        for i in range(0, len(ids), batch_size):
+            m = None if mask is None else mask[i : i + batch_size].to(device)
+            h = encoder(ids[i : i + batch_size].to(device), attention_mask=m)  # (b, L, C)
+            out.append(mean_pool(h.float(), m).cpu().double().numpy())
+    finally:
+        encoder.train(was_training)
+    return np.concatenate(out)
+
+
+def probe_score(
+    encoder: nn.Module, train_set: Any, test_set: Any, *, C: float = 1.0, batch_size: int = 256
+) -> float:
+    """Test accuracy of a linear probe on ``encoder``'s frozen mean-pooled features.
+
+    The probe is L2-regularised logistic regression (``C`` its inverse strength) on features
+    standardised with the training rows' mean and deviation; the encoder is not trained, so
+    the score says what pre-training put in the features (a randomly initialised encoder
+    is the floor to compare with).
+
+    Args:
+        encoder: as for ``pooled_features``.
+        train_set, test_set: ``(inputs, labels)`` pairs (``Tokenizer.encode_split``).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    (x_tr, y_tr), (x_te, y_te) = train_set, test_set
+    f_tr = pooled_features(encoder, x_tr, batch_size=batch_size)
+    f_te = pooled_features(encoder, x_te, batch_size=batch_size)
+    mu, sd = f_tr.mean(0), f_tr.std(0) + 1e-8
+    probe = LogisticRegression(C=C, max_iter=2000).fit((f_tr - mu) / sd, np.asarray(y_tr))
+    return float((probe.predict((f_te - mu) / sd) == np.asarray(y_te)).mean())
+
+
 # ----------------------------------------------------------------------------- predictions
 
 

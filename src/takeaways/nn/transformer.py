@@ -556,6 +556,17 @@ class MaskedLM(nn.Module):
         return self.decoder(self.transform(h))  # (B, N, V)
 
 
+def mean_pool(h: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+    """Mean of ``h (B, N, C)`` over each row's real positions (all of them without a mask).
+
+    Padding positions carry values too; they get weight 0 so padding never moves the mean.
+    """
+    if attention_mask is None:
+        return h.mean(dim=1)  # (B, C)
+    w = (attention_mask != 0).to(h.dtype).unsqueeze(-1)  # (B, N, 1)
+    return (h * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)  # (B, C)
+
+
 class SequenceClassifier(nn.Module):
     """Classify whole sequences from a pooled encoder output.
 
@@ -600,10 +611,6 @@ class SequenceClassifier(nn.Module):
         h = self.encoder(input_ids, attention_mask=attention_mask)  # (B, N, C)
         if self.pooling == "cls":
             pooled = h[:, 0]  # (B, C)
-        elif attention_mask is None:
-            pooled = h.mean(dim=1)  # (B, C)
         else:
-            # Padding positions carry values too; weight them 0 so padding never moves the mean.
-            w = (attention_mask != 0).to(h.dtype).unsqueeze(-1)  # (B, N, 1)
-            pooled = (h * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)  # (B, C)
+            pooled = mean_pool(h, attention_mask)  # (B, C)
         return self.head(self.drop(pooled))  # (B, num_classes)

@@ -61,6 +61,7 @@ MATCHED = "mlm, equal compute"  # MLM for as many steps as MPNet's CPU time buys
 TASKS = ("reviews", "tweets")
 PLATEAU_MARGIN = 0.5  # nats: a pre-training run "left the unigram plateau" when this far below it
 MAJORITY_MARGIN = 1.0  # points: a fine-tune "learned" when this far above the majority class
+MEASURES = {"finetune": ("accuracy", "fine-tuned"), "probe": ("probe_accuracy", "linear-probe")}
 CLAIM = Claim(
     text=(
         "MPNet (masked and permuted pre-training) beats BERT's MLM and XLNet's PLM "
@@ -114,7 +115,10 @@ class MPNetConfig:
     pooling: Literal["mean", "cls"] = "mean"  # classifier pooling (mean: 61.9% vs cls 58.1%
     # from scratch on 2,000 reviews x 4 epochs; cls stays near the 57.1% majority class)
     tasks: tuple[str, ...] = TASKS  # downstream datasets (reviews first: it holds the target)
-    scratch: bool = True  # also fine-tune a randomly initialized encoder (no pre-training)
+    scratch: bool = True  # also score a randomly initialized encoder (no pre-training)
+    finetune: bool = True  # fine-tune every encoder on each task (the paper's measure)
+    probe: bool = False  # also score a linear probe on each encoder's frozen mean-pooled features
+    judged: Literal["finetune", "probe"] = "finetune"  # the measure the checks and targets use
     equal_compute: bool = True  # also train MLM for MPNet's measured CPU time (threads must be 1)
     seeds: int = 1  # independent runs (init, data order, permutations); mean ± s.e. reported
     seed: int = 0  # first seed
@@ -142,6 +146,8 @@ class MPNetConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if min(self.seeds, self.threads) < 1 or self.lr <= 0 or self.ft_lr <= 0:
             raise ValueError("seeds and threads must be >= 1 and lr, ft_lr > 0")
+        if not (self.finetune if self.judged == "finetune" else self.probe):
+            raise ValueError(f"judged={self.judged!r} needs {self.judged}=true")
         if self.equal_compute and self.threads != 1:
             raise ValueError("equal_compute times runs in CPU seconds: set threads=1")
 
@@ -170,16 +176,21 @@ def facts(cfg: MPNetConfig) -> dict[str, Any]:
 
 
 def judge(m: dict[str, Any], cfg: MPNetConfig) -> Judgement:
-    """Checks: off the unigram plateau, above the majority class, above a random init."""
-    acc, unigram = m["accuracy"], m["unigram_val_loss"]
-    majority = m.get("majority_class_accuracy")
+    """Checks: off the unigram plateau, above the majority class, above a random init, on the
+    judged measure (fine-tuned or linear-probe accuracy)."""
+    unigram, majority = m["unigram_val_loss"], m.get("majority_class_accuracy")
     plateau = "pre-training left the unigram plateau (nats below the unigram loss, worst seed)"
     checks = [
         plateau_check(f"{o} {plateau}", max(m["val_loss"][o]["per_seed"]), unigram, PLATEAU_MARGIN)
         for o in m["val_loss"]
     ]
+    key, what = MEASURES[cfg.judged]
+    if key not in m:
+        checks.append(Check.missing(f"{what} accuracy of every arm", what))
+        return Judgement(checks, [], f"No {what} accuracy in this result.", "Rerun it.")
+    acc = m[key]
     for t in cfg.tasks:
-        name = f"{t}: every pre-trained arm beat the majority class (points, worst arm)"
+        name = f"{t}: every pre-trained arm's {what} beat the majority class (points, worst arm)"
         if majority is None:
             checks.append(Check.missing(name, "majority-class accuracy"))
         else:
@@ -189,8 +200,8 @@ def judge(m: dict[str, Any], cfg: MPNetConfig) -> Judgement:
                 f"{worst} {acc[t][worst]['mean']:.4f} vs majority class {majority[t]:.4f}",
             ))  # fmt: skip
         name = (
-            f"{t}: every pre-trained arm beat a randomly initialized encoder (points, worst "
-            "arm; the paired interval must lie above 0)"
+            f"{t}: every pre-trained arm's {what} beat a randomly initialized encoder's "
+            "(points, worst arm; the paired interval must lie above 0)"
         )
         if "scratch" not in acc[t]:
             checks.append(Check(name, False, "no scratch arm in this result; rerun with scratch=true"))  # fmt: skip
@@ -207,7 +218,7 @@ def judge(m: dict[str, Any], cfg: MPNetConfig) -> Judgement:
             ("plm", "PLM, equal steps"),
             (MATCHED, "MLM, equal compute"),
         ):
-            name = f"{t}: MPNet minus {label} accuracy (points, paired over {n} seeds)"
+            name = f"{t}: MPNet minus {label}, {what} accuracy (points, paired over {n} seeds)"
             if other in acc[t]:
                 targets.append(Target.beats(name, _points(acc[t]["mpnet"], acc[t][other])))
             elif other == MATCHED and cfg.equal_compute:
@@ -227,16 +238,24 @@ def _points(a: dict[str, Any], b: dict[str, Any]):
 
 
 def _finding(m: dict[str, Any], cfg: MPNetConfig) -> str:
-    t, acc = cfg.tasks[0], m["accuracy"][cfg.tasks[0]]
+    key, what = MEASURES[cfg.judged]
+    t, acc = cfg.tasks[0], m[key][cfg.tasks[0]]
     majority = m.get("majority_class_accuracy")
     arms = ", ".join(f"{a} {100 * v['mean']:.1f}%" for a, v in acc.items())
+    other = MEASURES["probe" if cfg.judged == "finetune" else "finetune"]
+    also = (
+        f"; {other[1]} accuracy "
+        + ", ".join(f"{a} {100 * v['mean']:.1f}%" for a, v in m[other[0]][t].items())
+        if other[0] in m
+        else ""
+    )
     return (
-        f"On {t}, MPNet minus MLM accuracy in points is {_points(acc['mpnet'], acc['mlm'])}; mean test "
-        f"accuracy {arms}"
+        f"On {t}, MPNet minus MLM {what} accuracy in points is "
+        f"{_points(acc['mpnet'], acc['mlm'])}; mean test {what} accuracy {arms}"
         + (f" (majority class {100 * majority[t]:.1f}%)" if majority else "")
         + "; validation loss "
         + ", ".join(f"{o} {m['val_loss'][o]['mean']:.3f}" for o in OBJECTIVES)
-        + f" vs unigram {m['unigram_val_loss']:.3f}."
+        + f" vs unigram {m['unigram_val_loss']:.3f}{also}."
     )
 
 
@@ -293,6 +312,7 @@ def run(cfg: MPNetConfig) -> Result:
 
     val_loss: dict[str, list[float]] = {o: [] for o in arms if o != "scratch"}
     accuracy: dict[str, dict[str, list[float]]] = {t: {a: [] for a in arms} for t in cfg.tasks}
+    probe: dict[str, dict[str, list[float]]] = {t: {a: [] for a in arms} for t in cfg.tasks}
     seconds: dict[str, list[float]] = {a: [] for a in arms}
     pretrain_cpu: dict[str, list[float]] = {a: [] for a in arms if a != "scratch"}
     matched_steps: list[int] = []
@@ -314,8 +334,12 @@ def run(cfg: MPNetConfig) -> Result:
                 val_loss[arm].append(loss)
                 pretrain_cpu[arm].append(cpu)
                 unigram = arm_unigram if math.isnan(unigram) else unigram
-            for name, acc in _finetune(cfg, encoder, tasks, arm, seed).items():
-                accuracy[name][arm].append(acc)
+            if cfg.probe:  # before fine-tuning changes the weights
+                for name, (tr, te, _) in tasks.items():
+                    probe[name][arm].append(train.probe_score(encoder, tr, te))
+            if cfg.finetune:
+                for name, acc in _finetune(cfg, encoder, tasks, arm, seed).items():
+                    accuracy[name][arm].append(acc)
             seconds[arm].append(time.perf_counter() - t0)
 
     def summary(xs: list[float], spread: bool = True) -> dict[str, Any]:
@@ -323,8 +347,12 @@ def run(cfg: MPNetConfig) -> Result:
         return {"mean": mean, **({"spread": max(xs) - min(xs)} if spread else {}),
                 "per_seed": xs, "se": se}  # fmt: skip
 
+    by_task = lambda scores: {  # noqa: E731
+        t: {a: summary(v) for a, v in accs.items()} for t, accs in scores.items()
+    }
     metrics = {
-        "accuracy": {t: {a: summary(v) for a, v in accs.items()} for t, accs in accuracy.items()},
+        **({"accuracy": by_task(accuracy)} if cfg.finetune else {}),
+        **({"probe_accuracy": by_task(probe)} if cfg.probe else {}),
         "val_loss": {o: summary(v, spread=False) for o, v in val_loss.items()},
         "unigram_val_loss": unigram,
         "vocab": tok.vocab_size,
@@ -393,12 +421,15 @@ def _plots(cfg: MPNetConfig, m: dict[str, Any], floor: dict[str, Any]) -> list[d
     n = cfg.seeds
     plots = [
         bar_plot(
-            f"{t}: test accuracy after pre-training with each objective (mean ± s.e., {n} seeds)",
-            "test accuracy",
-            [(a, v["mean"], v["se"]) for a, v in m["accuracy"][t].items()],
+            f"{t}: {what} test accuracy after pre-training with each objective "
+            f"(mean ± s.e., {n} seeds)",
+            f"{what} test accuracy",
+            [(a, v["mean"], v["se"]) for a, v in m[key][t].items()],
             x_label="pre-training objective",
             reference=("majority class", floor["majority_class_accuracy"][t]),
         )
+        for key, what in MEASURES.values()
+        if key in m
         for t in cfg.tasks
     ]
     plots.append(
