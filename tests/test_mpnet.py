@@ -460,3 +460,19 @@ def test_the_judged_measure_must_be_one_the_run_scores():
         resolve_config(recipe, "smoke", ["finetune=false", "probe=true"])
     cfg = resolve_config(recipe, "smoke", ["probe=true", "judged=probe", "finetune=false"])
     assert (cfg.probe, cfg.judged, cfg.finetune) == (True, "probe", False)
+
+
+def test_a_shared_mlm_prefix_and_the_probe_run_end_to_end_at_smoke():
+    """Every objective continues from one MLM prefix per seed; the probe scores every arm."""
+    from takeaways.recipes import run_recipe
+
+    sets = ["tasks=tweets", "shared_steps=3", "probe=true", "judged=probe", "finetune=false",
+            "equal_compute=false", "seeds=2"]  # fmt: skip
+    result, _ = run_recipe("mpnet", preset="smoke", overrides=sets, write=False)
+    m = result.metrics
+    assert m["shared_mlm_prefix"]["steps"] == 3 and len(m["shared_mlm_prefix"]["val_loss"]) == 2
+    assert "accuracy" not in m and set(m["probe_accuracy"]["tweets"]) == {
+        "scratch", "mlm", "plm", "mpnet",
+    }  # fmt: skip
+    assert all(len(v["per_seed"]) == 2 for v in m["probe_accuracy"]["tweets"].values())
+    assert any("linear-probe" in c.name for c in result.checks)

@@ -31,6 +31,7 @@ Scale: the paper, 110M parameters, 160GB, 125K updates of 8,192 x 512 tokens; th
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ class MPNetConfig:
     dropout: float = 0.0  # encoder dropout (under a few passes over the data: little to regularize)
     seq_len: int = 32  # pre-training tokens per row (consecutive wiki text)
     steps: int = 100  # pre-training optimizer steps per objective, equal for all
+    shared_steps: int = 0  # MLM steps per seed that every objective continues from (0 = none)
     batch_size: int = 32  # pre-training rows per step
     lr: float = 3e-3  # AdamW peak of pre-training; warm-up then cosine to 0
     warmup: float = 0.1  # fraction of the pre-training steps spent warming up
@@ -144,6 +146,8 @@ class MPNetConfig:
             raise ValueError(f"tasks must be a non-empty subset of {', '.join(TASKS)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.shared_steps < 0:
+            raise ValueError(f"shared_steps must be >= 0, got {self.shared_steps}")
         if min(self.seeds, self.threads) < 1 or self.lr <= 0 or self.ft_lr <= 0:
             raise ValueError("seeds and threads must be >= 1 and lr, ft_lr > 0")
         if not (self.finetune if self.judged == "finetune" else self.probe):
@@ -317,12 +321,26 @@ def run(cfg: MPNetConfig) -> Result:
     pretrain_cpu: dict[str, list[float]] = {a: [] for a in arms if a != "scratch"}
     matched_steps: list[int] = []
     unigram = math.nan
+    prefix: dict[str, list[float]] = {"val_loss": [], "cpu_seconds": []}
     for seed in seed_range(cfg):
+        start = None  # the weights every objective starts from: its init, or the shared prefix
+        if cfg.shared_steps:
+            train.seed_everything(seed)
+            encoder = nn.TransformerEncoder(encoder_cfg)
+            loss, _, cpu = _pretrain(
+                cfg, tok, encoder, "mlm", train_rows, val_rows, seed + 20_000, cfg.shared_steps,
+                schedule="constant", desc=f"pre-train shared mlm prefix seed {seed}",
+            )  # fmt: skip
+            prefix["val_loss"].append(loss)
+            prefix["cpu_seconds"].append(cpu)
+            start = copy.deepcopy(encoder.state_dict())
         for arm in arms:
             train.seed_everything(seed)
             encoder = nn.TransformerEncoder(encoder_cfg)  # the same init for every arm
             t0 = time.perf_counter()
             if arm != "scratch":
+                if start is not None:
+                    encoder.load_state_dict(start)
                 objective, steps = arm, cfg.steps
                 if arm == MATCHED:  # the MLM steps that this seed's MPNet CPU time buys
                     per_step = pretrain_cpu["mlm"][-1] / cfg.steps
@@ -367,16 +385,19 @@ def run(cfg: MPNetConfig) -> Result:
         },
         "setup_seconds": time.perf_counter() - t_start - sum(map(sum, seconds.values())),
     }
+    if cfg.shared_steps:
+        metrics["shared_mlm_prefix"] = {"steps": cfg.shared_steps, **prefix}
     plots = _plots(cfg, metrics, facts(cfg))  # the registry also merges facts into the metrics
     notes = _notes(cfg, metrics)
     return Result(recipe="mpnet", claim=CLAIM, metrics=metrics, plots=plots, notes=notes)
 
 
 def _pretrain(
-    cfg: MPNetConfig, tok, encoder, objective: str, train_rows, val_rows, seed: int, steps: int
-):
+    cfg: MPNetConfig, tok, encoder, objective: str, train_rows, val_rows, seed: int, steps: int,
+    *, schedule: str = "cosine", desc: str | None = None,
+):  # fmt: skip
     """Pre-train ``encoder`` in place for ``steps``; (validation loss, unigram loss of the same
-    targets, CPU seconds of the training loop)."""
+    targets, CPU seconds of the training loop). ``seed`` seeds the masks and data order."""
     copies = copies_for(steps * cfg.batch_size, len(train_rows))
     model = MPNetPretrainer(encoder, objective=objective)
     collator = partial(
@@ -388,7 +409,8 @@ def _pretrain(
     t0 = time.process_time()
     train.fit(
         model, train_set, epochs=copies, max_steps=steps, batch_size=cfg.batch_size,
-        lr=cfg.lr, warmup=cfg.warmup, seed=seed, desc=f"pre-train {objective} seed {seed}",
+        lr=cfg.lr, warmup=cfg.warmup, schedule=schedule, seed=seed,
+        desc=desc or f"pre-train {objective} seed {seed}",
     )  # fmt: skip
     cpu = time.process_time() - t0
     return train.evaluate(model, val_set, batch_size=128)["loss"], unigram, cpu
