@@ -33,8 +33,8 @@ the unigram plateau, and how long depends on the objective, not on what it learn
 one-seed pilot (2 x 64 encoder, 800 steps, lr 1e-3; unigram 3.536) ended MLM at 3.209 and
 MPNet at 3.21 but PLM at 3.49, and MLM with pure ``[MASK]`` inputs (no 10% kept or random
 tokens) at 3.50: the kept tokens, which MLM and MPNet's content [M] copies have and PLM's
-pure-[MASK] query stream must not, bootstrap the escape. PLM left the plateau only by 2,400
-steps (3.19). The paper's 125K steps make that phase negligible; here it would decide the
+pure-[MASK] query stream must not, bootstrap the escape. At 2,400 steps PLM (3.19) and
+pure-[MASK] MLM (3.22) were still only 0.3 nats below the unigram loss. The paper's 125K steps make that phase negligible; here it would decide the
 comparison. So each seed trains one MLM prefix (warm-up, then the peak rate) and all three
 objectives continue from it for ``steps``; the prefix favours MLM, if anything.
 
