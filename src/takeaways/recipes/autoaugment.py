@@ -10,8 +10,9 @@ on the policy. (The search's schedule is a third of a final training's, so that 
 has the learning rate and steps to tell policies apart -- a tail of a full-length schedule
 barely moves the weights on 250 images -- while one fine-tune costs under a tenth of a final
 training.) The learning rate 0.1 is the better of 0.05 / 0.1 / 0.15 for no augmentation in a
-pilot (0.15 diverged under one searched policy and cost the baseline a point on one seed). Then the same small CNN trains from scratch on the training images for ``epochs``
-under five policies and is tested on the test split:
+pilot (0.15 diverged under one searched policy and cost the baseline a point on one seed).
+Then the same small CNN trains from scratch on the training images for ``epochs`` under five
+policies and is tested on the test split:
 
 * ``none``              no augmentation;
 * ``uniform``           the uniform policy over the search space's op pairs (RandAugment-like:
