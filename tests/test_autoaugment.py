@@ -3,6 +3,8 @@ reference, round-trips, clear errors, and a search that moves towards a planted 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -332,27 +334,187 @@ def test_search_with_a_menu_uses_only_menu_pairs():
     assert set(map(tuple, drawn.tolist())) == {(0, 1), (5, 5)}
 
 
+def test_grayscale_search_space_drops_color_and_has_no_grayscale_no_op():
+    from takeaways.autoaugment import search_space
+
+    gray = search_space(1)
+    assert len(search_space(3)) == 36 and search_space(3) == SEARCH_SPACE
+    assert len(gray) == 33 and not any(n == "color" for n, _ in gray)
+    assert search_space(2) == gray
+    # a planted grayscale "digit": a bright bar on a dark background, not spanning 0..1
+    x = torch.full((4, 1, 12, 12), 0.1)
+    x[:, :, 3:9, 5:7] = 0.8
+    x[1:, :, 2, 2:10] = 0.6
+    u = torch.full((4, 2), 0.5)
+    for name, level in gray:  # every op of the space changes every image
+        v = torch.full((4,), float(O.magnitude(name, level)))
+        out = O.OPS[name].fn(x, v, u)
+        change = (out - x).abs().amax(dim=(1, 2, 3))
+        assert (change > 1e-3).all(), (name, level, change.tolist())
+    color = O.color(x, torch.full((4,), 0.9), u)
+    assert torch.equal(color, x)  # why it is dropped
+    assert Policy(gray).joint().shape == (33, 33)
+    with pytest.raises(ValueError, match="channels must be >= 1"):
+        search_space(0)
+
+
+def test_random_pairs_like_has_the_same_size_and_weights_and_distinct_random_pairs():
+    from takeaways.autoaugment import random_pairs_like, search_space
+
+    space = search_space(1)
+    p = Policy(space)
+    with torch.no_grad():
+        p.first[0] = 3.0  # shear_x:3 first is favoured, and its second ops in falling order,
+        p.second[0] = torch.linspace(4.0, -4.0, 33)  # so the top pairs differ in weight
+    top = p.top(25)
+    a = random_pairs_like(top, space, torch.Generator().manual_seed(0))
+    b = random_pairs_like(top, space, torch.Generator().manual_seed(0))
+    c = random_pairs_like(top, space, torch.Generator().manual_seed(1))
+    assert a == b and a != c  # seeded
+    assert len(a) == 25 and all(len(s.ops) == 2 for s in a)
+    assert [s.weight for s in a] == [s.weight for s in top]  # the same weights, in order
+    assert top[0].weight > 2 * top[-1].weight  # (so that this is a real test of weights)
+    pairs = [tuple((o.name, o.level) for o in s.ops) for s in a]
+    assert len(set(pairs)) == 25 and all(o in space for pr in pairs for o in pr)
+    assert all(o.prob == 1.0 for s in a for o in s.ops)  # both ops always applied, as in AWS
+    top_pairs = {tuple((o.name, o.level) for o in s.ops) for s in top}
+    assert len(top_pairs & set(pairs)) <= 3  # random, not the top pairs (0 at this seed)
+    # uniform over the space: over many draws every op appears as op1 about 1/33 of the time
+    firsts = torch.zeros(33)
+    for seed in range(200):
+        for s in random_pairs_like(top, space, torch.Generator().manual_seed(seed)):
+            firsts[space.index((s.ops[0].name, s.ops[0].level))] += 1
+    assert firsts.sum() == 5000 and 100 < firsts.min() and firsts.max() < 210  # mean 151.5
+    tiny = (("invert", 0),)
+    with pytest.raises(ValueError, match="25 pairs asked, the space has only 1"):
+        random_pairs_like(top, tiny)
+    with pytest.raises(ValueError, match="a policy of pairs"):
+        random_pairs_like(parse_policy("invert"), space)
+
+
+def test_shared_schedule_fine_tune_continues_the_cosine_tail():
+    import math
+
+    from takeaways.autoaugment import shared_schedule
+    from takeaways.autoaugment.search import cosine_lr
+
+    head, tail = shared_schedule(0.2, 30, 10)
+    assert head(0.0) == pytest.approx(0.2)
+    # the shared run ends where the tail begins: progress 30 / 40 of one cosine
+    at = 0.1 * (1 + math.cos(math.pi * 0.75))  # 0.02929
+    assert tail(0.0) == pytest.approx(at) and at == pytest.approx(0.029289, abs=1e-6)
+    assert head(1.0) == pytest.approx(at)
+    assert tail(0.5) == pytest.approx(0.1 * (1 + math.cos(math.pi * 0.875)))
+    assert tail(1.0) == pytest.approx(0.0, abs=1e-12)
+    # step by step, shared then fine-tune is the one 40-epoch schedule (5 steps per epoch)
+    total = 40 * 5
+    one = [cosine_lr(0.2, i / total) for i in range(total)]
+    pieces = [head(i / 150) for i in range(150)] + [tail(i / 50) for i in range(50)]
+    assert pieces == pytest.approx(one, abs=1e-12)
+    # what train.fit's cosine does at the same progress (the final trainings' schedule)
+    from takeaways.train import lr_factor
+
+    assert cosine_lr(0.2, 0.75) == pytest.approx(0.2 * lr_factor("cosine", 0.75, 0.76, 0.0))
+
+
+def test_aws_search_fine_tunes_on_the_tail_and_a_constant_lr_only_when_asked(monkeypatch):
+    from takeaways.autoaugment import search as S
+
+    seen = []
+    real = S._train
+
+    def spy(model, opt, x, y, *, epochs, lr_at, **kw):
+        seen.append((epochs, lr_at(0.0), lr_at(0.5)))
+        return real(model, opt, x, y, epochs=epochs, lr_at=lr_at, **kw)
+
+    monkeypatch.setattr(S, "_train", spy)
+    x = torch.rand(32, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = (x.mean(dim=(1, 2, 3)) > 0.5).long()
+
+    def model_fn():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+
+    kw = dict(shared_epochs=3, finetune_epochs=1, iterations=1, trajectories=2, lr=0.1)
+    aws_search(model_fn, (x, y), (x, y), **kw)
+    head, tail = (
+        [0.1, 0.1 * 0.5 * (1 + math.cos(math.pi * 0.375))],
+        0.1 * 0.5 * (1 + math.cos(math.pi * 0.75)),
+    )
+    assert seen[0] == (3, pytest.approx(head[0]), pytest.approx(head[1]))
+    assert (
+        seen[1:]
+        == [(1, pytest.approx(tail), pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.875))))]
+        * 2
+    )
+    assert tail == pytest.approx(0.014645, abs=1e-6)
+    seen.clear()
+    aws_search(model_fn, (x, y), (x, y), finetune_lr=0.01, **kw)
+    assert seen[1:] == [(1, 0.01, 0.01)] * 2
+
+
 def test_recipe_smoke_numbers_and_config_errors(tmp_path):
     from takeaways.recipes import get_recipe, resolve_config, run_recipe
 
     result, _ = run_recipe("autoaugment", preset="smoke", out_dir=tmp_path)
     m = result.metrics["digits"]
-    assert m["search_model_epochs"] == 1 + 2 * 2 * 1 and m["evaluated_policies"] == 4
-    assert m["search_cost_ratio"] == pytest.approx(5 / (4 * 2))
-    assert all(0.0 <= m[f"test_accuracy_{p}"] <= 1.0 for p in ("none", "random", "aws"))
-    # the cost target is measured (search time over one final training's), never config arithmetic
+    # per seed: 2 shared epochs + 2 steps x 2 trajectories x 1 fine-tune epoch
+    assert m["search_model_epochs"] == 2 + 2 * 2 * 1 and m["evaluated_policies"] == 4
+    assert m["search_cost_ratio"] == pytest.approx(6 / (4 * 3))
+    assert m["search_space_ops"] == 33 and m["reward_val_images"] == 100
+    policies = ("none", "uniform", "same-size-random", "autoaugment-cifar10", "aws")
+    assert all(0.0 <= m[f"test_accuracy_{p}"] <= 1.0 for p in policies)
+    assert all(len(m[f"test_accuracy_per_seed_{p}"]) == 2 for p in policies)
+    # the cost target is measured: search CPU time over evaluated policies x one final training
     assert len(result.targets) == 3 and "measured" in result.targets[2].name
     assert result.targets[2].measured == pytest.approx(
-        m["search_seconds"] / m["final_training_seconds"]
+        m["search_cpu_seconds"] / (m["evaluated_policies"] * m["final_training_cpu_seconds"])
+    )
+    assert m["search_over_one_final_training"] == pytest.approx(
+        m["search_cpu_seconds"] / m["final_training_cpu_seconds"]
     )
     assert m["search_cpu_seconds"] > 0 and m["final_training_cpu_seconds"] > 0
     assert [t.interval is not None for t in result.targets] == [True, True, False]  # paired
-    assert [c.name.split(": ")[1][:6] for c in result.checks] == ["the no", "per-se"]
+    assert "same-size-random" in result.targets[1].name
+    lo_hi = m["diff_points_aws_minus_none"]
+    assert lo_hi[1] <= lo_hi[0] <= lo_hi[2]
+    names = [c.name.split(": ")[1][:12] for c in result.checks]
+    assert names == ["the no-augme", "per-seed tes", "augmentation", "the reward's"]
+    # the smoke validation set is 100 images: one image is a whole point, and the check says so
+    assert not result.checks[3].passed and "one image = 1.00 points" in result.checks[3].detail
     assert [p["kind"] for p in result.plots] == ["bar", "line"]
-    assert result.plots[0]["series"][0]["y"][3] == m["test_accuracy_aws"]
+    assert result.plots[0]["series"][0]["y"][4] == m["test_accuracy_aws"]
     assert len(result.plots[1]["series"][0]["y"]) == 2  # one reward per controller step
     assert "no-op" in result.notes
     with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
         resolve_config(get_recipe("autoaugment"), "smoke", ["datasets=cifar"])
     with pytest.raises(ValueError, match="iterations must be >= 1"):
         resolve_config(get_recipe("autoaugment"), "smoke", ["iterations=0"])
+    with pytest.raises(ValueError, match="finetune_epochs .3. must be below search_epochs"):
+        resolve_config(get_recipe("autoaugment"), "smoke", ["finetune_epochs=3"])
+
+
+def test_judge_checks_can_fail_and_targets_need_the_interval():
+    from takeaways.recipes import get_recipe, resolve_config
+
+    recipe = get_recipe("autoaugment")
+    cfg = resolve_config(recipe, "full", ["seeds=3"])
+    acc = {"none": [0.90, 0.91, 0.92], "uniform": [0.90, 0.92, 0.91],
+           "same-size-random": [0.93, 0.92, 0.94], "autoaugment-cifar10": [0.91, 0.91, 0.92],
+           "aws": [0.95, 0.94, 0.96]}  # fmt: skip
+    m = {f"test_accuracy_per_seed_{p}": v for p, v in acc.items()}
+    m.update({f"test_accuracy_{p}": sum(v) / 3 for p, v in acc.items()})
+    m.update({f"diff_points_aws_minus_{b}": [1.0, 0.0, 2.0] for b in acc if b != "aws"})
+    m.update(majority_class_test_accuracy=0.1, reward_val_images=500, train_images=250,
+             search_over_naive=0.08, search_over_one_final_training=10.0,
+             evaluated_policies=128)  # fmt: skip
+    j = recipe.judge({"mnist": m}, cfg)
+    passed = [c.passed for c in j.checks]
+    assert passed == [True, True, False, True]  # uniform - none: +0.00, CI includes 0
+    assert "+0.00 points" in j.checks[2].detail
+    assert [t.met for t in j.targets] == [True, True, True]  # aws - none +4.0, - random +2.0
+    assert j.targets[0].measured == pytest.approx(4.0)
+    m2 = dict(m, test_accuracy_per_seed_none=[0.96, 0.95, 0.97], reward_val_images=200,
+              search_over_naive=0.2, majority_class_test_accuracy=0.8)  # fmt: skip
+    j2 = recipe.judge({"mnist": m2}, cfg)
+    assert [c.passed for c in j2.checks] == [False, True, False, False]
+    assert [t.met for t in j2.targets] == [False, True, False]

@@ -25,7 +25,15 @@ from takeaways.autoaugment.policy import (
     format_policy,
     parse_policy,
 )
-from takeaways.autoaugment.search import Policy, PolicyAugment, SearchHistory, aws_search
+from takeaways.autoaugment.search import (
+    Policy,
+    PolicyAugment,
+    SearchHistory,
+    aws_search,
+    random_pairs_like,
+    search_space,
+    shared_schedule,
+)
 
 __all__ = [
     "AUTOAUGMENT_CIFAR10",
@@ -36,4 +44,7 @@ __all__ = [
     "aws_search",
     "format_policy",
     "parse_policy",
+    "random_pairs_like",
+    "search_space",
+    "shared_schedule",
 ]

@@ -1,7 +1,8 @@
 """The learned policy and AWS search: shared weights once, then cheap fine-tunes scored by PPO.
 
 ``Policy`` is a distribution over ordered pairs (op1, op2) of the 36-op AWS search
-space (11 ops at levels 3, 6, 9, plus autocontrast, equalize, invert), factored as
+space (11 ops at levels 3, 6, 9, plus autocontrast, equalize, invert; ``search_space(1)``
+drops ``color``, a no-op on grayscale, leaving 33), factored as
 P(op1) P(op2 | op1) with parameters ``first`` (K,) and ``second`` (K, K); probabilities
 are sigmoid(param) normalised to sum to 1, so all-zero parameters are uniform.
 Both ops of a drawn pair are always applied.
@@ -10,13 +11,17 @@ Both ops of a drawn pair are always applied.
 
 1. train the model once under the uniform policy (the shared weights);
 2. each controller step: for each trajectory restore the shared weights and optimizer
-   state, fine-tune ``finetune_epochs`` at a constant small learning rate with one pair
-   drawn per image from the current policy, reward = validation accuracy;
+   state, fine-tune ``finetune_epochs`` with one pair drawn per image from the current
+   policy, the learning rate continuing the shared cosine schedule's tail (the shared
+   training is the head of one ``shared_epochs + finetune_epochs`` schedule), reward =
+   validation accuracy;
 3. PPO: advantage = reward - running baseline, spread over the drawn pairs by their
    frequency; ratio = new / old probability, clipped to [1 - clip, 1 + clip]; a few Adam
    steps, stopping early when the KL to the old policy passes ``kl_stop``.
 
 Differences from the official code: the ratio is new / old (the code computes old / new);
+the fine-tune continues the shared cosine schedule to 0 (the code fine-tunes at the constant
+lr at which its cosine ended, 0.001);
 the reward is the final validation accuracy (the code averages the best two of ten
 epochs); the advantage is divided by a running mean absolute deviation of the rewards
 (the spread of the first step's rewards to start) so that the tiny accuracy differences
@@ -51,6 +56,48 @@ SEARCH_LEVELS = (3, 6, 9)
 SEARCH_SPACE: tuple[tuple[str, int], ...] = tuple(
     (n, lvl) for n in OP_NAMES if has_level(n) and n != "cutout" for lvl in SEARCH_LEVELS
 ) + tuple((n, 0) for n in OP_NAMES if not has_level(n))
+# ops that leave an image with this many channels unchanged: saturation needs colour
+NO_OPS_BY_CHANNELS: dict[int, tuple[str, ...]] = {1: ("color",), 2: ("color",)}
+
+
+def search_space(channels: int = 3) -> tuple[tuple[str, int], ...]:
+    """The AWS search space for images of ``channels`` channels, without the ops that are
+    no-ops on them (``color`` on 1 or 2 channels: 33 ops instead of 36), so that no pair
+    of the policy's mass is spent on leaving images as they are.
+    """
+    if channels < 1:
+        raise ValueError(f"search_space channels must be >= 1, got {channels}")
+    drop = NO_OPS_BY_CHANNELS.get(channels, ())
+    return tuple((n, lv) for n, lv in SEARCH_SPACE if n not in drop)
+
+
+def cosine_lr(lr: float, progress: float) -> float:
+    """``lr * (1 + cos(pi * progress)) / 2``: the cosine decay to 0 that ``train.fit`` uses."""
+    return lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+
+
+def shared_schedule(
+    lr: float, shared_epochs: int, finetune_epochs: int
+) -> tuple[Callable[[float], float], Callable[[float], float]]:
+    """Learning rate of the shared training and of a fine-tune, as functions of the progress
+    ``t`` in [0, 1) through each phase.
+
+    Both are pieces of one cosine schedule over ``shared_epochs + finetune_epochs`` epochs:
+    the shared training is its head and every fine-tune continues its tail from where the
+    shared training stopped, so a fine-tune is the last ``finetune_epochs`` of one full
+    training whose augmentation changes to the candidate policy at the end (the paper's
+    premise: augmentation matters most late in training).
+    """
+    total = shared_epochs + finetune_epochs
+    head = shared_epochs / total
+
+    def shared(t: float) -> float:
+        return cosine_lr(lr, t * head)
+
+    def tail(t: float) -> float:
+        return cosine_lr(lr, head + t * (1.0 - head))
+
+    return shared, tail
 
 
 class Policy(nn.Module):
@@ -127,6 +174,34 @@ class Policy(nn.Module):
 
     def __str__(self) -> str:
         return format_policy(self.top(10))
+
+
+def random_pairs_like(
+    policy: list[SubPolicy],
+    space: tuple[tuple[str, int], ...] = SEARCH_SPACE,
+    generator: torch.Generator | None = None,
+) -> list[SubPolicy]:
+    """A random policy of the same size and weights as ``policy``: as many distinct ordered
+    pairs, drawn uniformly from ``space`` x ``space``, each taking the weight of the pair of
+    ``policy`` in the same position (so only the choice of pairs differs).
+
+    The control for a searched policy of ``k`` pairs (``Policy.top(k)``): if the search
+    learned nothing, its pairs are as good as these.
+
+    Raises:
+        ValueError: ``policy`` has more pairs than ``space`` x ``space``, or a sub-policy
+            that is not a pair.
+    """
+    k, n = len(policy), len(space)
+    if k > n * n:
+        raise ValueError(f"random_pairs_like: {k} pairs asked, the space has only {n * n}")
+    if any(len(s.ops) != 2 for s in policy):
+        raise ValueError("random_pairs_like takes a policy of pairs, e.g. Policy.top(k)")
+    flat = torch.randperm(n * n, generator=generator)[:k].tolist()  # distinct pairs
+    return [
+        SubPolicy((PolicyOp(*space[f // n]), PolicyOp(*space[f % n])), sub.weight)
+        for f, sub in zip(flat, policy)
+    ]
 
 
 class PolicyAugment(nn.Module):
@@ -263,7 +338,7 @@ def aws_search(
     space: tuple[tuple[str, int], ...] = SEARCH_SPACE,
     batch_size: int = 64,
     lr: float = 0.05,
-    finetune_lr: float = 0.005,
+    finetune_lr: float | None = None,
     clip: float = 0.2,
     ppo_steps: int = 5,
     ppo_lr: float = 0.1,
@@ -286,8 +361,11 @@ def aws_search(
             and not only in sampling noise (None: one pair per image from the full policy,
             as in the official code).
         space: the (op name, level) pairs the policy chooses from (default the 36 of AWS).
-        batch_size, lr: SGD (Nesterov, momentum 0.9, weight decay 1e-4), cosine from ``lr``.
-        finetune_lr: constant learning rate of the fine-tunes.
+        batch_size, lr: SGD (Nesterov, momentum 0.9, weight decay 1e-4), cosine from ``lr``
+            to 0 over ``shared_epochs + finetune_epochs`` (``shared_schedule``).
+        finetune_lr: None (default): each fine-tune continues that schedule's tail from
+            the shared weights, as if one training switched policy for its last
+            ``finetune_epochs``; a number: a constant learning rate instead.
         clip, ppo_steps, ppo_lr, kl_stop: PPO ratio clip, inner Adam steps, their
             learning rate and the KL at which they stop early.
         momentum: of the running reward baseline.
@@ -326,11 +404,11 @@ def aws_search(
     policy = Policy(space)
     hist = SearchHistory(shared_epochs=shared_epochs)
 
-    def cosine(t: float) -> float:
-        return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+    head, tail = shared_schedule(lr, shared_epochs, finetune_epochs)
+    finetune_at = tail if finetune_lr is None else (lambda t: finetune_lr)
 
     # 1. shared weights under the uniform policy (all parameters zero)
-    _train(model, opt, x, y, epochs=shared_epochs, batch_size=batch_size, lr_at=cosine,
+    _train(model, opt, x, y, epochs=shared_epochs, batch_size=batch_size, lr_at=head,
            policy=policy, generator=g)  # fmt: skip
     hist.shared_accuracy = _accuracy(model, xv, yv)
     shared = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
@@ -344,7 +422,7 @@ def aws_search(
             opt.load_state_dict(shared[1])
             menu = policy.sample(pairs_per_trajectory, g) if pairs_per_trajectory else None
             drawn = _train(model, opt, x, y, epochs=finetune_epochs, batch_size=batch_size,
-                           lr_at=lambda t: finetune_lr, policy=policy, generator=g,
+                           lr_at=finetune_at, policy=policy, generator=g,
                            menu=menu)  # fmt: skip
             hist.finetune_epochs += finetune_epochs
             hist.evaluated_policies += 1

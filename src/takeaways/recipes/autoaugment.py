@@ -1,31 +1,43 @@
-"""autoaugment: a policy found by AWS search vs no, random and AutoAugment's CIFAR-10 augmentation.
+"""autoaugment: AWS-searched augmentation vs none, uniform, same-size random and AutoAugment's.
 
-Per dataset: hold out a validation split of the training set, run ``aws_search`` once (shared
-training under the uniform policy, then short fine-tunes scored on the validation split, PPO on
-the policy), then train the same small CNN from scratch under four policies over ``seeds``
-seeds and test on the untouched test split:
+The low-data regime where augmentation matters: per seed, ``train_size`` training images and
+a disjoint ``val_size``-image validation set are drawn from the training split (the test split
+is never touched until the end). AWS search runs once per seed on them: shared training under
+the uniform policy for the first ``search_epochs - finetune_epochs`` epochs of a cosine
+schedule, then fine-tunes from the shared weights and optimizer state that continue the
+schedule's last ``finetune_epochs`` under candidate policies, scored on the validation set, PPO
+on the policy. (The search's schedule is a third of a final training's, so that its tail still
+has the learning rate and steps to tell policies apart -- a tail of a full-length schedule
+barely moves the weights on 250 images -- while one fine-tune costs under a tenth of a final
+training.) The learning rate 0.1 is the better of 0.05 / 0.1 / 0.15 for no augmentation in a
+pilot (0.15 diverged under one searched policy and cost the baseline a point on one seed).
+Then the same small CNN trains from scratch on the training images for ``epochs`` under five
+policies and is tested on the test split:
 
-* ``none``   no augmentation;
-* ``random`` the uniform policy over the 36 x 36 op pairs (RandAugment-style: two random ops
-  at a random one of three levels), which is also where the search starts;
+* ``none``              no augmentation;
+* ``uniform``           the uniform policy over the search space's op pairs (RandAugment-like:
+  two random ops at a random one of three levels), where the search starts;
+* ``same-size-random``  ``final_pairs`` random pairs of the search space carrying the AWS
+  policy's weights (``random_pairs_like``): what AWS's pairs are worth if the search learned
+  nothing;
 * ``autoaugment-cifar10``  AutoAugment's published CIFAR-10 policy in our format;
-* ``aws``    the searched policy: its ``final_pairs`` most probable pairs, weighted by
-  probability (AutoAugment also kept 25 sub-policies); None draws from the whole learned
-  distribution, which after a short search is still close to uniform.
+* ``aws``               the searched policy: its ``final_pairs`` most probable pairs, weighted
+  by probability (AutoAugment also kept 25 sub-policies).
 
-The search cost is measured in the same run (search seconds over one final training's, the
-median of the run's final trainings) against the ratio of the authors' own pipeline;
-``search_cost_ratio`` (model-epochs over training every evaluated policy from scratch) is
-config arithmetic and stays a metric. ``judge`` checks that the no-augmentation baseline is well
-above the majority class (a data-only ``facts`` value) and every policy has per-seed values,
-then scores AWS against no and random augmentation paired over seeds.
+The op set is ``search_space(channels)``: ``color`` is a no-op on grayscale and is dropped.
+The search cost is measured in the same run: search CPU seconds over one final training's
+(the median of the run's augmented final trainings) and over the naive cost, evaluated
+policies x one final training. ``judge`` checks that the baseline is well above the majority
+class (a data-only ``facts`` value), every policy has per-seed values, augmentation helps at
+all (uniform minus none, paired) and the reward's validation set is large, then scores AWS
+against none and the same-size random policy paired over seeds, and the search cost.
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +45,14 @@ import numpy as np
 import torch
 
 from takeaways import data, nn, train
-from takeaways.autoaugment import AUTOAUGMENT_CIFAR10, Policy, PolicyAugment, aws_search
+from takeaways.autoaugment import (
+    AUTOAUGMENT_CIFAR10,
+    Policy,
+    PolicyAugment,
+    aws_search,
+    random_pairs_like,
+    search_space,
+)
 from takeaways.recipes import register_recipe, seed_range
 from takeaways.results import (
     Check,
@@ -48,156 +67,210 @@ from takeaways.results import (
     series,
 )
 
-POLICIES = ("none", "random", "autoaugment-cifar10", "aws")
+POLICIES = ("none", "uniform", "same-size-random", "autoaugment-cifar10", "aws")
+AUGMENTED = POLICIES[1:]
+# (a, b) pairs whose paired difference a - b over seeds is reported with its interval
+COMPARISONS = (
+    ("aws", "none"),
+    ("aws", "same-size-random"),
+    ("aws", "uniform"),
+    ("aws", "autoaugment-cifar10"),
+    ("uniform", "none"),
+)
 # The authors' pipeline (AWS-OHL-AutoAug, pipeline/aws.py and its README config): 200 epochs of
 # shared training plus 350 controller steps of 10-epoch fine-tunes, against a 300-epoch final
 # training -- a search that costs (200 + 350 * 10) / 300 = 12.3 final trainings per trajectory.
 PAPER_SEARCH_OVER_FINAL = (200 + 350 * 10) / 300
+NAIVE_GOAL = 0.1  # search cost as a share of training every evaluated policy from scratch
+MIN_VAL_IMAGES = 300  # one validation image is then at most 1/3 of a point of reward
 
 
 @dataclass(frozen=True)
 class AutoAugmentConfig:
-    datasets: tuple[str, ...] = ("digits",)  # image datasets of data.load
-    train_size: int | None = None  # training images used (None = all), before the hold-out
-    val_fraction: float = 0.2  # share of the training images held out to score policies
+    datasets: tuple[str, ...] = ("mnist",)  # image datasets of data.load
+    train_size: int = 250  # training images per seed (the low-data regime)
+    val_size: int = 500  # reward's validation images, disjoint, from the rest of the split
     width: int = 16  # channels of the SmallCNN's first block
-    epochs: int = 20  # epochs of each final training from scratch
-    batch_size: int = 64  # batch of every training
-    lr: float = 0.15  # SGD (Nesterov) peak learning rate, cosine decay
-    shared_epochs: int = 15  # epochs of the search's shared training (uniform policy)
-    finetune_epochs: int = 1  # epochs of each fine-tune from the shared weights
-    finetune_lr: float = 0.015  # constant learning rate of the fine-tunes (a tenth of lr)
-    iterations: int = 12  # controller (PPO) steps
+    epochs: int = 120  # epochs of each final training from scratch
+    batch_size: int = 32  # batch of every training
+    lr: float = 0.1  # SGD (Nesterov) peak learning rate, cosine decay to 0
+    search_epochs: int = 40  # the search's cosine schedule: shared training + one fine-tune
+    finetune_epochs: int = 8  # its last epochs, run once per evaluated policy
+    iterations: int = 48  # controller (PPO) steps
     trajectories: int = 4  # fine-tunes per controller step
     pairs_per_trajectory: int | None = 8  # pairs a fine-tune draws (None: a pair per image)
     ppo_lr: float = 0.3  # Adam learning rate of the policy parameters
-    final_pairs: int | None = 25  # final "aws" policy: its most probable pairs (None: all)
-    seeds: int = 1  # final trainings per policy (mean and spread are reported)
-    seed: int = 0  # first seed; the search uses it
+    final_pairs: int = 25  # final "aws" policy: its most probable pairs
+    seeds: int = 5  # searches and final trainings per policy, paired over seeds
+    seed: int = 0  # first seed
 
     def validate(self) -> None:
-        counts = ("epochs", "batch_size", "shared_epochs", "finetune_epochs", "iterations")
-        for name in (*counts, "trajectories", "seeds", "width"):
+        counts = ("epochs", "search_epochs", "batch_size", "finetune_epochs", "iterations")
+        counts = (*counts, "trajectories")
+        for name in (*counts, "seeds", "width", "train_size", "val_size", "final_pairs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("train_size", "pairs_per_trajectory", "final_pairs"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, or none for all; got {getattr(self, name)}")
-        if not 0.0 < self.val_fraction < 0.9:
-            raise ValueError(f"val_fraction must be in (0, 0.9), got {self.val_fraction}")
+        if self.pairs_per_trajectory is not None and self.pairs_per_trajectory < 1:
+            raise ValueError(
+                f"pairs_per_trajectory must be >= 1, or none for all; got {self.pairs_per_trajectory}"
+            )
+        if self.finetune_epochs >= self.search_epochs:
+            raise ValueError(
+                f"finetune_epochs ({self.finetune_epochs}) must be below search_epochs "
+                f"({self.search_epochs}): "
+                "the fine-tunes are the schedule's last epochs, after shared training"
+            )
         known = {d.name for d in data.list_datasets()}
         for d in self.datasets:
             if d not in known:
                 raise ValueError(f"unknown dataset {d!r}; image datasets: digits, mnist")
 
 
-def _split(x: np.ndarray, y: np.ndarray, cfg: AutoAugmentConfig):
-    g = np.random.default_rng(cfg.seed)
-    idx = g.permutation(len(y))
-    idx = idx[: cfg.train_size]
-    n_val = int(round(len(idx) * cfg.val_fraction))
-    tr, va = idx[n_val:], idx[:n_val]
-    t = lambda a: torch.as_tensor(a)  # noqa: E731
-    return (t(x[tr]), t(y[tr])), (t(x[va]), t(y[va]))
+def _data(cfg: AutoAugmentConfig, name: str, seed: int):
+    """(bundle, train, validation, test) of one dataset for one seed: (x, y) tensor pairs.
 
+    Train and validation are disjoint draws from the training split; the test split is whole.
 
-def _data(cfg: AutoAugmentConfig, name: str):
-    """(bundle, search train, search validation, full train, test) of one dataset: (x, y) pairs."""
+    Raises:
+        ValueError: the split has fewer than ``train_size + val_size`` images.
+    """
     d = data.load(name)
-    (xt, yt), (xv, yv) = _split(d.train.x, d.train.y, cfg)
-    full_train = (torch.cat([xt, xv]), torch.cat([yt, yv]))  # final trainings use all of it
-    test_xy = (torch.as_tensor(d.test.x), torch.as_tensor(d.test.y))
-    return d, (xt, yt), (xv, yv), full_train, test_xy
+    n = len(d.train.y)
+    if cfg.train_size + cfg.val_size > n:
+        raise ValueError(
+            f"{name} has {n} training images; train_size + val_size = "
+            f"{cfg.train_size + cfg.val_size}: lower one of them"
+        )
+    idx = np.random.default_rng(seed).permutation(n)
+    tr, va = idx[: cfg.train_size], idx[cfg.train_size : cfg.train_size + cfg.val_size]
+    t = torch.as_tensor
+    test_xy = (t(d.test.x), t(d.test.y))
+    return d, (t(d.train.x[tr]), t(d.train.y[tr])), (t(d.train.x[va]), t(d.train.y[va])), test_xy
 
 
 def facts(cfg: AutoAugmentConfig) -> dict[str, Any]:
     """Data-only metrics per dataset: the test accuracy of always predicting the majority class
-    of the (subsampled) training set the final trainings use."""
+    of the first seed's training images."""
     out = {}
     for name in cfg.datasets:
-        _, _, _, (_, y), (_, test_y) = _data(cfg, name)
+        _, (_, y), _, (_, test_y) = _data(cfg, name, cfg.seed)
         out[name] = {"majority_class_test_accuracy": train.majority_accuracy(y, test_y)}
     return out
 
 
-def _model(cfg: AutoAugmentConfig, channels: int, classes: int, size: int) -> torch.nn.Module:
-    return nn.SmallCNN(in_channels=channels, num_classes=classes, width=cfg.width, image_size=size)
-
-
-def _search(cfg: AutoAugmentConfig, make: Callable[[], torch.nn.Module], train_xy, val_xy):
-    """``aws_search`` on train minus validation: (policy, history, reward curve, wall s, CPU s)."""
+def _search(cfg: AutoAugmentConfig, make, space, train_xy, val_xy, seed: int):
+    """``aws_search`` on the training images, rewarded on the validation images:
+    (policy, history, reward curve, wall s, CPU s)."""
     t0, c0 = time.perf_counter(), time.process_time()
     curve: list[float] = []
-    # aws_search's options are the config fields of the same names
-    steps = ("shared_epochs", "finetune_epochs", "iterations", "trajectories", "batch_size")
-    rest = ("pairs_per_trajectory", "lr", "finetune_lr", "ppo_lr", "seed")
-    options = {k: getattr(cfg, k) for k in (*steps, *rest)}
-    on_step = lambda i, p, hh: curve.append(statistics.fmean(hh.rewards[-1]))  # noqa: E731
-    policy, hist = aws_search(make, train_xy, val_xy, on_step=on_step, **options)
+    policy, hist = aws_search(
+        make,
+        train_xy,
+        val_xy,
+        shared_epochs=cfg.search_epochs - cfg.finetune_epochs,
+        finetune_epochs=cfg.finetune_epochs,
+        iterations=cfg.iterations,
+        trajectories=cfg.trajectories,
+        pairs_per_trajectory=cfg.pairs_per_trajectory,
+        space=space,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        ppo_lr=cfg.ppo_lr,
+        seed=seed,
+        on_step=lambda i, p, hh: curve.append(statistics.fmean(hh.rewards[-1])),
+    )
     return policy, hist, curve, time.perf_counter() - t0, time.process_time() - c0
 
 
-def _final_trainings(cfg, make, policies, full_train, test_xy, name):
-    """Every policy from scratch on the whole training set, per seed: accuracies and timings."""
+def _final_training(cfg, make, policy, train_xy, test_xy, seed: int, desc: str):
+    """One training from scratch under ``policy``: (test accuracy, wall s, CPU s)."""
+    train.seed_everything(seed)
+    model = torch.nn.Sequential(PolicyAugment(policy, seed=seed), make())
+    t1, c1 = time.perf_counter(), time.process_time()
+    out = train.fit(
+        model, train_xy, eval_data=test_xy, seed=seed, desc=desc, optimizer="sgd", lr=cfg.lr,
+        weight_decay=1e-4, clip=3.0, progress=False, epochs=cfg.epochs,
+        batch_size=cfg.batch_size, eval_every=cfg.epochs,
+    )  # fmt: skip
+    return out.final["eval_accuracy"], time.perf_counter() - t1, time.process_time() - c1
+
+
+def _one_dataset(cfg: AutoAugmentConfig, name: str) -> tuple[dict[str, Any], list[float]]:
+    """Per seed: search, then the five final trainings (metrics, mean reward curve)."""
     acc: dict[str, list[float]] = {p: [] for p in POLICIES}
-    wall: list[float] = []
-    cpu: list[float] = []
-    sgd = {"optimizer": "sgd", "lr": cfg.lr, "weight_decay": 1e-4, "clip": 3.0, "progress": False}
-    schedule = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "eval_every": cfg.epochs}
+    wall, cpu = [], []  # augmented final trainings
+    search_s, search_cpu, curves, entropy_end, found = [], [], [], [], []
+    hist = None
     for s in seed_range(cfg):
+        d, train_xy, val_xy, test_xy = _data(cfg, name, s)
+        _, c, h, _ = d.train.x.shape
+        k = len(d.classes)
+        make = functools.partial(
+            nn.SmallCNN, in_channels=c, num_classes=k, width=cfg.width, image_size=h
+        )
+        space = search_space(c)
+        policy, hist, curve, sw, sc = _search(cfg, make, space, train_xy, val_xy, s)
+        search_s.append(sw)
+        search_cpu.append(sc)
+        curves.append(curve)
+        entropy_end.append(hist.entropy[-1])
+        aws = policy.top(cfg.final_pairs)
+        found.append(str(policy))
+        policies: dict[str, Any] = {
+            "none": "none",
+            "uniform": Policy(space),
+            "same-size-random": random_pairs_like(aws, space, torch.Generator().manual_seed(s)),
+            "autoaugment-cifar10": AUTOAUGMENT_CIFAR10,
+            "aws": aws,
+        }
         for pname in POLICIES:
-            train.seed_everything(s)
-            model = torch.nn.Sequential(PolicyAugment(policies[pname], seed=s), make())
-            t1, c1 = time.perf_counter(), time.process_time()
-            desc = f"{name} {pname} seed {s}"
-            out = train.fit(
-                model, full_train, eval_data=test_xy, seed=s, desc=desc, **sgd, **schedule
+            a, w, cp = _final_training(
+                cfg, make, policies[pname], train_xy, test_xy, s, f"{name} {pname} seed {s}"
             )
-            wall.append(time.perf_counter() - t1)
-            cpu.append(time.process_time() - c1)
-            acc[pname].append(out.final["eval_accuracy"])
-    return acc, statistics.median(wall), statistics.median(cpu)
-
-
-def _one_dataset(
-    cfg: AutoAugmentConfig, name: str
-) -> tuple[dict[str, Any], list[float], list[float]]:
-    """Search, then the four final trainings, on one dataset: (metrics, reward curve, baseline)."""
-    d, (xt, yt), (xv, yv), full_train, test_xy = _data(cfg, name)
-    _, c, h, w = d.train.x.shape
-    k = len(d.classes)
-    make = lambda: _model(cfg, c, k, h)  # noqa: E731
-
-    policy, hist, curve, search_s, search_cpu = _search(cfg, make, (xt, yt), (xv, yv))
-    policies: dict[str, Any] = {
-        "none": "none",
-        "random": Policy(),
-        "autoaugment-cifar10": AUTOAUGMENT_CIFAR10,
-        "aws": policy.top(cfg.final_pairs) if cfg.final_pairs else policy,
-    }
-    acc, one_s, one_cpu = _final_trainings(cfg, make, policies, full_train, test_xy, name)
+            acc[pname].append(a)
+            if pname in AUGMENTED:
+                wall.append(w)
+                cpu.append(cp)
+    assert hist is not None
+    one_s, one_cpu = statistics.median(wall), statistics.median(cpu)
+    s_wall, s_cpu = statistics.median(search_s), statistics.median(search_cpu)
+    naive_cpu = hist.evaluated_policies * one_cpu
     stats = {p: mean_std(acc[p]) for p in POLICIES}
+    diffs = {}
+    for a, b in COMPARISONS:
+        pd = paired_diff([100 * v for v in acc[a]], [100 * v for v in acc[b]])
+        diffs[f"diff_points_{a}_minus_{b}"] = [pd.mean, pd.lo, pd.hi]
     metrics = {
         **{f"test_accuracy_{p}": stats[p][0] for p in POLICIES},
         **{f"test_accuracy_std_{p}": stats[p][1] for p in POLICIES},
         **{f"test_accuracy_per_seed_{p}": acc[p] for p in POLICIES},
+        **diffs,  # [mean, 95% lo, 95% hi] of the paired difference, in points
+        "train_images": cfg.train_size,
+        "reward_val_images": cfg.val_size,
+        "search_space_ops": len(search_space(d.train.x.shape[1])),
         "search_model_epochs": hist.model_epochs,
         "scratch_model_epochs_per_evaluated_policy": cfg.epochs,
         "evaluated_policies": hist.evaluated_policies,
         # config arithmetic, not a measurement: search epochs / (policies x final epochs)
         "search_cost_ratio": hist.model_epochs / (hist.evaluated_policies * cfg.epochs),
-        "search_seconds": search_s,
-        "seconds_per_model_epoch": one_s / cfg.epochs,
-        "shared_val_accuracy": hist.shared_accuracy,
-        "policy_entropy_start": float(Policy().entropy()),
-        "policy_entropy_end": hist.entropy[-1],
-        "found_policy_top10": str(policy),
-        "search_cpu_seconds": search_cpu,
-        "final_training_seconds": one_s,  # median wall time of one final training
+        # measured in this run, medians over seeds (search) and augmented trainings (final)
+        "search_seconds": s_wall,
+        "search_cpu_seconds": s_cpu,
+        "search_cpu_seconds_per_seed": search_cpu,
+        "final_training_seconds": one_s,
         "final_training_cpu_seconds": one_cpu,
-        "search_over_one_final_training": search_s / one_s,  # measured, same run
+        "seconds_per_model_epoch": one_s / cfg.epochs,
+        "search_over_one_final_training": s_cpu / one_cpu,
+        "naive_search_cpu_seconds": naive_cpu,
+        "search_over_naive": s_cpu / naive_cpu,
+        "shared_val_accuracy": hist.shared_accuracy,  # last seed's
+        "policy_entropy_start": float(Policy(search_space(d.train.x.shape[1])).entropy()),
+        "policy_entropy_end": statistics.fmean(entropy_end),
+        "found_policy_top10": found[0],  # first seed's
     }
-    return metrics, curve, hist.baseline
+    n_steps = min(len(c) for c in curves)
+    mean_curve = [statistics.fmean(c[i] for c in curves) for i in range(n_steps)]
+    return metrics, mean_curve
 
 
 CLAIM = Claim(
@@ -216,59 +289,95 @@ def _checks(m: dict[str, Any], cfg: AutoAugmentConfig, name: str) -> list[Check]
     majority = m.get("majority_class_test_accuracy")
     check = f"{name}: the no-augmentation baseline beats the majority class by >= 20 points"
     out = [Check.above(check, m["test_accuracy_none"], majority, 0.2, "majority-class accuracy")]
-    counts = [len(m.get(f"test_accuracy_per_seed_{p}") or []) for p in POLICIES]
+    per_seed = {p: m.get(f"test_accuracy_per_seed_{p}") or [] for p in POLICIES}
     out.append(
         Check(
             f"{name}: per-seed test accuracies of every policy ({cfg.seeds} seeds)",
-            all(n == cfg.seeds for n in counts),
-            ", ".join(f"{p} {n}" for p, n in zip(POLICIES, counts)),
+            all(len(v) == cfg.seeds for v in per_seed.values()),
+            ", ".join(f"{p} {len(v)}" for p, v in per_seed.items()),
+        )
+    )
+    # augmentation must help at all here, or no policy search can show anything
+    helps = f"{name}: augmentation helps at all (uniform minus none, paired 95% interval > 0)"
+    uni, none = per_seed["uniform"], per_seed["none"]
+    if len(uni) >= 2 and len(uni) == len(none):
+        pd = paired_diff([100 * v for v in uni], [100 * v for v in none])
+        detail = f"{pd.mean:+.2f} points, 95% CI [{pd.lo:+.2f}, {pd.hi:+.2f}] (n={pd.n})"
+        out.append(Check(helps, bool(pd.lo > 0), detail))
+    else:
+        out.append(Check(helps, False, "needs >= 2 paired seeds of uniform and none"))
+    val = m.get("reward_val_images")
+    out.append(
+        Check.that(
+            f"{name}: the reward's validation set has >= {MIN_VAL_IMAGES} images",
+            val,
+            ">=",
+            MIN_VAL_IMAGES,
+            "one image = " + (f"{100 / val:.2f} points" if val else "n/a"),
         )
     )
     return out
 
 
-def _cost(m: dict[str, Any], cfg: AutoAugmentConfig, name: str) -> Target:
-    """Measured search wall time over one final training's (the median of the same run's)."""
-    one = m.get("final_training_seconds") or m["seconds_per_model_epoch"] * cfg.epochs
+def _cost(m: dict[str, Any], name: str) -> Target:
+    """Measured search CPU time over the naive cost: every evaluated policy trained from
+    scratch, at the CPU time of one final training of the same run."""
     label = (
-        f"{name}: search time / one final training's, measured (goal <= "
-        f"{PAPER_SEARCH_OVER_FINAL:.1f}: the authors' AWS-OHL-AutoAug pipeline, 200 shared + "
-        "350 x 10 fine-tune epochs vs 300 final)"
+        f"{name}: search CPU time / (evaluated policies x one final training's), measured "
+        f"(goal <= {NAIVE_GOAL:g})"
     )
-    return Target.check(label, m["search_seconds"] / one, "<=", PAPER_SEARCH_OVER_FINAL)
+    return Target.check(label, m["search_over_naive"], "<=", NAIVE_GOAL)
 
 
 def judge(m: dict[str, Any], cfg: AutoAugmentConfig) -> Judgement:
-    """Per dataset: the baseline learned and every policy has per-seed values (checks); AWS
-    beats no and random augmentation paired over seeds; the measured search cost (targets)."""
+    """Per dataset: the baseline learned, every policy has per-seed values, augmentation helps
+    at all, the reward's validation set is large (checks); AWS beats no augmentation and a
+    random policy of the same size paired over seeds, and the search costs at most a tenth of
+    training every evaluated policy (targets)."""
     checks: list[Check] = []
     targets: list[Target] = []
     found = []
     for name in cfg.datasets:
         d = m[name]
         checks += _checks(d, cfg, name)
-        aws = [100 * a for a in d["test_accuracy_per_seed_aws"]]
-        for base in ("none", "random"):
-            diff = paired_diff(aws, [100 * a for a in d[f"test_accuracy_per_seed_{base}"]])
+        aws = d.get("test_accuracy_per_seed_aws")
+        for base in ("none", "same-size-random"):
+            b = d.get(f"test_accuracy_per_seed_{base}")
             targets.append(
-                Target.beats(
-                    f"{name}: AWS minus {base} test accuracy (points, paired over seeds)", diff
+                Target.beats_or_missing(
+                    f"{name}: AWS minus {base} test accuracy (points, paired over seeds)",
+                    None if aws is None else [100 * a for a in aws],
+                    None if b is None else [100 * a for a in b],
+                    mean_diff=100 * (d["test_accuracy_aws"] - d.get(f"test_accuracy_{base}", 0.0)),
                 )
             )
-        targets.append(_cost(d, cfg, name))
+        targets.append(_cost(d, name))
+        ci = lambda k, d=d: "{:+.2f} [{:+.2f}, {:+.2f}]".format(*d[k])  # noqa: E731
         found.append(
-            f"on {name} AWS reached {d['test_accuracy_aws']:.4f} vs {d['test_accuracy_none']:.4f} "
-            f"without augmentation ({targets[-3].measured:+.2f} points) and {d['test_accuracy_random']:.4f} "
-            f"with random augmentation, its search costing {targets[-1].measured:.2f} final trainings"
+            f"on {name} ({d['train_images']} training images) AWS reached "
+            f"{d['test_accuracy_aws']:.4f} vs {d['test_accuracy_none']:.4f} without augmentation, "
+            f"{d['test_accuracy_same-size-random']:.4f} with a same-size random policy, "
+            f"{d['test_accuracy_uniform']:.4f} uniform and "
+            f"{d['test_accuracy_autoaugment-cifar10']:.4f} with AutoAugment's CIFAR-10 policy "
+            f"(AWS minus none {ci('diff_points_aws_minus_none')}, minus same-size random "
+            f"{ci('diff_points_aws_minus_same-size-random')}, minus uniform "
+            f"{ci('diff_points_aws_minus_uniform')}, minus AutoAugment "
+            f"{ci('diff_points_aws_minus_autoaugment-cifar10')} points); its search cost "
+            f"{d['search_over_one_final_training']:.2f} final trainings, "
+            f"{d['search_over_naive']:.3f} of training each of its "
+            f"{d['evaluated_policies']} evaluated policies"
         )
     beats = [t for t in targets if t.interval is not None]
-    finding = "Over " + f"{cfg.seeds} seed(s), " + "; ".join(found) + "."
+    finding = f"Over {cfg.seeds} seed(s), " + "; ".join(found) + "."
     if beats and all(t.met for t in beats):
-        advice = "Use it when a dataset's best augmentation is unknown and a search of a few final trainings is affordable."
+        advice = (
+            "Use it when augmentation is known to matter (little data) and the best policy is "
+            "unknown: a search of a few final trainings beats a random policy of the same size."
+        )
     else:
         advice = (
-            "Do not expect a searched policy to beat no or random augmentation on small grayscale "
-            "digits; use it when augmentation is known to matter (natural images, long training)."
+            "Where augmentation helps, a uniform random policy gets most of it; do not expect "
+            "a short AWS search on small grayscale digits to beat a random policy of its size."
         )
     return Judgement(checks, targets, finding, advice)
 
@@ -278,26 +387,29 @@ def judge(m: dict[str, Any], cfg: AutoAugmentConfig) -> Judgement:
     config=AutoAugmentConfig,
     presets={
         "smoke": {
-            "train_size": 300,
-            "epochs": 2,
-            "shared_epochs": 1,
+            "datasets": ("digits",),
+            "train_size": 200,
+            "val_size": 100,
+            "epochs": 3,
+            "search_epochs": 3,
             "finetune_epochs": 1,
             "iterations": 2,
             "trajectories": 2,
             "width": 8,
+            "seeds": 2,
         },
-        "demo": {},
-        "full": {
-            "datasets": ("mnist", "digits"),
-            "seeds": 3,
+        "demo": {
             "epochs": 30,
-            "shared_epochs": 20,
-            "iterations": 24,
-            "width": 16,
+            "search_epochs": 20,
+            "finetune_epochs": 3,
+            "iterations": 6,
+            "seeds": 2,
         },
+        "full": {"seeds": 8},
     },
     takeaway=8,
-    summary="AWS AutoAugment search on mnist/digits vs no, random and AutoAugment-CIFAR augmentation",
+    summary="AWS AutoAugment search on 250 MNIST images vs no, uniform, same-size random and "
+    "AutoAugment-CIFAR augmentation",
     judge=judge,
     facts=facts,
     threads=1,  # small CNNs: one thread is fastest, and CPU seconds then equal idle wall time
@@ -308,7 +420,7 @@ def run(cfg: AutoAugmentConfig) -> Result:
     notes = []
     floor = facts(cfg)  # the registry also merges these into the metrics
     for name in cfg.datasets:
-        m, curve, baseline = _one_dataset(cfg, name)
+        m, curve = _one_dataset(cfg, name)
         metrics[name] = m
         plots.append(
             bar_plot(
@@ -322,25 +434,30 @@ def run(cfg: AutoAugmentConfig) -> Result:
         steps = list(range(1, len(curve) + 1))
         plots.append(
             line_plot(
-                f"{name}: search reward (validation accuracy after fine-tune)",
+                f"{name}: search reward (validation accuracy after fine-tune, mean over seeds)",
                 "controller step",
                 "mean reward",
-                [series("reward", steps, curve), series("baseline", steps, baseline)],
+                [series("reward", steps, curve)],
                 integer_x=True,
             )
         )
         notes.append(
             f"{name}: search {m['search_model_epochs']} model-epochs vs "
             f"{m['evaluated_policies'] * cfg.epochs} from scratch ({m['search_cost_ratio']:.3f}); "
-            f"policy entropy {m['policy_entropy_start']:.2f} -> {m['policy_entropy_end']:.2f} nats"
+            f"measured CPU {m['search_cpu_seconds']:.0f} s vs {m['naive_search_cpu_seconds']:.0f} s "
+            f"naive ({m['search_over_naive']:.3f}); policy entropy "
+            f"{m['policy_entropy_start']:.2f} -> {m['policy_entropy_end']:.2f} nats"
         )
     notes.append(
-        "Color is a no-op on these grayscale images, so 3 of the 36 searched ops (and the "
-        "color entries of the AutoAugment policy) leave images unchanged. Deviations from "
-        "the paper's pipeline: each fine-tune draws pairs_per_trajectory pairs from the "
-        "policy (trajectories then differ in policy, not only in sampling noise), the reward "
-        "is the final validation accuracy of a 1-epoch fine-tune, and the final 'aws' policy "
-        "is the final_pairs most probable pairs."
+        "color is a no-op on grayscale and is left out of the search space (33 ops); the "
+        "uniform and same-size random policies use the same 33. autocontrast stays: it is not "
+        "a no-op on grayscale, though most MNIST digits already span 0..1 (it changed 9% of "
+        "500 of them). AutoAugment's CIFAR-10 policy is kept as published, its color entries "
+        "included. Deviations from the paper's pipeline: each fine-tune draws "
+        "pairs_per_trajectory pairs from the policy (trajectories then differ in policy, not "
+        "only in sampling noise), the reward is the final validation accuracy, and the final "
+        "'aws' policy is the final_pairs most probable pairs; final trainings use the "
+        "training images only, never the validation images."
     )
     return Result(
         recipe="autoaugment", claim=CLAIM, metrics=metrics, plots=plots, notes=" | ".join(notes)
