@@ -369,9 +369,12 @@ def _finding_advice(m: dict, cfg, budgets, diff: Paired, rival, checks) -> tuple
             "val_rows": 32,
         },  # fmt: skip
         "demo": {},
-        # about 48 CPU-minutes on one thread of this machine (2 shared cores): 3 budgets x 6
-        # depths x (3 rates + an extension at an edge + 2 more seeds) x 800 steps took 39 CPU-
-        # minutes (2,565 s wall); the 3x retraining of two 225K shapes about 4 more
+        # 38.5 CPU-minutes on one thread of this machine (2 cores shared with two other jobs;
+        # 52 min wall): 3 budgets x 3 depths x (3 rates + an extension at an edge + 2 more
+        # seeds) x 4,000 steps plus the 12,000-step retraining of two 45K shapes. The earlier
+        # 25K-225K x depths 1-8 x 800 steps took 39 CPU-minutes, but its order was a length
+        # artifact (see the module docstring); here the 45K order held from 4,000 to 12,000
+        # steps, and depths 1 and 2 came out tied within the seed spread at every budget
         "full": {
             "budgets": (5_000, 15_000, 45_000),
             "depths": (1, 2, 4),
