@@ -23,9 +23,13 @@ chosen rate has a tried rate on both sides; at the largest budget, depth 1 and t
 depth differ beyond the seed spread (paired t-interval); and their order is not a training-length
 artifact: retrained ``long_check`` times as long (seed 0, chosen rates), their gap keeps its sign
 and at least ``LONG_KEEP`` of its size. A curve under cosine decay flattens by itself, so the
-flattened check alone cannot tell a converged order from one that longer training closes: a
-pilot at 225K total parameters and 3x the steps (seed 0) cut depth 1's lead over depth 2 from
-0.073 to 0.008 nats (over depth 3: 0.095 to 0.046) while their losses fell by 0.14-0.20 nats.
+flattened check alone cannot tell a converged order from one that longer training closes.
+Pilots (seed 0, depths 1 and 2 at the base rate; scored loss) show how long is long enough: at
+225K total parameters, 800 -> 2,400 steps cut depth 1's lead over depth 2 from 0.073 to 0.008
+nats; at 90K, 2,000 -> 6,000 steps turned a 0.034 lead into a 0.009 deficit; at 45K, 4,000 ->
+8,000 steps kept it (0.018 -> 0.015). Bigger models need more steps before their order
+settles, so within one CPU hour the full preset trades size for length: 5K-45K parameters
+trained 4,000 steps rather than 25K-225K trained 800.
 """
 
 from __future__ import annotations
@@ -365,13 +369,16 @@ def _finding_advice(m: dict, cfg, budgets, diff: Paired, rival, checks) -> tuple
             "val_rows": 32,
         },  # fmt: skip
         "demo": {},
-        # about 48 CPU-minutes on one thread of this machine (2 shared cores): 3 budgets x 6
-        # depths x (3 rates + an extension at an edge + 2 more seeds) x 800 steps took 39 CPU-
-        # minutes (2,565 s wall); the 3x retraining of two 225K shapes about 4 more
+        # 38.5 CPU-minutes on one thread of this machine (2 cores shared with two other jobs;
+        # 52 min wall): 3 budgets x 3 depths x (3 rates + an extension at an edge + 2 more
+        # seeds) x 4,000 steps plus the 12,000-step retraining of two 45K shapes. The earlier
+        # 25K-225K x depths 1-8 x 800 steps took 39 CPU-minutes, but its order was a length
+        # artifact (see the module docstring); here the 45K order held from 4,000 to 12,000
+        # steps, and depths 1 and 2 came out tied within the seed spread at every budget
         "full": {
-            "budgets": (25_000, 75_000, 225_000),
-            "depths": (1, 2, 3, 4, 6, 8),
-            "steps": 800,
+            "budgets": (5_000, 15_000, 45_000),
+            "depths": (1, 2, 4),
+            "steps": 4000,
             "lr_grid": (1 / 3, 1.0, 3.0),
             "seeds": 3,
             "long_check": 3,
@@ -443,8 +450,9 @@ def run(cfg: DepthConfig) -> Result:
         "max_total_params_error": max(totals, key=abs),
         "train_cpu_minutes": cpu / 60,
     }
-    plots = _plots(cfg, sweep, summary)
-    return Result("depth", CLAIM, metrics, plots=plots, notes=_notes(cfg, vocab, cpu))
+    plots = _plots(cfg, sweep, summary, long_check)
+    notes = _notes(cfg, vocab, cpu, metrics["epochs_per_run"])
+    return Result("depth", CLAIM, metrics, plots=plots, notes=notes)
 
 
 def _tied_with_best(rows: dict[int, dict], best: int) -> list[int]:
@@ -472,8 +480,9 @@ CLAIM = Claim(
 )
 
 
-def _plots(cfg: DepthConfig, sweep: dict, summary: dict) -> list[dict]:
-    """Loss vs depth per budget; best depth vs threshold per budget; curves at the largest."""
+def _plots(cfg: DepthConfig, sweep: dict, summary: dict, long_check: dict) -> list[dict]:
+    """Loss vs depth per budget; best depth vs threshold per budget; curves at the largest
+    (the sweep's, and the longer retraining's where there is one)."""
     budgets, task = list(sweep), "next-token LM" if cfg.objective == "clm" else "masked LM"
     by_depth = [
         series(f"{b:,} params", list(rows), *([r[k] for r in rows.values()] for k in _LOSS))
@@ -487,6 +496,11 @@ def _plots(cfg: DepthConfig, sweep: dict, summary: dict) -> list[dict]:
     curves = [
         series(f"depth {L} (width {r['width']})", *zip(*r["curves"][0]))
         for L, r in sweep[top].items()
+    ]
+    curves += [
+        series(f"depth {L}, {long_check['steps']:,} steps", *zip(*long_check[f"curve_{L}"]))
+        for L in sweep[top]
+        if f"curve_{L}" in long_check
     ]
     loss_title = f"Validation {task} loss vs depth at fixed total parameters (tuned rates)"
     loss_y = f"scoring-split cross-entropy (nats; band: std over {cfg.seeds} seed(s))"
@@ -517,13 +531,13 @@ _WHERE = [
 ]
 
 
-def _notes(cfg: DepthConfig, vocab: int, cpu: float) -> str:
+def _notes(cfg: DepthConfig, vocab: int, cpu: float, epochs: float) -> str:
     task = "next-token LM" if cfg.objective == "clm" else "masked LM"
     grid = ", ".join(f"{f:.3g}" for f in sorted(cfg.lr_grid))
     return (
         f"Loss of a character-level {task} on wiki ({vocab} symbols; {cfg.steps} steps x "
-        f"{cfg.batch_size} x {cfg.seq_len} symbols per run, about one pass over the training "
-        f"split at 800 steps). Total parameters (embeddings, blocks, LM head) are held within "
+        f"{cfg.batch_size} x {cfg.seq_len} symbols per run, {epochs:.2f} passes over the "
+        f"training split). Total parameters (embeddings, blocks, LM head) are held within "
         f"half a width step of each budget. Each shape's rate is the best of {grid} x "
         f"{cfg.lr:g} x {cfg.lr_width}/width (muP's 1/width rule for Adam, arXiv 2203.03466), "
         f"extended by one step past an edge, chosen on {cfg.val_rows} test windows at seed "
