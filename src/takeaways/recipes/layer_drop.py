@@ -101,10 +101,10 @@ PRESETS = {
         "ft_len": 16, "ft_batch": 8, "bf16_steps": 2,
     },
     "demo": {},
-    # full: about 55 CPU-minutes on one thread (a shared prefix, three pre-training runs of
-    # ~4 minutes, twenty fine-tunes of ~2 minutes, evaluations and the bf16 timing). 4,000
-    # labels and 5 seeds: at 2,000 labels and 3 seeds the pre-training gain (+1.2 points)
-    # sat inside the fine-tune noise (95% CI [-2.0, +4.5]).
+    # full: 49 CPU-minutes on one thread (commit c0771b7; a shared prefix, three pre-training
+    # runs of ~4 minutes, twenty fine-tunes of ~2 minutes, evaluations and the bf16 timing).
+    # 4,000 labels and 5 seeds: at 2,000 labels and 3 seeds the pre-training gain (+1.2
+    # points) sat inside the fine-tune noise (95% CI [-2.0, +4.5]); here it is +4.2 [+2.2, +6.2].
     "full": {
         "dim": 128, "depth": 4, "vocab": 128, "steps": 1800, "shared_steps": 600, "lr": 1e-3,
         "eval_every": 50, "eval_rows": 128, "ft_len": 128, "ft_train": 4000, "ft_test": 4000, "ft_epochs": 3,
