@@ -324,28 +324,16 @@ if distributed.is_main():
 
 @pytest.mark.slow
 def test_aum_and_crust_gradients_are_gathered_over_two_ranks(tmp_path, monkeypatch):
-    import os
     import runpy
-    import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    from torchrun_helper import torchrun
+
     worker = tmp_path / "worker.py"
     worker.write_text(_WORKER)
     monkeypatch.setattr(sys, "argv", ["worker.py", str(tmp_path / "one.pt")])
     runpy.run_path(str(worker), run_name="__main__")  # one process, here
-    env = dict(
-        os.environ, PYTHONPATH=str(root / "src"), OMP_NUM_THREADS="1", TAKEAWAYS_PROGRESS="0"
-    )
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    r = subprocess.run(
-        [*cmd, str(worker), str(tmp_path / "two.pt")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = torchrun(2, str(worker), str(tmp_path / "two.pt"))
     assert r.returncode == 0, r.stderr[-2000:]
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     assert one["world"] == 1 and two["world"] == 2

@@ -3,44 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import warnings
-from pathlib import Path
 
 import pytest
 import torch
 
 from takeaways import distributed
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
-    env["TAKEAWAYS_PROGRESS"] = "0"
-    return env
-
-
-def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        *args,
-    ]
-    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, cwd=ROOT)
-    if run.returncode != 0 and nproc > 1 and "SIGABRT" in run.stderr:
-        # A rank killed by SIGABRT with no Python traceback has been seen once under heavy load
-        # on shared cores (not reproducible alone); launch once more, and show the first failure.
-        warnings.warn(f"torchrun attempt 1 aborted; retrying: {run.stderr[:1500]}", stacklevel=2)
-        run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, cwd=ROOT)
-    return run
+from torchrun_helper import ROOT, torchrun, torchrun_env
 
 
 def test_shard_indices_union_of_rank_batches_is_the_single_process_batch(monkeypatch):
@@ -80,9 +50,9 @@ def test_reduce_per_sample_single_process():
 @pytest.mark.slow
 def test_two_process_fit_matches_single_process(tmp_path):
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
-    r1 = _torchrun(1, "tests/ddp_worker.py", str(one))
+    r1 = torchrun(1, "tests/ddp_worker.py", str(one))
     assert r1.returncode == 0, r1.stderr[-2000:]
-    r2 = _torchrun(2, "tests/ddp_worker.py", str(two))
+    r2 = torchrun(2, "tests/ddp_worker.py", str(two))
     assert r2.returncode == 0, r2.stderr[-2000:]
     a, b = torch.load(one), torch.load(two)
     assert a["world"] == 1 and b["world"] == 2
@@ -98,7 +68,7 @@ def test_two_process_fit_matches_single_process(tmp_path):
 
 @pytest.mark.slow
 def test_recipe_under_torchrun_matches_single_process(tmp_path):
-    r = _torchrun(
+    r = torchrun(
         2,
         "-m",
         "takeaways",
@@ -123,7 +93,7 @@ def test_recipe_under_torchrun_matches_single_process(tmp_path):
             "--results",
             str(tmp_path / "one"),
         ],
-        env=_env(),
+        env=torchrun_env(),
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -141,9 +111,9 @@ def test_recipe_under_torchrun_matches_single_process(tmp_path):
 def test_layer_drop_under_torchrun_matches_single_process(tmp_path):
     """Dropped blocks leave parameters without gradients: DDP needs find_unused_parameters."""
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
-    r1 = _torchrun(1, "tests/ddp_layerdrop_worker.py", str(one))
+    r1 = torchrun(1, "tests/ddp_layerdrop_worker.py", str(one))
     assert r1.returncode == 0, r1.stderr[-2000:]
-    r2 = _torchrun(2, "tests/ddp_layerdrop_worker.py", str(two))
+    r2 = torchrun(2, "tests/ddp_layerdrop_worker.py", str(two))
     assert r2.returncode == 0, r2.stderr[-2000:]
     a, b = torch.load(one), torch.load(two)
     assert a["world"] == 1 and b["world"] == 2
@@ -152,11 +122,11 @@ def test_layer_drop_under_torchrun_matches_single_process(tmp_path):
         torch.testing.assert_close(a["state"][k], b["state"][k], atol=1e-5, rtol=1e-4)
 
 
-def test_layer_drop_on_a_hf_pre_ln_model_under_torchrun(tmp_path):
+def test_layer_drop_on_a_hf_pre_ln_model_undertorchrun(tmp_path):
     """A transformers RobertaPreLayerNorm classifier with dropped layers trains under DDP."""
     pytest.importorskip("transformers")
     out = tmp_path / "hf.pt"
-    r = _torchrun(2, "tests/ddp_layerdrop_worker.py", str(out), "hf")
+    r = torchrun(2, "tests/ddp_layerdrop_worker.py", str(out), "hf")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "not used" not in r.stderr  # DDP's error for parameters without a gradient
     a, b = torch.load(out), torch.load(f"{out}.rank1")

@@ -511,7 +511,7 @@ def test_recipe_config_errors_are_one_line():
     recipe = get_recipe("layer-drop")
     full = resolve_config(recipe, "full")
     assert full.gamma_eff == pytest.approx(0.2 * 1000 / 1800)  # theta floor at 2.5% of 1,800 steps
-    assert resolve_config(recipe, "full").ft_seeds == 3
+    assert (full.ft_seeds, full.ft_train) == (5, 4000)  # a +1-3 point gain needs both
     assert resolve_config(recipe, "demo", ["gamma=0.05"]).gamma_eff == 0.05
     for bad, match in (
         ("theta_bar=1.5", "theta_bar must be in"),

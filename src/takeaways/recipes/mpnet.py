@@ -211,8 +211,9 @@ def judge(m: dict[str, Any], cfg: MPNetConfig) -> Judgement:
         checks.append(Check.missing(f"{what} accuracy of every arm", what))
         return Judgement(checks, [], f"No {what} accuracy in this result.", "Rerun it.")
     acc = m[key]
+    tag = "" if cfg.judged == "finetune" else f", {what} accuracy"  # fine-tuning: the paper's
     for t in cfg.tasks:
-        name = f"{t}: every pre-trained arm's {what} beat the majority class (points, worst arm)"
+        name = f"{t}: every pre-trained arm beat the majority class{tag} (points, worst arm)"
         if majority is None:
             checks.append(Check.missing(name, "majority-class accuracy"))
         else:
@@ -222,8 +223,8 @@ def judge(m: dict[str, Any], cfg: MPNetConfig) -> Judgement:
                 f"{worst} {acc[t][worst]['mean']:.4f} vs majority class {majority[t]:.4f}",
             ))  # fmt: skip
         name = (
-            f"{t}: every pre-trained arm's {what} beat a randomly initialized encoder's "
-            "(points, worst arm; the paired interval must lie above 0)"
+            f"{t}: every pre-trained arm beat a randomly initialized encoder{tag} (points, "
+            "worst arm; the paired interval must lie above 0)"
         )
         if "scratch" not in acc[t]:
             checks.append(Check(name, False, "no scratch arm in this result; rerun with scratch=true"))  # fmt: skip
@@ -240,7 +241,7 @@ def judge(m: dict[str, Any], cfg: MPNetConfig) -> Judgement:
             ("plm", "PLM, equal steps"),
             (MATCHED, "MLM, equal compute"),
         ):
-            name = f"{t}: MPNet minus {label}, {what} accuracy (points, paired over {n} seeds)"
+            name = f"{t}: MPNet minus {label}{tag or ' accuracy'} (points, paired over {n} seeds)"
             if other in acc[t]:
                 targets.append(Target.beats(name, _points(acc[t]["mpnet"], acc[t][other])))
             elif other == MATCHED and cfg.equal_compute:
