@@ -392,7 +392,7 @@ def test_recipe_judge_checks_before_the_paired_target():
     from takeaways.recipes import get_recipe, resolve_config
 
     recipe = get_recipe("mpnet")
-    cfg = resolve_config(recipe, "full", ["tasks=reviews", "judged=finetune"])
+    cfg = resolve_config(recipe, "full", ["tasks=reviews"])
     good = _metrics([0.66, 0.68, 0.67], [0.63, 0.64, 0.645], [0.60, 0.61, 0.60])
     j = recipe.judge(good, cfg)
     assert all(c.passed for c in j.checks), j.checks

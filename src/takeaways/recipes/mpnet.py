@@ -38,12 +38,15 @@ pure-[MASK] MLM (3.22) were still only 0.3 nats below the unigram loss. The pape
 comparison. So each seed trains one MLM prefix (warm-up, then the peak rate) and all three
 objectives continue from it for ``steps``; the prefix favours MLM, if anything.
 
-Why a linear probe (``probe``, ``judged="probe"``): fine-tuning all weights on 2,000 labels
-lets a randomly initialised encoder catch up with one pre-trained to validation loss 2.6 (the
-previous full preset: scratch 60.2% beat MLM 59.2%, MPNet 59.6%, PLM 55.4%), so fine-tuned
-accuracy could not show what pre-training put into the encoder. A logistic-regression probe
-on frozen mean-pooled features (``train.probe_score``) measures exactly that, and a random
-init's features are its floor. Fine-tuned accuracy is still measured and reported.
+Why a linear probe (``probe``) and which measure is judged (``judged``): fine-tuning all
+weights on 2,000 labels let a random init catch up with encoders at validation loss 2.6 (the
+previous full preset: scratch 60.2% beat MLM 59.2%, MPNet 59.6%, PLM 55.4%). A logistic-
+regression probe on frozen mean-pooled features (``train.probe_score``) measures what
+pre-training put into the features, but a random character encoder's pooled features are
+already a strong bag of character n-grams: at val 2.5 (an 800-step prefix) the probe gave
+scratch 56.3% against 54.4-57.1% pre-trained, and at val 1.4-1.6 (a 2,000-step prefix) only
++2.7 to +4.0 points. Fine-tuning on 4,000 labels with those encoders gave +6.2 to +6.6, so
+fine-tuning (the paper's measure) is judged and the probe is reported beside it.
 """
 
 from __future__ import annotations
@@ -92,8 +95,12 @@ CLAIM = Claim(
         "Table 3; pre-training recipe (125K updates, lr 5e-4) from microsoft/MPNet's README"
     ),
 )
-# full: about 57 CPU-minutes on one thread (per seed: an 800-step MLM prefix, four pre-training
-# runs of 3-4 minutes, five probes and five fine-tunes of under half a minute).
+# full: the one configuration measured to make pre-training help downstream (one-seed pilot,
+# commit b5706db's code: a 2,000-step MLM prefix, val loss 1.80, then 1,200 steps per
+# objective; fine-tuned on 4,000 tweets labels scratch 59.6%, MLM 66.1%, PLM 66.1%, MPNet
+# 65.8%, MLM at equal compute 66.2%; the probe only +2.7 to +4.0 over scratch). It measured 33
+# CPU-minutes per seed (16 pre-training, 17 fine-tuning and probing), about 100 for 3 seeds:
+# above the 60-minute cap, so it is still to be trimmed before it counts as the full preset.
 PRESETS = {
     "smoke": {
         "vocab": 256, "dim": 32, "steps": 4, "eval_rows": 16, "ft_train": 64, "ft_test": 64,
@@ -102,9 +109,9 @@ PRESETS = {
     "demo": {},
     "full": {
         "vocab": 128, "dim": 128, "depth": 4, "heads": 2, "seq_len": 64, "steps": 1200,
-        "shared_steps": 800, "lr": 1e-3, "warmup": 0.05, "eval_rows": 256, "ft_len": 128,
-        "ft_train": 2000, "ft_test": 4000, "ft_epochs": 2, "ft_lr": 5e-4, "tasks": ("tweets",),
-        "probe": True, "judged": "probe", "seeds": 3,
+        "shared_steps": 2000, "lr": 1e-3, "warmup": 0.05, "eval_rows": 256, "ft_len": 128,
+        "ft_train": 4000, "ft_test": 4000, "ft_epochs": 3, "ft_lr": 5e-4, "tasks": ("tweets",),
+        "probe": True, "judged": "finetune", "seeds": 3,
     },
 }  # fmt: skip
 
