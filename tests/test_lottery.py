@@ -521,3 +521,16 @@ def test_published_lottery_bert_without_per_seed_values_rejudges_inconclusive(tm
     r = rejudge(tmp_path / "lottery-bert.json")
     assert r.verdict.startswith("inconclusive: every arm has per-seed accuracies")
     assert [c.passed for c in r.checks] == [False]
+
+
+def test_lottery_bert_fine_tune_and_mlm_epochs_are_separate_settings():
+    """The full preset fine-tunes reviews for 3 epochs while each MLM round stays at one; an
+    epoch count below 1 is one clear error."""
+    from takeaways.recipes import get_recipe, resolve_config
+
+    recipe = get_recipe("lottery-bert")
+    full = resolve_config(recipe, "full")
+    assert (full.epochs, full.mlm_epochs) == (3, 1)
+    assert resolve_config(recipe, "smoke", ["mlm_epochs=2"]).mlm_epochs == 2
+    with pytest.raises(ValueError, match="mlm_epochs, batch_size, threads and seeds must be >= 1"):
+        resolve_config(recipe, "smoke", ["mlm_epochs=0"])
