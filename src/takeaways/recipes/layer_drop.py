@@ -267,9 +267,18 @@ def _advice(m: dict[str, Any], checks: list[Check], targets: list[Target]) -> st
             "dominate the step and the run is long enough to leave the MLM plateau."
         )
     if targets[1].met or targets[2].met:
+        how = "at the same lr" if targets[1].met else "only with the higher lr it tolerates"
+        arm = 3 if targets[1].met else 4  # the downstream target of the arm that was faster
+        cost = (
+            "its fine-tune matched the baseline's"
+            if targets[arm].met
+            else f"its fine-tune was not shown within 1 point of the baseline's "
+            f"({targets[arm].measured:+.1f} points): check downstream before adopting it"
+        )
         return (
             f"Use it when a deep Pre-LN stack's blocks dominate the step ({speed:.2f}x samples "
-            "per second here) and the pre-training budget is fixed in time, not in steps."
+            f"per second here) and the pre-training budget is fixed in time, not in steps; it "
+            f"reached the baseline's loss sooner {how}, and {cost}."
         )
     return (
         "Do not expect to reach the baseline's loss sooner at this scale (time-to-loss ratios "
