@@ -294,7 +294,10 @@ def test_report_only_an_unknown_name_exits_2_listing_the_known(tmp_path):
 
 
 def _interrupt_once_running(args: list[str], line: str) -> subprocess.CompletedProcess:
-    """Start the CLI, wait for ``line`` on stdout (the work has begun), then press Ctrl-C."""
+    """Start the CLI, wait for ``line`` on stdout (the work has begun), then press Ctrl-C.
+
+    The child gets the default SIGINT action back: a test run started in the background of a
+    non-interactive shell inherits SIGINT ignored, and Python then installs no handler."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TAKEAWAYS_PROGRESS="0")
     p = subprocess.Popen(
         [sys.executable, "-m", "takeaways", *args],
@@ -303,6 +306,7 @@ def _interrupt_once_running(args: list[str], line: str) -> subprocess.CompletedP
         text=True,
         env=env,
         cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = p.stdout.readline()
     assert line in seen, seen
