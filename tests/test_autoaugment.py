@@ -481,9 +481,13 @@ def test_recipe_smoke_numbers_and_config_errors(tmp_path):
     assert names == ["the no-augme", "per-seed tes", "augmentation", "the reward's"]
     # the smoke validation set is 100 images: one image is a whole point, and the check says so
     assert not result.checks[3].passed and "one image = 1.00 points" in result.checks[3].detail
-    assert [p["kind"] for p in result.plots] == ["bar", "line"]
+    assert [p["kind"] for p in result.plots] == ["bar", "bar", "line"]
     assert result.plots[0]["series"][0]["y"][4] == m["test_accuracy_aws"]
-    assert len(result.plots[1]["series"][0]["y"]) == 2  # one reward per controller step
+    diffs = result.plots[1]["series"][0]  # every paired difference with its interval's half-width
+    mean, lo, hi = m["diff_points_aws_minus_same-size-random"]
+    assert diffs["y"][1] == mean and diffs["err"][1] == pytest.approx(hi - mean)
+    assert len(diffs["y"]) == 5 and diffs["err"][1] == pytest.approx(mean - lo)
+    assert len(result.plots[2]["series"][0]["y"]) == 2  # one reward per controller step
     assert "no-op" in result.notes
     with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
         resolve_config(get_recipe("autoaugment"), "smoke", ["datasets=cifar"])

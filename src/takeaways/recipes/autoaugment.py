@@ -382,6 +382,13 @@ def judge(m: dict[str, Any], cfg: AutoAugmentConfig) -> Judgement:
     return Judgement(checks, targets, finding, advice)
 
 
+def _diff_bar(m: dict[str, Any], a: str, b: str) -> tuple[str, float, float | None]:
+    """One paired difference as a bar: (label, mean, half-width of its 95% interval, or None
+    when one seed leaves no interval)."""
+    mean, lo, hi = m[f"diff_points_{a}_minus_{b}"]
+    return f"{a} - {b}", mean, (hi - mean if np.isfinite(hi) else None)
+
+
 @register_recipe(
     "autoaugment",
     config=AutoAugmentConfig,
@@ -432,6 +439,15 @@ def run(cfg: AutoAugmentConfig) -> Result:
                 [(p, m[f"test_accuracy_{p}"], m[f"test_accuracy_std_{p}"]) for p in POLICIES],
                 x_label="policy",
                 reference=("majority class", floor[name]["majority_class_test_accuracy"]),
+            )
+        )
+        plots.append(
+            bar_plot(
+                f"{name}: paired differences in test accuracy ({cfg.seeds} seeds, ± 95% interval)",
+                "points",
+                [_diff_bar(m, a, b) for a, b in COMPARISONS],
+                x_label="comparison",
+                reference=("no difference", 0.0),
             )
         )
         steps = list(range(1, len(curve) + 1))
