@@ -383,8 +383,9 @@ PRESETS = {
     # 5e-4: at 768 passages and 1e-4 (commit b154ed3) round 0 reached 7.3% masked-token
     # accuracy, unigram 5.8%. Three epochs, because one (32 steps) left the 70% MLM ticket at the
     # majority class (commit b5706db: 58.0% vs 57.2%); a one-seed pilot of the transfer gave, at
-    # 1 / 2 / 3 epochs of lr 1e-4, dense 71.1 / 76.2 / 78.0%, MLM ticket 58.5 / 63.3 / 67.3%,
-    # random 70% 58.0 / 58.3 / 58.2% (seed 0, test) (1 epoch at 3e-4: dense 75.2%, MLM ticket 59.0%).
+    # 1 / 2 / 3 epochs of lr 1e-4 (seed 0, test), dense 71.1 / 76.2 / 78.0%, MLM ticket
+    # 58.5 / 63.3 / 67.3%, random 70% 58.0 / 58.3 / 58.2%; 1 epoch at 3e-4: dense 75.2%, MLM
+    # ticket 59.0%.
     "full": {"layers": 6, "max_len": 40, "max_train": 1024, "max_val": 500, "max_test": 1000,
              "batch_size": 32, "lr": 1e-4, "rate": 0.1, "rounds": 7, "control_rounds": (5, 6, 7),
              "seeds": 3, "mlm_train": 3072, "mlm_round_train": 3072, "mlm_test": 512,
