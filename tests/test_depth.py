@@ -19,7 +19,7 @@ from takeaways.depth import (
     suggest_architecture,
 )
 from takeaways.depth.sweep import shape_lm, tail_improvement
-from takeaways.recipes import get_recipe, resolve_config
+from takeaways.recipes import get_recipe, resolve_config, run_recipe
 
 # ----------------------------------------------------------------------------- threshold
 
@@ -383,7 +383,7 @@ def test_judge_is_inconclusive_when_a_curve_is_still_falling_or_a_rate_is_at_the
         "every run left the unigram solution": True,
         "every run's validation curve flattened": False,  # 0.15 of the drop in the last 20%
         "the rate grid brackets every shape's best rate": False,
-        "depth 1 vs the best deeper depth differ beyond the seed spread": True,
+        "depth 1 vs the best deeper depth resolved beyond the seed spread (order or tie)": True,
         "the order survives longer training": True,
     }
     j = _judge(_metrics(RISING, unigram=2.6, long=LONG))  # 2.6 - 2.52 < 0.25
@@ -410,7 +410,7 @@ def test_judge_fails_the_longer_training_check_when_the_gap_closes_or_is_missing
     closing = {"steps": 2400, "1": 2.447, "2": 2.455}  # -0.008: under half the gap
     j = _judge(_metrics(shallow, long=closing))
     assert [c.passed for c in j.checks] == [True, True, True, True, False]
-    assert "-0.070 after the sweep's steps, -0.008 after 2400 steps" in j.checks[4].detail
+    assert "-0.070 after the scored steps, -0.008 after 2400 steps" in j.checks[4].detail
     assert "not shown to survive longer training" in j.advice
     kept = {"steps": 2400, "1": 2.40, "2": 2.45}  # -0.05: kept
     assert _judge(_metrics(shallow, long=kept)).checks[4].passed
@@ -418,3 +418,67 @@ def test_judge_fails_the_longer_training_check_when_the_gap_closes_or_is_missing
     assert not _judge(_metrics(shallow, long=flipped)).checks[4].passed
     missing = _judge(_metrics(shallow)).checks[4]
     assert not missing.passed and "rerun the full preset" in missing.detail
+
+
+# depth 1 gains 0.12 nats from 15K to 45K, so the tie margin (what 1.25x the parameters buys it,
+# on the slope of its loss on log(budget)) is 0.12 * ln 1.25 / ln 3 = 0.0244 nats
+TIED = {
+    15_000: {1: [2.67, 2.66, 2.68], 2: [2.69, 2.70, 2.69], 4: [2.74, 2.75, 2.74]},
+    45_000: {
+        1: [2.550, 2.548, 2.552, 2.549, 2.551, 2.550, 2.547, 2.553],
+        2: [2.545, 2.552, 2.546, 2.550, 2.543, 2.551, 2.549, 2.548],
+        4: [2.590, 2.585, 2.588],
+    },
+}
+
+
+def test_tie_margin_is_what_a_quarter_more_parameters_buys_depth_one():
+    detail = _judge(_metrics(TIED)).checks[3].detail
+    assert "inside ±0.0244 nats (a tie; what 1.25x the parameters buys depth 1" in detail
+    assert "fell 0.076 nats per doubling of the budget from 15,000 to 45,000" in detail
+    # three budgets: the least-squares slope, not the last two budgets alone
+    three = {5_000: {1: [2.81, 2.80, 2.79], 2: [2.82, 2.83, 2.84]}, **TIED}
+    margin = 0.25 / 2 * math.log(1.25) / math.log(3)  # 2.80 -> 2.55 over two 3x steps
+    assert f"±{margin:.4f} nats" in _judge(_metrics(three)).checks[3].detail
+
+    one = _judge(_metrics({45_000: TIED[45_000]})).checks[3]  # one budget: no size effect
+    assert not one.passed and "±nan" in one.detail
+
+
+def test_judge_resolves_a_tight_tie_and_pairs_over_the_seeds_both_shapes_have():
+    tie_long = {"steps": 12_000, "1": 2.500, "2": 2.492}  # seed 0: +0.008, inside 0.0244
+    j = _judge(_metrics(TIED, long=tie_long))
+    assert all(c.passed for c in j.checks), j.checks
+    assert "inside ±0.0244 nats (a tie" in j.checks[3].detail and "n=8" in j.checks[3].detail
+    assert "inside the tie margin ±0.0244" in j.finding
+    assert j.advice.startswith("Do not expect extra depth to pay") and "1.25x" in j.advice
+    assert not j.targets[-3].met  # the best depth does not rise (1 -> 2 is noise here)
+    # the longer retraining opening a gap past the margin fails the check
+    opened = {"steps": 12_000, "1": 2.530, "2": 2.492}
+    assert not _judge(_metrics(TIED, long=opened)).checks[4].passed
+    # the same means with wide seeds: neither an order nor a tie
+    wide = {**TIED, 45_000: {1: [2.50, 2.60, 2.55], 2: [2.56, 2.52, 2.55], 4: [2.59, 2.58, 2.6]}}
+    j = _judge(_metrics(wide, long=tie_long))
+    assert not j.checks[3].passed and "not bounded tightly enough" in j.advice
+    # a rival with fewer seeds than depth 1 is paired over the seeds both have
+    fewer = {**TIED, 45_000: {**TIED[45_000], 4: [2.540, 2.541, 2.539]}}
+    detail = _judge(_metrics(fewer, long=tie_long)).checks[3].detail
+    assert "depth-1 minus depth-4" in detail and "n=3" in detail
+
+
+def test_full_preset_gives_the_deciding_comparison_more_seeds_than_the_rest():
+    cfg = resolve_config(get_recipe("depth"), "full")
+    assert cfg.top_seeds >= 2 * cfg.seeds and cfg.sweep_steps < cfg.steps
+    assert len(cfg.budgets) >= 3 and cfg.long_check >= 2
+
+
+def test_smoke_run_rescores_seed_zero_and_extends_the_top_comparison(tmp_path):
+    cfg = ["budgets=5000,20000", "steps=4", "sweep_steps=2", "top_seeds=3"]
+    result, _ = run_recipe("depth", preset="smoke", out_dir=tmp_path, overrides=cfg)
+    sweep = result.metrics["sweep"]
+    for b, seeds in (("5000", 1), ("20000", 3)):
+        for row in sweep[b].values():
+            assert row["lr_sweep_steps"] == 2
+            assert len(row["val_loss_per_seed"]) == len(row["curves"]) == seeds
+            assert row["curves"][0][-1][0] == 4  # scored at ``steps``, not at the sweep's 2
+            assert row["val_loss"] == pytest.approx(sum(row["val_loss_per_seed"]) / seeds)
