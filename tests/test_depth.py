@@ -451,6 +451,7 @@ def test_judge_resolves_a_tight_tie_and_pairs_over_the_seeds_both_shapes_have():
     assert all(c.passed for c in j.checks), j.checks
     assert "inside ±0.0244 nats (a tie" in j.checks[3].detail and "n=8" in j.checks[3].detail
     assert "inside the tie margin ±0.0244" in j.finding
+    assert "Retrained 12,000 steps (seed 0), depth 1 minus depth 2: +0.008." in j.finding
     assert j.advice.startswith("Do not expect extra depth to pay") and "1.25x" in j.advice
     assert not j.targets[-3].met  # the best depth does not rise (1 -> 2 is noise here)
     # the longer retraining opening a gap past the margin fails the check

@@ -405,6 +405,12 @@ def _finding_advice(m: dict, cfg, budgets, diff: Paired, rival, checks, margin) 
         f"minus depth {rival}: {diff}"
         + (f", inside the tie margin ±{margin:.4f}." if _tied(diff, margin) else ".")
     )
+    long = m.get("long_check") or {}
+    if rival is not None and all(str(L) in long for L in (1, rival)):
+        finding += (
+            f" Retrained {long['steps']:,} steps (seed 0), depth 1 minus depth {rival}: "
+            f"{long['1'] - long[str(rival)]:+.3f}."
+        )
     why = [
         "the runs stayed near the unigram loss",
         "the curves had not flattened",
@@ -420,22 +426,25 @@ def _finding_advice(m: dict, cfg, budgets, diff: Paired, rival, checks, margin) 
             f"Do not read a best depth off this sweep ({failed[0]}); use `takeaways depth` to "
             "place a shape against log3(width) and the paper's fit (measured at depths 6-48)."
         )
+    if _tied(
+        diff, margin
+    ):  # an order this small is a tie too, as the longer-training check reads it
+        return finding, (
+            f"Do not expect extra depth to pay at {top:,} parameters: depth 1 and depth {rival} "
+            f"differ by less than what {TIE_SIZE:g}x the parameters buys depth 1 (at tuned rates, "
+            "and at seed 0 trained longer), though log3(width) puts both below the threshold; "
+            "widen first at this size. log3(width) from `takeaways depth` marks where depth and "
+            "width trade evenly in larger models, where the paper measured it."
+        )
     if diff.lo > 0:
         return finding, (
             f"Use depth past 1 (about log3(width) layers) for a self-attention LM of about "
             f"{top:,} parameters, even at this size; past log3(width), widen instead."
         )
-    if diff.hi < 0:
-        return finding, (
-            f"Do not expect extra depth to pay at {top:,} parameters and {cfg.steps} steps: "
-            "depth 1 won at a tuned rate; log3(width) from `takeaways depth` marks where depth "
-            "and width trade evenly in larger models, where the paper measured it."
-        )
     return finding, (
-        f"Do not expect extra depth to pay at {top:,} parameters and {cfg.steps} steps: depth "
-        f"{rival} was worth less than {TIE_SIZE:g}x the parameters to depth 1 at a tuned rate, "
-        "though log3(width) puts both below the threshold; log3(width) from `takeaways depth` "
-        "marks where depth and width trade evenly in larger models, where the paper measured it."
+        f"Do not expect extra depth to pay at {top:,} parameters and {cfg.steps} steps: depth 1 "
+        "won at a tuned rate; log3(width) from `takeaways depth` marks where depth and width "
+        "trade evenly in larger models, where the paper measured it."
     )
 
 
