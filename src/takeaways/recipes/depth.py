@@ -398,18 +398,18 @@ def _finding_advice(m: dict, cfg, budgets, diff: Paired, rival, checks, margin) 
             f"{rows[best]['val_loss']:.3f} ± {rows[best]['val_loss_std']:.3f}), "
             f"log3(width) = {s['threshold_depth']:.1f}"
         )
-    top = int(budgets[-1])
+    top, shallow = int(budgets[-1]), min(_rows(m, budgets[-1]))
     finding = (
         f"Best depth per total-parameter budget after {cfg.steps} steps at each shape's tuned "
-        f"rate: {'; '.join(per)} (unigram {m['unigram_val_loss']:.3f}). At {top:,}, depth 1 "
-        f"minus depth {rival}: {diff}"
+        f"rate: {'; '.join(per)} (unigram {m['unigram_val_loss']:.3f}). At {top:,}, depth "
+        f"{shallow} minus depth {rival}: {diff}"
         + (f", inside the tie margin ±{margin:.4f}." if _tied(diff, margin) else ".")
     )
     long = m.get("long_check") or {}
-    if rival is not None and all(str(L) in long for L in (1, rival)):
+    if rival is not None and all(str(L) in long for L in (shallow, rival)):
         finding += (
-            f" Retrained {long['steps']:,} steps (seed 0), depth 1 minus depth {rival}: "
-            f"{long['1'] - long[str(rival)]:+.3f}."
+            f" Retrained {long['steps']:,} steps (seed 0), depth {shallow} minus depth {rival}: "
+            f"{long[str(shallow)] - long[str(rival)]:+.3f}."
         )
     why = [
         "the runs stayed near the unigram loss",
@@ -426,9 +426,8 @@ def _finding_advice(m: dict, cfg, budgets, diff: Paired, rival, checks, margin) 
             f"Do not read a best depth off this sweep ({failed[0]}); use `takeaways depth` to "
             "place a shape against log3(width) and the paper's fit (measured at depths 6-48)."
         )
-    if _tied(
-        diff, margin
-    ):  # an order this small is a tie too, as the longer-training check reads it
+    # an order this small is a tie too, as the longer-training check reads it
+    if _tied(diff, margin):
         return finding, (
             f"Do not expect extra depth to pay at {top:,} parameters: depth 1 and depth {rival} "
             f"differ by less than what {TIE_SIZE:g}x the parameters buys depth 1 (at tuned rates, "
