@@ -491,7 +491,12 @@ def _report_commands(sub: Any) -> None:
         action="store_true",
         help="only render the results already written; run nothing",
     )
-    s.add_argument("--only", nargs="+", metavar="NAME", help="only these recipes")
+    s.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run only these recipes (the report still shows every result in the folder)",
+    )
     s.add_argument("--results", default="results", help="results root (default results/)")
     s.add_argument(
         "--out", default="report/index.html", help="report file (default report/index.html)"
