@@ -358,7 +358,7 @@ def _flat_check(m: dict) -> Check:
 def _long_check(m: dict, top: str, shallow: int, rival: int | None, tie: float | None) -> Check:
     """Depth 1 minus the best deeper depth (seed 0) when trained longer keeps its sign and size;
     for a tie (``tie``: its margin), the longer runs' gap stays inside the margin."""
-    name = "the order survives longer training"
+    name = "the order, or the tie, survives longer training"
     long = m.get("long_check") or {}
     if rival is None or any(str(L) not in long for L in (shallow, rival)):
         return Check.missing(name, f"the longer retraining of depths {shallow} and {rival}")
